@@ -1,0 +1,228 @@
+//! Settings: `config/default.toml` (compiled in, so the binary runs anywhere), optionally a file
+//! named by `DRIFTBALLOON_CONFIG`, then environment variables. A bad value stops the start with one
+//! line that names the setting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Where a setting's environment override comes from: every key maps to `DRIFTBALLOON_<KEY>`,
+/// except the two names the ecosystem already uses.
+fn env_name(key: &str) -> String {
+    match key {
+        "database_url" => "DATABASE_URL".to_string(),
+        "log" => "RUST_LOG".to_string(),
+        _ => format!("DRIFTBALLOON_{}", key.to_ascii_uppercase()),
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen: String,
+    pub log: String,
+    pub body_limit_bytes: usize,
+    pub max_logs_per_request: usize,
+    pub max_text_chars: usize,
+    pub request_timeout_secs: u64,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout_ms: u64,
+    pub config_cache_ttl_secs: u64,
+}
+
+/// Passwords in database URLs must never reach a log line.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("log", &self.log)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("max_logs_per_request", &self.max_logs_per_request)
+            .field("max_text_chars", &self.max_text_chars)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
+            .field("config_cache_ttl_secs", &self.config_cache_ttl_secs)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+impl Settings {
+    /// Reads defaults, the optional file and the environment of this process.
+    pub fn load() -> Result<Settings, String> {
+        Self::load_from(|name| std::env::var(name).ok())
+    }
+
+    pub fn load_from(env: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let mut table: Table = DEFAULTS
+            .parse()
+            .map_err(|e| format!("built-in config/default.toml is invalid: {e}"))?;
+
+        if let Some(path) = env("DRIFTBALLOON_CONFIG").filter(|p| !p.is_empty()) {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("invalid setting DRIFTBALLOON_CONFIG={path}: {e}"))?;
+            let file: Table = text
+                .parse()
+                .map_err(|e| format!("invalid setting DRIFTBALLOON_CONFIG={path}: {e}"))?;
+            for (key, value) in file {
+                let Some(default) = table.get(&key) else {
+                    return Err(format!("unknown setting `{key}` in {path}"));
+                };
+                if default.type_str() != value.type_str() {
+                    return Err(format!(
+                        "invalid setting `{key}` in {path}: expected a {}",
+                        default.type_str()
+                    ));
+                }
+                table.insert(key, value);
+            }
+        }
+
+        for (key, value) in table.iter_mut() {
+            let name = env_name(key);
+            let Some(raw) = env(&name) else { continue };
+            *value = parse_like(value, &raw)
+                .ok_or_else(|| format!("invalid setting {name}={raw}: expected {}", value.type_str()))?;
+        }
+
+        let settings: Settings = Value::Table(table)
+            .try_into()
+            .map_err(|e| format!("invalid settings: {e}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let bad = |key: &str, raw: &dyn std::fmt::Display, why: &str| {
+            Err(format!("invalid setting {}={raw}: {why}", env_name(key)))
+        };
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return bad("listen", &self.listen, "expected host:port, e.g. 0.0.0.0:8080");
+        }
+        if !self.database_url.is_empty()
+            && !self.database_url.starts_with("sqlite:")
+            && !self.database_url.starts_with("postgres://")
+            && !self.database_url.starts_with("postgresql://")
+        {
+            return bad(
+                "database_url",
+                &redact_url(&self.database_url),
+                "expected empty (embedded SQLite), sqlite://FILE or postgres://...",
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return bad("log", &self.log, &e.to_string());
+        }
+        let positive: [(&str, u64); 7] = [
+            ("body_limit_bytes", self.body_limit_bytes as u64),
+            ("max_logs_per_request", self.max_logs_per_request as u64),
+            ("max_text_chars", self.max_text_chars as u64),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("db_max_connections", self.db_max_connections as u64),
+            ("db_acquire_timeout_ms", self.db_acquire_timeout_ms),
+            ("config_cache_ttl_secs", self.config_cache_ttl_secs),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return bad(key, &value, "must be greater than 0");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen.parse().expect("validated in load")
+    }
+
+    /// The URL sqlx connects to: the default is an SQLite file under ./data.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            "sqlite://data/driftballoon.db".to_string()
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// For SQLite URLs: the file the database lives in (its folder is created on start).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let url = self.effective_database_url();
+        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
+}
+
+/// Parses an environment string as the same TOML type as the default it replaces.
+fn parse_like(default: &Value, raw: &str) -> Option<Value> {
+    let raw = raw.trim();
+    match default {
+        Value::String(_) => Some(Value::String(raw.to_string())),
+        Value::Integer(_) => raw.parse::<i64>().ok().filter(|v| *v >= 0).map(Value::Integer),
+        Value::Float(_) => raw.parse::<f64>().ok().filter(|v| v.is_finite()).map(Value::Float),
+        Value::Boolean(_) => match raw.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Some(Value::Boolean(true)),
+            "0" | "false" | "no" | "off" => Some(Value::Boolean(false)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+        let env: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::load_from(|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_load() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.listen, "0.0.0.0:8080");
+        assert_eq!(s.effective_database_url(), "sqlite://data/driftballoon.db");
+        assert_eq!(s.sqlite_path(), Some(PathBuf::from("data/driftballoon.db")));
+    }
+
+    #[test]
+    fn env_overrides_and_names_bad_values() {
+        let s = load(&[("DRIFTBALLOON_MAX_LOGS_PER_REQUEST", "7")]).unwrap();
+        assert_eq!(s.max_logs_per_request, 7);
+        let err = load(&[("DRIFTBALLOON_LISTEN", "nope")]).unwrap_err();
+        assert!(err.contains("DRIFTBALLOON_LISTEN=nope"), "{err}");
+        let err = load(&[("DRIFTBALLOON_BODY_LIMIT_BYTES", "lots")]).unwrap_err();
+        assert!(err.contains("DRIFTBALLOON_BODY_LIMIT_BYTES=lots"), "{err}");
+        let err = load(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        let s = load(&[("DATABASE_URL", "postgres://u:secret@h/db")]).unwrap();
+        assert!(!format!("{s:?}").contains("secret"));
+    }
+}

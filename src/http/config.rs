@@ -1,0 +1,37 @@
+//! `GET /api/v1/config`: what the DriftBalloon SDK caches for every prompt of the key's project.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use super::auth::Auth;
+use super::error::ApiResult;
+use super::AppState;
+use crate::store::PromptConfigRow;
+
+pub async fn get_config(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<Value>> {
+    let prompts: Map<String, Value> = state
+        .store
+        .prompt_configs(owner.project_id)
+        .await?
+        .into_iter()
+        .map(|p| (p.name.clone(), sdk_prompt_config(&p)))
+        .collect();
+    Ok(Json(json!({ "prompts": prompts, "cache_ttl_seconds": state.settings.config_cache_ttl_secs })))
+}
+
+/// One prompt in the SDK's `PromptConfig` shape.
+fn sdk_prompt_config(p: &PromptConfigRow) -> Value {
+    let count = p.active_version_samples.min(p.min_baseline_samples);
+    let baseline_status = "learning";
+    json!({
+        "active_prompt": p.active_prompt,
+        "baseline_status": baseline_status,
+        "baseline_sample_count": count,
+        "min_baseline_samples": p.min_baseline_samples,
+        "drift_threshold": p.drift_threshold,
+        "length_drift_threshold": p.length_drift_threshold,
+        "auto_switch_enabled": p.auto_switch_enabled,
+        "status": p.status,
+    })
+}

@@ -1,0 +1,81 @@
+//! `driftballoon`: the self-hosted LLM drift-detection server and its admin commands.
+
+mod apikey;
+mod config;
+mod http;
+mod server;
+mod store;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+
+#[derive(Parser)]
+#[command(name = "driftballoon", version, about = "Self-hosted LLM drift-detection server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (brings the schema up to date first).
+    Serve,
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key for a project (created if needed); prints the key as the last line.
+    Create {
+        #[arg(long)]
+        project: String,
+    },
+    /// List keys: prefix, project, created, revoked.
+    List,
+    /// Revoke the key with this prefix (as `keys list` shows it) or this full key.
+    Revoke { prefix: String },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(message) => {
+            eprintln!("driftballoon: {message}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    server::init_tracing(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("driftballoon: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => server::serve(settings).await,
+            Command::Migrate => server::migrate(&settings).await,
+            Command::Keys { command } => match command {
+                KeysCommand::Create { project } => server::keys_create(&settings, &project).await,
+                KeysCommand::List => server::keys_list(&settings).await,
+                KeysCommand::Revoke { prefix } => server::keys_revoke(&settings, &prefix).await,
+            },
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("driftballoon: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! What each command does: open the store, then serve or administer keys.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::Notify;
+
+use crate::apikey;
+use crate::config::{redact_url, Settings};
+use crate::http::{self, AppState};
+use crate::store::{PoolSettings, Store};
+
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    // Logs go to stderr so stdout stays clean for command output (`keys create`).
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let url = settings.effective_database_url();
+    let pool = PoolSettings {
+        max_connections: settings.db_max_connections,
+        acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
+    };
+    Store::open(&url, &pool)
+        .await
+        .with_context(|| format!("cannot open database {}", redact_url(&url)))
+}
+
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    store.close().await;
+    println!("database schema is up to date");
+    Ok(())
+}
+
+async fn create_key(store: &Store, project: &str) -> anyhow::Result<String> {
+    let project_id = store.ensure_project(project).await?;
+    let key = apikey::generate();
+    store.insert_api_key(project_id, &key.prefix, &key.hash).await?;
+    Ok(key.plain)
+}
+
+pub async fn keys_create(settings: &Settings, project: &str) -> anyhow::Result<()> {
+    let project = project.trim();
+    anyhow::ensure!(
+        !project.is_empty() && project.chars().count() <= 200,
+        "--project must be 1 to 200 characters"
+    );
+    let store = open_store(settings).await?;
+    let key = create_key(&store, project).await?;
+    store.close().await;
+    println!("created an API key for project `{project}`; it is shown only once:");
+    println!("{key}");
+    Ok(())
+}
+
+pub async fn keys_list(settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let keys = store.list_api_keys().await?;
+    store.close().await;
+    println!("{:<16} {:<24} {:<15} REVOKED_AT_MS", "PREFIX", "PROJECT", "CREATED_AT_MS");
+    for k in keys {
+        let revoked = k.revoked_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+        println!("{:<16} {:<24} {:<15} {revoked}", k.prefix, k.project_name, k.created_at);
+    }
+    Ok(())
+}
+
+pub async fn keys_revoke(settings: &Settings, prefix: &str) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let revoked = store.revoke_api_keys(prefix.trim(), &apikey::hash(prefix.trim())).await?;
+    store.close().await;
+    anyhow::ensure!(revoked > 0, "no active key matches `{prefix}` (see `driftballoon keys list`)");
+    println!("revoked {revoked} key(s)");
+    Ok(())
+}
+
+/// On a database with no key at all, create project `default` and one key, shown once.
+async fn bootstrap_first_key(store: &Store) -> anyhow::Result<()> {
+    if store.count_api_keys().await? > 0 {
+        return Ok(());
+    }
+    let key = create_key(store, "default").await?;
+    tracing::warn!("FIRST START: created project `default` with API key {key} (shown only this once; create more with `driftballoon keys create --project NAME`)");
+    Ok(())
+}
+
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    tracing::info!(settings = ?settings, "starting driftballoon {}", env!("CARGO_PKG_VERSION"));
+    let store = open_store(&settings).await?;
+    bootstrap_first_key(&store).await?;
+
+    let addr = settings.listen_addr();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (DRIFTBALLOON_LISTEN)"))?;
+    let state = AppState {
+        store: store.clone(),
+        settings: Arc::new(settings),
+        samples_arrived: Arc::new(Notify::new()),
+    };
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("in-flight requests finished; closing the database");
+    store.close().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM; axum then stops accepting and lets in-flight requests finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

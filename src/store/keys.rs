@@ -1,0 +1,100 @@
+//! Projects and API keys. Keys are stored only as a SHA-256 hash plus a short display prefix.
+
+use sqlx::Row;
+
+use super::{now_ms, Store};
+
+/// Who a valid key belongs to.
+#[derive(Debug, Clone)]
+pub struct KeyOwner {
+    pub key_id: i64,
+    pub project_id: i64,
+    pub project_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRow {
+    pub prefix: String,
+    pub project_name: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Store {
+    /// Returns the project's id, creating the project if it does not exist yet.
+    pub async fn ensure_project(&self, name: &str) -> Result<i64, sqlx::Error> {
+        sqlx::query("INSERT INTO projects (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(now_ms())
+            .execute(&self.write)
+            .await?;
+        sqlx::query("SELECT id FROM projects WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.write)
+            .await?
+            .try_get(0)
+    }
+
+    pub async fn insert_api_key(&self, project_id: i64, prefix: &str, key_hash: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO api_keys (project_id, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(project_id)
+            .bind(prefix)
+            .bind(key_hash)
+            .bind(now_ms())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// The owner of an active (not revoked) key with this hash.
+    pub async fn find_active_key(&self, key_hash: &str) -> Result<Option<KeyOwner>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT k.id, k.project_id, p.name FROM api_keys k JOIN projects p ON p.id = k.project_id \
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| {
+            Ok(KeyOwner { key_id: r.try_get(0)?, project_id: r.try_get(1)?, project_name: r.try_get(2)? })
+        })
+        .transpose()
+    }
+
+    pub async fn count_api_keys(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query("SELECT COUNT(*) FROM api_keys").fetch_one(&self.read).await?.try_get(0)
+    }
+
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT k.prefix, p.name, k.created_at, k.revoked_at FROM api_keys k \
+             JOIN projects p ON p.id = k.project_id ORDER BY k.id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ApiKeyRow {
+                    prefix: r.try_get(0)?,
+                    project_name: r.try_get(1)?,
+                    created_at: r.try_get(2)?,
+                    revoked_at: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes the active key shown as `prefix` by `keys list` (or whose full text hashes to
+    /// `key_hash`); returns how many keys were revoked.
+    pub async fn revoke_api_keys(&self, prefix: &str, key_hash: &str) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE revoked_at IS NULL AND (prefix = $2 OR key_hash = $3)",
+        )
+        .bind(now_ms())
+        .bind(prefix)
+        .bind(key_hash)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,144 @@
+//! The storage interface. Both backends go through sqlx's `Any` driver with one set of portable
+//! SQL (numbered `$N` parameters, BIGINT epoch-millisecond times, 0/1 booleans), so every query
+//! is written once; only the migrations and the few statements that need a backend's own
+//! features (row locks, SKIP LOCKED) differ, and those branch on [`Backend`].
+
+mod keys;
+mod logs;
+mod prompts;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use keys::{ApiKeyRow, KeyOwner};
+pub use logs::NewLog;
+pub use prompts::PromptConfigRow;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Handle to the database. Cheap to clone.
+///
+/// SQLite allows one writer at a time and a deferred transaction that turns into a write can
+/// fail at once with SQLITE_BUSY instead of waiting; giving SQLite a dedicated single-connection
+/// write pool serialises writers in-process (they queue on the pool) while readers use the other
+/// pool concurrently thanks to WAL. On Postgres both handles are the same pool.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    read: AnyPool,
+    write: AnyPool,
+}
+
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Connects, creating an SQLite file (and its folder) on first use, and brings the schema
+    /// up to date.
+    pub async fn open(url: &str, pool: &PoolSettings) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let url = match backend {
+            Backend::Sqlite => sqlite_url_with_create(url)?,
+            Backend::Postgres => url.to_string(),
+        };
+        // sqlx logs every statement at info level by default; that belongs at trace.
+        let options = AnyConnectOptions::from_str(&url)?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+
+        let pool_options = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .min_connections(0)
+                .acquire_timeout(pool.acquire_timeout)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL lets readers run beside the writer; FULL keeps every committed
+                            // (and therefore acknowledged) log on disk even after a power loss.
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;").await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
+
+        let store = match backend {
+            Backend::Sqlite => Store {
+                backend,
+                write: pool_options(1).connect_with(options.clone()).await?,
+                read: pool_options(pool.max_connections).connect_with(options).await?,
+            },
+            Backend::Postgres => {
+                let shared = pool_options(pool.max_connections).connect_with(options).await?;
+                Store { backend, read: shared.clone(), write: shared }
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.write).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+/// Adds `mode=rwc` so sqlx creates the file, and creates its folder.
+fn sqlite_url_with_create(url: &str) -> anyhow::Result<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or(rest);
+    if !path.is_empty() && path != ":memory:" {
+        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create database folder {}: {e}", dir.display()))?;
+        }
+    }
+    Ok(if url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}

@@ -1,0 +1,82 @@
+//! Prompts: created on first log, carrying the config the SDK reads back.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{now_ms, Store};
+
+/// One prompt as `GET /api/v1/config` reports it.
+#[derive(Debug, Clone)]
+pub struct PromptConfigRow {
+    pub name: String,
+    pub active_prompt: String,
+    pub status: String,
+    pub min_baseline_samples: i64,
+    pub drift_threshold: f64,
+    pub length_drift_threshold: f64,
+    pub auto_switch_enabled: bool,
+    /// Samples received for the active version (not capped).
+    pub active_version_samples: i64,
+}
+
+impl PromptConfigRow {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(PromptConfigRow {
+            name: r.try_get("name")?,
+            active_prompt: r.try_get("active_prompt")?,
+            status: r.try_get("status")?,
+            min_baseline_samples: r.try_get("min_baseline_samples")?,
+            drift_threshold: r.try_get("drift_threshold")?,
+            length_drift_threshold: r.try_get("length_drift_threshold")?,
+            auto_switch_enabled: r.try_get::<i64, _>("auto_switch_enabled")? != 0,
+            active_version_samples: r.try_get("active_version_samples")?,
+        })
+    }
+}
+
+/// Id and active version of a prompt, as a log arriving now is stored under.
+pub(super) struct PromptHandle {
+    pub id: i64,
+    pub active_prompt: String,
+}
+
+/// Finds the prompt by name in the transaction, creating it with the SDK's defaults if needed.
+pub(super) async fn get_or_create_prompt(
+    tx: &mut Transaction<'static, Any>,
+    project_id: i64,
+    name: &str,
+) -> Result<PromptHandle, sqlx::Error> {
+    const SELECT: &str = "SELECT id, active_prompt FROM prompts WHERE project_id = $1 AND name = $2";
+    if let Some(row) = sqlx::query(SELECT).bind(project_id).bind(name).fetch_optional(&mut **tx).await? {
+        return Ok(PromptHandle { id: row.try_get(0)?, active_prompt: row.try_get(1)? });
+    }
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO prompts (project_id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+         ON CONFLICT (project_id, name) DO NOTHING",
+    )
+    .bind(project_id)
+    .bind(name)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let row = sqlx::query(SELECT).bind(project_id).bind(name).fetch_one(&mut **tx).await?;
+    Ok(PromptHandle { id: row.try_get(0)?, active_prompt: row.try_get(1)? })
+}
+
+impl Store {
+    /// Every prompt of a project with its config, ordered by name.
+    pub async fn prompt_configs(&self, project_id: i64) -> Result<Vec<PromptConfigRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT p.name, p.active_prompt, p.status, p.min_baseline_samples, p.drift_threshold, \
+                    p.length_drift_threshold, p.auto_switch_enabled, \
+                    (SELECT COUNT(*) FROM samples s WHERE s.prompt_id = p.id AND s.prompt_version = p.active_prompt) \
+                        AS active_version_samples \
+             FROM prompts p WHERE p.project_id = $1 ORDER BY p.name",
+        )
+        .bind(project_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(PromptConfigRow::from_row).collect()
+    }
+}
