@@ -3,7 +3,6 @@
 //! line that names the setting.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use serde::Deserialize;
 use toml::{Table, Value};
@@ -101,8 +100,12 @@ impl Settings {
         for (key, value) in table.iter_mut() {
             let name = env_name(key);
             let Some(raw) = env(&name) else { continue };
-            *value = parse_like(value, &raw)
-                .ok_or_else(|| format!("invalid setting {name}={raw}: expected {}", value.type_str()))?;
+            *value = parse_like(value, &raw).ok_or_else(|| {
+                format!(
+                    "invalid setting {name}={raw}: expected {}",
+                    value.type_str()
+                )
+            })?;
         }
 
         let settings: Settings = Value::Table(table)
@@ -117,7 +120,11 @@ impl Settings {
             Err(format!("invalid setting {}={raw}: {why}", env_name(key)))
         };
         if self.listen.parse::<SocketAddr>().is_err() {
-            return bad("listen", &self.listen, "expected host:port, e.g. 0.0.0.0:8080");
+            return bad(
+                "listen",
+                &self.listen,
+                "expected host:port, e.g. 0.0.0.0:8080",
+            );
         }
         if !self.database_url.is_empty()
             && !self.database_url.starts_with("sqlite:")
@@ -162,14 +169,6 @@ impl Settings {
             self.database_url.clone()
         }
     }
-
-    /// For SQLite URLs: the file the database lives in (its folder is created on start).
-    pub fn sqlite_path(&self) -> Option<PathBuf> {
-        let url = self.effective_database_url();
-        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-        let path = rest.split('?').next().unwrap_or(rest);
-        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
-    }
 }
 
 /// Parses an environment string as the same TOML type as the default it replaces.
@@ -177,8 +176,16 @@ fn parse_like(default: &Value, raw: &str) -> Option<Value> {
     let raw = raw.trim();
     match default {
         Value::String(_) => Some(Value::String(raw.to_string())),
-        Value::Integer(_) => raw.parse::<i64>().ok().filter(|v| *v >= 0).map(Value::Integer),
-        Value::Float(_) => raw.parse::<f64>().ok().filter(|v| v.is_finite()).map(Value::Float),
+        Value::Integer(_) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 0)
+            .map(Value::Integer),
+        Value::Float(_) => raw
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .map(Value::Float),
         Value::Boolean(_) => match raw.to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Some(Value::Boolean(true)),
             "0" | "false" | "no" | "off" => Some(Value::Boolean(false)),
@@ -194,8 +201,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, String> {
-        let env: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::load_from(|name| env.get(name).cloned())
     }
 
@@ -204,7 +213,6 @@ mod tests {
         let s = load(&[]).unwrap();
         assert_eq!(s.listen, "0.0.0.0:8080");
         assert_eq!(s.effective_database_url(), "sqlite://data/driftballoon.db");
-        assert_eq!(s.sqlite_path(), Some(PathBuf::from("data/driftballoon.db")));
     }
 
     #[test]
@@ -221,7 +229,10 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         let s = load(&[("DATABASE_URL", "postgres://u:secret@h/db")]).unwrap();
         assert!(!format!("{s:?}").contains("secret"));
     }

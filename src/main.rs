@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Settings;
 
 #[derive(Parser)]
-#[command(name = "driftballoon", version, about = "Self-hosted LLM drift-detection server")]
+#[command(
+    name = "driftballoon",
+    version,
+    about = "Self-hosted LLM drift-detection server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,7 +57,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     server::init_tracing(&settings.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("driftballoon: cannot start the async runtime: {e}");

@@ -14,7 +14,11 @@ use crate::store::{PoolSettings, Store};
 pub fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
     // Logs go to stderr so stdout stays clean for command output (`keys create`).
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -38,7 +42,9 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 async fn create_key(store: &Store, project: &str) -> anyhow::Result<String> {
     let project_id = store.ensure_project(project).await?;
     let key = apikey::generate();
-    store.insert_api_key(project_id, &key.prefix, &key.hash).await?;
+    store
+        .insert_api_key(project_id, &key.prefix, &key.hash)
+        .await?;
     Ok(key.plain)
 }
 
@@ -60,19 +66,33 @@ pub async fn keys_list(settings: &Settings) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
     let keys = store.list_api_keys().await?;
     store.close().await;
-    println!("{:<16} {:<24} {:<15} REVOKED_AT_MS", "PREFIX", "PROJECT", "CREATED_AT_MS");
+    println!(
+        "{:<16} {:<24} {:<15} REVOKED_AT_MS",
+        "PREFIX", "PROJECT", "CREATED_AT_MS"
+    );
     for k in keys {
-        let revoked = k.revoked_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
-        println!("{:<16} {:<24} {:<15} {revoked}", k.prefix, k.project_name, k.created_at);
+        let revoked = k
+            .revoked_at
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<16} {:<24} {:<15} {revoked}",
+            k.prefix, k.project_name, k.created_at
+        );
     }
     Ok(())
 }
 
 pub async fn keys_revoke(settings: &Settings, prefix: &str) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
-    let revoked = store.revoke_api_keys(prefix.trim(), &apikey::hash(prefix.trim())).await?;
+    let revoked = store
+        .revoke_api_keys(prefix.trim(), &apikey::hash(prefix.trim()))
+        .await?;
     store.close().await;
-    anyhow::ensure!(revoked > 0, "no active key matches `{prefix}` (see `driftballoon keys list`)");
+    anyhow::ensure!(
+        revoked > 0,
+        "no active key matches `{prefix}` (see `driftballoon keys list`)"
+    );
     println!("revoked {revoked} key(s)");
     Ok(())
 }

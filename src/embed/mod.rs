@@ -65,6 +65,7 @@ pub struct EmbedderSettings {
 }
 
 impl EmbedderSettings {
+    #[allow(dead_code)]
     pub fn new(model_dir: impl Into<PathBuf>, threads: usize) -> Self {
         Self { model_dir: model_dir.into(), threads }
     }
@@ -140,7 +141,17 @@ fn ort_environment(lib_path: &Path) -> Result<ort::environment::Environment, Emb
         return Ok(rt.environment.clone());
     }
     let builder = ort::init_from(lib_path).map_err(|e| {
-        let message = e.to_string();
+        let mut message = e.to_string();
+        if let ort::LoadDynamicError::Dlopen { error, .. } = &e {
+            // libloading's Display says only "dlopen failed"; the reason
+            // (dlerror: missing libstdc++, wrong architecture, ...) is its source.
+            let mut source = std::error::Error::source(error);
+            while let Some(s) = source {
+                message.push_str(": ");
+                message.push_str(&s.to_string());
+                source = s.source();
+            }
+        }
         match e {
             ort::LoadDynamicError::BadVersion { .. } => EmbedError::OrtTooOld {
                 path: lib_path.to_path_buf(),
@@ -252,11 +263,13 @@ impl Embedder {
     }
 
     /// Full sha256 (hex) of the loaded model.onnx.
+    #[allow(dead_code)]
     pub fn model_sha256(&self) -> &str {
         &self.model_sha256
     }
 
     /// Intra-op threads the session was created with.
+    #[allow(dead_code)]
     pub fn threads(&self) -> usize {
         self.threads
     }

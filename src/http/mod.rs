@@ -51,7 +51,10 @@ pub fn router(state: AppState) -> Router {
     // so it bounds the decompressed size.
     api.layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
-        .layer(axum::middleware::map_response_with_state(state.clone(), body::json_413))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            body::json_413,
+        ))
         .layer(RequestDecompressionLayer::new())
         .layer(CompressionLayer::new())
         // A request that runs too long is a server-side problem the client should retry.
@@ -59,7 +62,9 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(settings.request_timeout_secs),
         ))
-        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal().into_response()
+        }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -7,9 +7,7 @@ use super::{now_ms, Store};
 /// Who a valid key belongs to.
 #[derive(Debug, Clone)]
 pub struct KeyOwner {
-    pub key_id: i64,
     pub project_id: i64,
-    pub project_name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -23,11 +21,13 @@ pub struct ApiKeyRow {
 impl Store {
     /// Returns the project's id, creating the project if it does not exist yet.
     pub async fn ensure_project(&self, name: &str) -> Result<i64, sqlx::Error> {
-        sqlx::query("INSERT INTO projects (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(now_ms())
-            .execute(&self.write)
-            .await?;
+        sqlx::query(
+            "INSERT INTO projects (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await?;
         sqlx::query("SELECT id FROM projects WHERE name = $1")
             .bind(name)
             .fetch_one(&self.write)
@@ -35,7 +35,12 @@ impl Store {
             .try_get(0)
     }
 
-    pub async fn insert_api_key(&self, project_id: i64, prefix: &str, key_hash: &str) -> Result<(), sqlx::Error> {
+    pub async fn insert_api_key(
+        &self,
+        project_id: i64,
+        prefix: &str,
+        key_hash: &str,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("INSERT INTO api_keys (project_id, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(project_id)
             .bind(prefix)
@@ -49,20 +54,24 @@ impl Store {
     /// The owner of an active (not revoked) key with this hash.
     pub async fn find_active_key(&self, key_hash: &str) -> Result<Option<KeyOwner>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT k.id, k.project_id, p.name FROM api_keys k JOIN projects p ON p.id = k.project_id \
-             WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+            "SELECT project_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(key_hash)
         .fetch_optional(&self.read)
         .await?;
         row.map(|r| {
-            Ok(KeyOwner { key_id: r.try_get(0)?, project_id: r.try_get(1)?, project_name: r.try_get(2)? })
+            Ok(KeyOwner {
+                project_id: r.try_get(0)?,
+            })
         })
         .transpose()
     }
 
     pub async fn count_api_keys(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query("SELECT COUNT(*) FROM api_keys").fetch_one(&self.read).await?.try_get(0)
+        sqlx::query("SELECT COUNT(*) FROM api_keys")
+            .fetch_one(&self.read)
+            .await?
+            .try_get(0)
     }
 
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, sqlx::Error> {

@@ -15,7 +15,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
-pub use keys::{ApiKeyRow, KeyOwner};
+pub use keys::KeyOwner;
 pub use logs::NewLog;
 pub use prompts::PromptConfigRow;
 
@@ -58,7 +58,11 @@ impl Store {
     /// up to date.
     pub async fn open(url: &str, pool: &PoolSettings) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         let url = match backend {
             Backend::Sqlite => sqlite_url_with_create(url)?,
             Backend::Postgres => url.to_string(),
@@ -89,11 +93,19 @@ impl Store {
             Backend::Sqlite => Store {
                 backend,
                 write: pool_options(1).connect_with(options.clone()).await?,
-                read: pool_options(pool.max_connections).connect_with(options).await?,
+                read: pool_options(pool.max_connections)
+                    .connect_with(options)
+                    .await?,
             },
             Backend::Postgres => {
-                let shared = pool_options(pool.max_connections).connect_with(options).await?;
-                Store { backend, read: shared.clone(), write: shared }
+                let shared = pool_options(pool.max_connections)
+                    .connect_with(options)
+                    .await?;
+                Store {
+                    backend,
+                    read: shared.clone(),
+                    write: shared,
+                }
             }
         };
         store.migrate().await?;
@@ -109,13 +121,12 @@ impl Store {
         Ok(())
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map(|_| ())
     }
 
     pub async fn close(&self) {
@@ -126,12 +137,19 @@ impl Store {
 
 /// Adds `mode=rwc` so sqlx creates the file, and creates its folder.
 fn sqlite_url_with_create(url: &str) -> anyhow::Result<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
     let path = rest.split('?').next().unwrap_or(rest);
     if !path.is_empty() && path != ":memory:" {
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| anyhow::anyhow!("cannot create database folder {}: {e}", dir.display()))?;
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("cannot create database folder {}: {e}", dir.display())
+            })?;
         }
     }
     Ok(if url.contains("mode=") {

@@ -1,0 +1,30 @@
+# DriftBalloon server: the commands a person (and CI) runs.
+SHELL := /bin/bash
+PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+
+.PHONY: run build test lint bench-ingest sdk-venv postgres
+
+## Start the server on the embedded SQLite default (./data/driftballoon.db), port 8080.
+run:
+	cargo run --release -- serve
+
+build:
+	cargo build --release
+
+## Python venv with the real SDKs for the end-to-end tests.
+sdk-venv:
+	bash scripts/sdk-venv.sh .venv-sdk
+
+## Make sure the local Postgres is up (CI machines have one at 127.0.0.1:5432).
+postgres:
+	bash scripts/ensure-postgres.sh "$(PG_ADMIN_URL)"
+
+## The whole suite, on SQLite and on Postgres (fails if the Postgres variants cannot run).
+test: sdk-venv postgres
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	TEST_DATABASE_URL="$(PG_ADMIN_URL)" DRIFTBALLOON_REQUIRE_POSTGRES=1 cargo test --all-targets
+
+## Ingest throughput on both backends (see BENCHMARKS.md).
+bench-ingest:
+	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench ingest

@@ -1,0 +1,285 @@
+//! Test harness: starts the real `driftballoon` binary against a fresh database (an SQLite file
+//! in a temp folder, or a new database on the Postgres named by TEST_DATABASE_URL) and talks
+//! to it over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_driftballoon");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDb {
+    pub kind: Kind,
+    pub url: String,
+    pub dir: PathBuf,
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn unique_name(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        n,
+        nanos % 1_000_000_000
+    )
+}
+
+/// The Postgres server URL tests use, or None when Postgres tests are not configured.
+/// With DRIFTBALLOON_REQUIRE_POSTGRES=1 (set by `make test` and CI) a missing URL fails the test.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        Some(url) => Some(url),
+        None => {
+            assert!(
+                std::env::var("DRIFTBALLOON_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "DRIFTBALLOON_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set: Postgres tests must run"
+            );
+            eprintln!("TEST_DATABASE_URL not set: skipping the Postgres variant");
+            None
+        }
+    }
+}
+
+impl TestDb {
+    pub async fn new(kind: Kind) -> Option<TestDb> {
+        let dir = std::env::temp_dir().join(unique_name("driftballoon_test"));
+        std::fs::create_dir_all(&dir).unwrap();
+        match kind {
+            Kind::Sqlite => {
+                let url = format!("sqlite://{}", dir.join("test.db").display());
+                Some(TestDb { kind, url, dir })
+            }
+            Kind::Postgres => {
+                let admin = postgres_admin_url()?;
+                let name = unique_name("dbtest");
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
+                sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .unwrap();
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                Some(TestDb {
+                    kind,
+                    url: format!("{base}/{name}"),
+                    dir,
+                })
+            }
+        }
+    }
+}
+
+/// Runs a CLI command against the database; returns (exit code, stdout, stderr).
+pub fn run_cli(db: &TestDb, args: &[&str], extra_env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .envs(extra_env.iter().copied())
+        .current_dir(&db.dir)
+        .output()
+        .expect("run driftballoon");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Creates a key with `keys create` and returns it (the last line of stdout).
+pub fn create_key(db: &TestDb, project: &str) -> String {
+    let (code, stdout, stderr) = run_cli(db, &["keys", "create", "--project", project], &[]);
+    assert_eq!(code, 0, "keys create failed: {stderr}");
+    stdout.lines().last().unwrap().trim().to_string()
+}
+
+pub struct TestServer {
+    pub child: Child,
+    pub base: String,
+    /// The key printed on first start, if this start printed one.
+    pub first_key: Option<String>,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    /// Starts `driftballoon serve` on a free port and waits until it listens.
+    pub fn start(db: &TestDb, extra_env: &[(&str, &str)]) -> TestServer {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .env("DATABASE_URL", &db.url)
+            .env("DRIFTBALLOON_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "info,tower_http=warn")
+            .envs(extra_env.iter().copied())
+            .current_dir(&db.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn driftballoon serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut first_key = None;
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "server did not start; log:\n{}",
+                        log.lock().unwrap().join("\n")
+                    )
+                });
+            if line.contains("FIRST START") {
+                first_key = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("db_sk_"))
+                    .map(str::to_string);
+            }
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                let base = addr.trim().to_string();
+                return TestServer {
+                    child,
+                    base,
+                    first_key,
+                    log,
+                    http: reqwest::Client::new(),
+                };
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Fails the test if the server ever answered 5xx or panicked.
+    pub fn assert_no_server_errors(&self) {
+        let log = self.log_text();
+        assert!(!log.contains("panicked"), "server panicked:\n{log}");
+        assert!(
+            !log.contains("database error"),
+            "server hit a database error:\n{log}"
+        );
+        // tower-http's TraceLayer logs every 5xx answer as "response failed" at error level
+        assert!(
+            !log.contains("response failed"),
+            "server answered 5xx:\n{log}"
+        );
+    }
+
+    pub async fn post_logs(&self, key: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url("/api/v1/logs"))
+            .header("X-API-Key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        status_json(resp).await
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        status_json(resp).await
+    }
+
+    pub async fn config(&self, key: &str) -> Value {
+        let (status, body) = self.get(key, "/api/v1/config").await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub async fn status_json(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, body)
+}
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Declares one test per backend: `NAME::sqlite` and `NAME::postgres`, each on a fresh database.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = common::TestDb::new(common::Kind::Sqlite).await.unwrap();
+                ($body)(db).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = common::TestDb::new(common::Kind::Postgres).await {
+                    ($body)(db).await;
+                }
+            }
+        }
+    };
+}
