@@ -150,14 +150,15 @@ impl TestServer {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut first_key = None;
         loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "server did not start; log:\n{}",
-                        log.lock().unwrap().join("\n")
-                    )
-                });
+            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "server did not start; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            };
             if line.contains("FIRST START") {
                 first_key = line
                     .split_whitespace()
