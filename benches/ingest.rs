@@ -35,7 +35,7 @@ async fn run(kind: Kind, seconds: u64, clients: usize) {
     let Some(db) = TestDb::new(kind).await else {
         return;
     };
-    let server = TestServer::start(&db, &[("RUST_LOG", "warn")]);
+    let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info")]);
     let key = server.first_key.clone().unwrap();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();

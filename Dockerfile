@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# Untested here: our build machines have no Docker engine. Written to be read carefully.
+
+# ---- build the server ----
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY migrations ./migrations
+COPY config ./config
+COPY benches ./benches
+COPY tests ./tests
+RUN cargo build --release --locked --bin driftballoon
+
+# ---- small runtime image, non-root ----
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /var/lib/driftballoon --create-home driftballoon
+COPY --from=build /src/target/release/driftballoon /usr/local/bin/driftballoon
+USER driftballoon
+WORKDIR /var/lib/driftballoon
+ENV DRIFTBALLOON_LISTEN=0.0.0.0:8080
+EXPOSE 8080
+# The embedded SQLite default keeps its file in ./data, i.e. this volume.
+VOLUME ["/var/lib/driftballoon/data"]
+ENTRYPOINT ["/usr/local/bin/driftballoon"]
+CMD ["serve"]
