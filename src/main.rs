@@ -1,14 +1,8 @@
 //! `driftballoon`: the self-hosted LLM drift-detection server and its admin commands.
 
-mod apikey;
-mod config;
-mod http;
-mod server;
-mod store;
-
 use clap::{Parser, Subcommand};
-
-use crate::config::Settings;
+use driftballoon::config::Settings;
+use driftballoon::server;
 
 #[derive(Parser)]
 #[command(

@@ -1,0 +1,191 @@
+//! Engine unit tests on controlled vector streams: a "topic" is a random unit direction, and a
+//! sample is that direction plus isotropic noise, normalised, which gives similarity spreads like
+//! real sentence embeddings of one prompt's answers.
+
+use super::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const DIM: usize = 384;
+
+fn defaults() -> Thresholds {
+    Thresholds { min_baseline_samples: 30, drift_threshold: 0.7, length_drift_threshold: 1.5 }
+}
+
+fn unit(v: Vec<f64>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    v.into_iter().map(|x| (x / n) as f32).collect()
+}
+
+fn gaussian(rng: &mut StdRng) -> f64 {
+    // Box-Muller
+    let (u1, u2): (f64, f64) = (rng.gen_range(1e-12..1.0), rng.gen());
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+fn topic(rng: &mut StdRng) -> Vec<f64> {
+    let v = unit((0..DIM).map(|_| gaussian(rng)).collect());
+    v.into_iter().map(|x| x as f64).collect()
+}
+
+/// Noise 0.05 per dimension gives similarities to the centre around 0.6-0.7.
+fn sample(rng: &mut StdRng, centre: &[f64], noise: f64) -> Vec<f32> {
+    unit(centre.iter().map(|c| c + noise * gaussian(rng)).collect())
+}
+
+fn length(rng: &mut StdRng, typical: f64) -> usize {
+    (typical * (0.4 * gaussian(rng)).exp()).round().max(1.0) as usize
+}
+
+struct Run {
+    baseline: Baseline,
+    signals: Vec<(usize, DriftSignal)>,
+    seen: usize,
+}
+
+impl Run {
+    fn new() -> Self {
+        Run { baseline: Baseline::new(), signals: Vec::new(), seen: 0 }
+    }
+
+    fn feed(&mut self, vector: &[f32], chars: usize, t: &Thresholds) -> Outcome {
+        let out = self.baseline.observe(vector, chars, t);
+        for s in &out.signals {
+            self.signals.push((self.seen, s.clone()));
+        }
+        self.seen += 1;
+        out
+    }
+}
+
+#[test]
+fn learning_then_ready_at_min_samples() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let centre = topic(&mut rng);
+    let t = Thresholds { min_baseline_samples: 10, ..defaults() };
+    let mut run = Run::new();
+    for i in 0..9 {
+        let out = run.feed(&sample(&mut rng, &centre, 0.05), 100, &t);
+        assert_eq!(out, Outcome::default());
+        assert_eq!(run.baseline.status(), BaselineStatus::Learning);
+        assert_eq!(run.baseline.sample_count(), i + 1);
+    }
+    run.feed(&sample(&mut rng, &centre, 0.05), 100, &t);
+    assert_eq!(run.baseline.status(), BaselineStatus::Ready);
+    assert_eq!(run.baseline.sample_count(), 10);
+    let out = run.feed(&sample(&mut rng, &centre, 0.05), 100, &t);
+    assert!(out.similarity.unwrap() > 0.3);
+    assert!(out.semantic_score.is_none(), "no window score before the window is full");
+}
+
+#[test]
+fn stable_streams_stay_quiet() {
+    for seed in 0..20 {
+        let mut rng = StdRng::seed_from_u64(100 + seed);
+        let centre = topic(&mut rng);
+        let noise = [0.03, 0.05, 0.08][seed as usize % 3];
+        let mut run = Run::new();
+        for _ in 0..1000 {
+            let len = length(&mut rng, 300.0);
+            run.feed(&sample(&mut rng, &centre, noise), len, &defaults());
+        }
+        assert!(run.signals.is_empty(), "seed {seed}: {:?}", run.signals);
+        assert_eq!(run.baseline.sample_count(), MAX_REFERENCE, "reference grows to the cap on stable data");
+    }
+}
+
+#[test]
+fn topic_change_fires_once_per_episode_and_is_not_learnt() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let (a, b) = (topic(&mut rng), topic(&mut rng));
+    let mut run = Run::new();
+    for _ in 0..80 {
+        run.feed(&sample(&mut rng, &a, 0.05), 200, &defaults());
+    }
+    let reference_before = run.baseline.sample_count();
+    for _ in 0..300 {
+        run.feed(&sample(&mut rng, &b, 0.05), 200, &defaults());
+    }
+    let semantic: Vec<_> = run.signals.iter().filter(|(_, s)| s.kind == DriftKind::Semantic).collect();
+    assert_eq!(semantic.len(), 1, "{:?}", run.signals);
+    let (at, signal) = semantic[0];
+    assert!((80..80 + 20).contains(at), "detected at {at}");
+    assert!(signal.score < 0.7 && signal.threshold == 0.7 && signal.window_size == WINDOW);
+    assert!(run.signals.iter().all(|(_, s)| s.kind == DriftKind::Semantic), "lengths did not change");
+    // only the stable samples that left the window before the detection were absorbed; no
+    // sample of the new topic ever entered the reference
+    let grown = run.baseline.sample_count() - reference_before;
+    assert!(grown <= at - 80 + 1, "{reference_before} -> {} (detected at {at})", run.baseline.sample_count());
+    assert!(run.baseline.drift_open());
+}
+
+#[test]
+fn episode_closes_after_a_clear_window_and_can_fire_again() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let (a, b) = (topic(&mut rng), topic(&mut rng));
+    let mut run = Run::new();
+    let phases = [(&a, 60), (&b, 60), (&a, 80), (&b, 60)];
+    for (centre, n) in phases {
+        for _ in 0..n {
+            run.feed(&sample(&mut rng, centre, 0.05), 200, &defaults());
+        }
+    }
+    let at: Vec<usize> = run.signals.iter().map(|(i, _)| *i).collect();
+    assert_eq!(at.len(), 2, "{:?}", run.signals);
+    assert!((60..80).contains(&at[0]) && (200..220).contains(&at[1]), "{at:?}");
+}
+
+#[test]
+fn longer_and_shorter_responses_fire_length_drift() {
+    for (factor, sign) in [(4.0, 1.0), (0.25, -1.0)] {
+        let mut rng = StdRng::seed_from_u64(9);
+        let centre = topic(&mut rng);
+        let mut run = Run::new();
+        for _ in 0..100 {
+            let len = length(&mut rng, 300.0);
+            run.feed(&sample(&mut rng, &centre, 0.05), len, &defaults());
+        }
+        for _ in 0..100 {
+            let len = length(&mut rng, 300.0 * factor);
+            run.feed(&sample(&mut rng, &centre, 0.05), len, &defaults());
+        }
+        assert_eq!(run.signals.len(), 1, "factor {factor}: {:?}", run.signals);
+        let (at, s) = &run.signals[0];
+        assert_eq!(s.kind, DriftKind::Length);
+        assert!(s.score * sign > 1.5, "{s:?}");
+        assert!((100..140).contains(at), "factor {factor}: at {at}");
+    }
+}
+
+#[test]
+fn thresholds_are_respected() {
+    let mut rng = StdRng::seed_from_u64(10);
+    let (a, b) = (topic(&mut rng), topic(&mut rng));
+    // drift_threshold 0: similarity can never fall below 0 x baseline on these streams;
+    // a huge length threshold never fires either.
+    let lax = Thresholds { min_baseline_samples: 30, drift_threshold: 0.0, length_drift_threshold: 100.0 };
+    let mut run = Run::new();
+    let (mut lowest_semantic, mut highest_length) = (f64::MAX, f64::MIN);
+    for i in 0..200 {
+        let (centre, len) = if i < 80 { (&a, 100) } else { (&b, 1000) };
+        let out = run.feed(&sample(&mut rng, centre, 0.05), len, &lax);
+        lowest_semantic = lowest_semantic.min(out.semantic_score.unwrap_or(f64::MAX));
+        highest_length = highest_length.max(out.length_score.unwrap_or(f64::MIN));
+    }
+    // the change was there (default thresholds would fire), but these thresholds say no
+    assert!(lowest_semantic < 0.5 && highest_length > 1.5, "{lowest_semantic} {highest_length}");
+    assert!(run.signals.is_empty(), "{:?}", run.signals);
+}
+
+#[test]
+fn state_survives_serialisation() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let centre = topic(&mut rng);
+    let mut a = Baseline::new();
+    for _ in 0..70 {
+        a.observe(&sample(&mut rng, &centre, 0.05), 120, &defaults());
+    }
+    let mut b: Baseline = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+    let v = sample(&mut rng, &centre, 0.05);
+    assert_eq!(a.observe(&v, 130, &defaults()), b.observe(&v, 130, &defaults()));
+}

@@ -1,0 +1,10 @@
+//! DriftBalloon server library: everything the `driftballoon` binary runs, exposed so tests and
+//! benchmarks can drive the drift engine and the embedder directly.
+
+pub mod apikey;
+pub mod config;
+pub mod drift;
+pub mod embed;
+pub mod http;
+pub mod server;
+pub mod store;
