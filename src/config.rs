@@ -32,6 +32,14 @@ pub struct Settings {
     pub db_max_connections: u32,
     pub db_acquire_timeout_ms: u64,
     pub config_cache_ttl_secs: u64,
+    pub model_dir: String,
+    pub worker_enabled: bool,
+    pub embed_threads: usize,
+    pub worker_batch_size: usize,
+    pub embed_max_batch_tokens: usize,
+    pub worker_claim_timeout_secs: u64,
+    pub worker_poll_interval_ms: u64,
+    pub worker_max_attempts: u64,
 }
 
 /// Passwords in database URLs must never reach a log line.
@@ -48,6 +56,14 @@ impl std::fmt::Debug for Settings {
             .field("db_max_connections", &self.db_max_connections)
             .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
             .field("config_cache_ttl_secs", &self.config_cache_ttl_secs)
+            .field("model_dir", &self.model_dir)
+            .field("worker_enabled", &self.worker_enabled)
+            .field("embed_threads", &self.embed_threads)
+            .field("worker_batch_size", &self.worker_batch_size)
+            .field("embed_max_batch_tokens", &self.embed_max_batch_tokens)
+            .field("worker_claim_timeout_secs", &self.worker_claim_timeout_secs)
+            .field("worker_poll_interval_ms", &self.worker_poll_interval_ms)
+            .field("worker_max_attempts", &self.worker_max_attempts)
             .finish()
     }
 }
@@ -140,7 +156,13 @@ impl Settings {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return bad("log", &self.log, &e.to_string());
         }
-        let positive: [(&str, u64); 7] = [
+        let positive: [(&str, u64); 13] = [
+            ("embed_threads", self.embed_threads as u64),
+            ("worker_batch_size", self.worker_batch_size as u64),
+            ("embed_max_batch_tokens", self.embed_max_batch_tokens as u64),
+            ("worker_claim_timeout_secs", self.worker_claim_timeout_secs),
+            ("worker_poll_interval_ms", self.worker_poll_interval_ms),
+            ("worker_max_attempts", self.worker_max_attempts),
             ("body_limit_bytes", self.body_limit_bytes as u64),
             ("max_logs_per_request", self.max_logs_per_request as u64),
             ("max_text_chars", self.max_text_chars as u64),

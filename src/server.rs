@@ -4,12 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::apikey;
 use crate::config::{redact_url, Settings};
+use crate::embed::EmbedderSettings;
 use crate::http::{self, AppState};
 use crate::store::{PoolSettings, Store};
+use crate::worker::{self, EmbedderHandle, WorkerSettings};
 
 pub fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
@@ -109,6 +111,25 @@ async fn bootstrap_first_key(store: &Store) -> anyhow::Result<()> {
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(settings = ?settings, "starting driftballoon {}", env!("CARGO_PKG_VERSION"));
+    // Load the model before touching anything else: a server that cannot embed must not start.
+    let embedder = if settings.worker_enabled {
+        let embedder_settings = EmbedderSettings {
+            model_dir: settings.model_dir.clone().into(),
+            threads: settings.embed_threads,
+        };
+        let handle = EmbedderHandle::start(embedder_settings, settings.embed_max_batch_tokens)
+            .await
+            .context("cannot load the embedding model (DRIFTBALLOON_MODEL_DIR)")?;
+        tracing::info!(
+            model = handle.model_id(),
+            threads = settings.embed_threads,
+            "embedding model loaded"
+        );
+        Some(handle)
+    } else {
+        tracing::info!("embedding worker disabled (DRIFTBALLOON_WORKER_ENABLED=false): API only");
+        None
+    };
     let store = open_store(&settings).await?;
     bootstrap_first_key(&store).await?;
 
@@ -116,17 +137,40 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (DRIFTBALLOON_LISTEN)"))?;
+    let samples_arrived = Arc::new(Notify::new());
+    let (stop_worker, worker_stopped) = watch::channel(false);
+    let worker = embedder.map(|embedder| {
+        let worker_settings = WorkerSettings {
+            batch_size: settings.worker_batch_size as i64,
+            claim_timeout: Duration::from_secs(settings.worker_claim_timeout_secs),
+            poll_interval: Duration::from_millis(settings.worker_poll_interval_ms),
+            max_attempts: settings.worker_max_attempts as i64,
+        };
+        worker::spawn(
+            store.clone(),
+            embedder,
+            worker_settings,
+            samples_arrived.clone(),
+            worker_stopped,
+        )
+    });
     let state = AppState {
         store: store.clone(),
         settings: Arc::new(settings),
-        samples_arrived: Arc::new(Notify::new()),
+        samples_arrived,
     };
     tracing::info!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")?;
-    tracing::info!("in-flight requests finished; closing the database");
+    tracing::info!("in-flight requests finished; stopping the worker");
+    let _ = stop_worker.send(true);
+    if let Some(worker) = worker {
+        // A batch in flight is finished or, if this takes too long, its claim expires and
+        // another start redoes it: nothing is lost either way.
+        let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+    }
     store.close().await;
     Ok(())
 }

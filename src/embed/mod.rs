@@ -67,7 +67,10 @@ pub struct EmbedderSettings {
 impl EmbedderSettings {
     #[allow(dead_code)]
     pub fn new(model_dir: impl Into<PathBuf>, threads: usize) -> Self {
-        Self { model_dir: model_dir.into(), threads }
+        Self {
+            model_dir: model_dir.into(),
+            threads,
+        }
     }
 }
 
@@ -180,7 +183,10 @@ fn read_file(path: &Path) -> Result<Vec<u8>, EmbedError> {
         if source.kind() == std::io::ErrorKind::NotFound {
             EmbedError::MissingFile(path.to_path_buf())
         } else {
-            EmbedError::Io { path: path.to_path_buf(), source }
+            EmbedError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         }
     })
 }
@@ -206,7 +212,11 @@ impl Embedder {
     /// Paths of every file [`Embedder::load`] needs, ONNX Runtime first.
     pub fn required_files(model_dir: &Path) -> Vec<PathBuf> {
         let mut files = vec![model_dir.join(ORT_LIB_FILE)];
-        files.extend(MODEL_FILES.iter().map(|f| model_dir.join(MODEL_SUBDIR).join(f)));
+        files.extend(
+            MODEL_FILES
+                .iter()
+                .map(|f| model_dir.join(MODEL_SUBDIR).join(f)),
+        );
         files
     }
 
@@ -225,8 +235,10 @@ impl Embedder {
         // Absolute path: ort resolves a relative one against the executable's
         // directory first, which is not what a user means by `./models`.
         let lib_path = settings.model_dir.join(ORT_LIB_FILE);
-        let lib_path = std::fs::canonicalize(&lib_path)
-            .map_err(|source| EmbedError::Io { path: lib_path.clone(), source })?;
+        let lib_path = std::fs::canonicalize(&lib_path).map_err(|source| EmbedError::Io {
+            path: lib_path.clone(),
+            source,
+        })?;
         let environment = ort_environment(&lib_path)?;
 
         let dir = settings.model_dir.join(MODEL_SUBDIR);
@@ -240,7 +252,8 @@ impl Embedder {
         let model_sha256 = hex::encode(Sha256::digest(&onnx));
         let model_id = format!("{MODEL_NAME}@{}", &model_sha256[..12]);
 
-        let model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
+        let model =
+            UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
         let mut options = InitOptionsUserDefined::new()
             .with_environment(environment)
             .with_max_length(MAX_TOKENS)
@@ -250,10 +263,19 @@ impl Embedder {
             // server does not burn CPU and the HTTP side keeps its cores.
             options = options.with_session_config("session.intra_op.allow_spinning", "0");
         }
-        let model = TextEmbedding::try_new_from_user_defined(model, options)
-            .map_err(|source| EmbedError::ModelInit { dir: dir.clone(), source })?;
+        let model = TextEmbedding::try_new_from_user_defined(model, options).map_err(|source| {
+            EmbedError::ModelInit {
+                dir: dir.clone(),
+                source,
+            }
+        })?;
 
-        Ok(Embedder { model, model_id, model_sha256, threads: settings.threads })
+        Ok(Embedder {
+            model,
+            model_id,
+            model_sha256,
+            threads: settings.threads,
+        })
     }
 
     /// Stable id of the model, stored next to every vector:

@@ -27,12 +27,10 @@ pub async fn get_config(
 
 /// One prompt in the SDK's `PromptConfig` shape.
 fn sdk_prompt_config(p: &PromptConfigRow) -> Value {
-    let count = p.active_version_samples.min(p.min_baseline_samples);
-    let baseline_status = "learning";
     json!({
         "active_prompt": p.active_prompt,
-        "baseline_status": baseline_status,
-        "baseline_sample_count": count,
+        "baseline_status": p.baseline_status,
+        "baseline_sample_count": p.baseline_sample_count,
         "min_baseline_samples": p.min_baseline_samples,
         "drift_threshold": p.drift_threshold,
         "length_drift_threshold": p.length_drift_threshold,

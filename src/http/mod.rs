@@ -6,6 +6,7 @@ mod config;
 mod error;
 mod health;
 mod logs;
+mod prompts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,20 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/logs", post(logs::post_logs))
         .route("/api/v1/config", get(config::get_config))
+        .route("/api/v1/prompts", get(prompts::list))
+        .route(
+            "/api/v1/prompts/{name}",
+            get(prompts::detail).patch(prompts::patch),
+        )
+        .route(
+            "/api/v1/prompts/{name}/baseline/reset",
+            post(prompts::reset_baseline),
+        )
+        .route(
+            "/api/v1/prompts/{name}/drift-events",
+            get(prompts::drift_events),
+        )
+        .route("/api/v1/prompts/{name}/samples", get(prompts::samples))
         .route("/health", get(health::live))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

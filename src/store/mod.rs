@@ -3,9 +3,11 @@
 //! is written once; only the migrations and the few statements that need a backend's own
 //! features (row locks, SKIP LOCKED) differ, and those branch on [`Backend`].
 
+mod dashboard;
 mod keys;
 mod logs;
 mod prompts;
+mod scoring;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -15,9 +17,14 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use dashboard::{BaselineRow, DriftEventRow, PromptPatch, PromptRow, SampleCounts, SampleRow};
 pub use keys::KeyOwner;
 pub use logs::NewLog;
 pub use prompts::PromptConfigRow;
+pub use scoring::{
+    vector_from_bytes, BaselineUpdate, ClaimedSample, NewDriftEvent, PromptForScoring, ScoringTx,
+    StoredBaseline, UnscoredSample,
+};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");

@@ -15,8 +15,9 @@ pub struct PromptConfigRow {
     pub drift_threshold: f64,
     pub length_drift_threshold: f64,
     pub auto_switch_enabled: bool,
-    /// Samples received for the active version (not capped).
-    pub active_version_samples: i64,
+    /// The active version's baseline: `learning`/`ready` and how many samples are in it.
+    pub baseline_status: String,
+    pub baseline_sample_count: i64,
 }
 
 impl PromptConfigRow {
@@ -29,7 +30,8 @@ impl PromptConfigRow {
             drift_threshold: r.try_get("drift_threshold")?,
             length_drift_threshold: r.try_get("length_drift_threshold")?,
             auto_switch_enabled: r.try_get::<i64, _>("auto_switch_enabled")? != 0,
-            active_version_samples: r.try_get("active_version_samples")?,
+            baseline_status: r.try_get("baseline_status")?,
+            baseline_sample_count: r.try_get("baseline_sample_count")?,
         })
     }
 }
@@ -89,9 +91,10 @@ impl Store {
         let rows = sqlx::query(
             "SELECT p.name, p.active_prompt, p.status, p.min_baseline_samples, p.drift_threshold, \
                     p.length_drift_threshold, p.auto_switch_enabled, \
-                    (SELECT COUNT(*) FROM samples s WHERE s.prompt_id = p.id AND s.prompt_version = p.active_prompt) \
-                        AS active_version_samples \
-             FROM prompts p WHERE p.project_id = $1 ORDER BY p.name",
+                    COALESCE(b.status, 'learning') AS baseline_status, \
+                    COALESCE(b.sample_count, 0) AS baseline_sample_count \
+             FROM prompts p LEFT JOIN prompt_baselines b ON b.prompt_id = p.id AND b.version = p.active_prompt \
+             WHERE p.project_id = $1 ORDER BY p.name",
         )
         .bind(project_id)
         .fetch_all(&self.read)

@@ -1,0 +1,338 @@
+//! What the embedding worker reads and writes: claiming pending samples, storing vectors, and
+//! one transaction per prompt that scores its embedded samples in arrival order.
+
+use std::collections::HashMap;
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{now_ms, Backend, Store};
+
+/// A sample claimed for embedding.
+#[derive(Debug, Clone)]
+pub struct ClaimedSample {
+    pub id: i64,
+    pub prompt_id: i64,
+    pub response_text: String,
+    pub attempts: i64,
+}
+
+/// A sample waiting to be scored, in arrival order. `vector` is None while it still waits for
+/// its embedding (then everything after it waits too).
+pub struct UnscoredSample {
+    pub id: i64,
+    pub version: String,
+    pub vector: Option<Vec<f32>>,
+    pub model_id: Option<String>,
+    pub response_length: i64,
+}
+
+/// The prompt row as the scorer needs it, read under a row lock.
+pub struct PromptForScoring {
+    pub id: i64,
+    pub project_id: i64,
+    pub active_prompt: String,
+    pub status: String,
+    pub min_baseline_samples: i64,
+    pub drift_threshold: f64,
+    pub length_drift_threshold: f64,
+    pub auto_switch_enabled: bool,
+}
+
+/// A baseline as stored: the engine's JSON state plus the model its vectors came from.
+pub struct StoredBaseline {
+    pub state: String,
+    pub model_id: Option<String>,
+}
+
+pub struct BaselineUpdate<'a> {
+    pub version: &'a str,
+    pub status: &'a str,
+    pub sample_count: i64,
+    pub model_id: Option<&'a str>,
+    pub semantic_score: Option<f64>,
+    pub length_score: Option<f64>,
+    pub state: String,
+}
+
+pub struct NewDriftEvent<'a> {
+    pub version: &'a str,
+    pub kind: &'a str,
+    pub score: f64,
+    pub threshold: f64,
+    pub window_size: i64,
+    pub sample_id: i64,
+    pub switched_to: Option<&'a str>,
+}
+
+pub fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+impl Store {
+    /// Claims up to `limit` pending samples (oldest first) whose claim is free or expired.
+    /// On Postgres, `SKIP LOCKED` lets several replicas claim disjoint batches at once.
+    pub async fn claim_pending(
+        &self,
+        limit: i64,
+        claim_ms: i64,
+    ) -> Result<Vec<ClaimedSample>, sqlx::Error> {
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE samples SET claimed_until = $1, attempts = attempts + 1 WHERE id IN ( \
+                 SELECT id FROM samples WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < $2) \
+                 ORDER BY id LIMIT $3 {lock}) \
+             RETURNING id, prompt_id, response_text, attempts"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now + claim_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.write)
+            .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| {
+                Ok(ClaimedSample {
+                    id: r.try_get(0)?,
+                    prompt_id: r.try_get(1)?,
+                    response_text: r.try_get(2)?,
+                    attempts: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        claimed.sort_by_key(|s| s.id);
+        Ok(claimed)
+    }
+
+    /// Stores vectors of claimed samples; a sample someone else already finished is left alone.
+    pub async fn store_embeddings(
+        &self,
+        vectors: &[(i64, Vec<f32>)],
+        model_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        for (id, vector) in vectors {
+            sqlx::query(
+                "UPDATE samples SET embedding = $1, model_id = $2, state = 'embedded', claimed_until = NULL \
+                 WHERE id = $3 AND state = 'pending'",
+            )
+            .bind(vector_to_bytes(vector))
+            .bind(model_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Gives up on a sample that could not be embedded; it no longer holds up its prompt.
+    pub async fn mark_failed(&self, id: i64, error: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE samples SET state = 'failed', error = $1, processed_at = $2 WHERE id = $3 AND state = 'pending'")
+            .bind(error)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Starts the transaction that scores one prompt; holds the prompt's row lock until commit,
+    /// so two workers never interleave one prompt's samples.
+    pub async fn begin_scoring(&self, prompt_id: i64) -> Result<Option<ScoringTx>, sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT id, project_id, active_prompt, status, min_baseline_samples, drift_threshold, \
+                    length_drift_threshold, auto_switch_enabled FROM prompts WHERE id = $1 {lock}"
+        );
+        let Some(r) = sqlx::query(&sql)
+            .bind(prompt_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let prompt = PromptForScoring {
+            id: r.try_get(0)?,
+            project_id: r.try_get(1)?,
+            active_prompt: r.try_get(2)?,
+            status: r.try_get(3)?,
+            min_baseline_samples: r.try_get(4)?,
+            drift_threshold: r.try_get(5)?,
+            length_drift_threshold: r.try_get(6)?,
+            auto_switch_enabled: r.try_get::<i64, _>(7)? != 0,
+        };
+        Ok(Some(ScoringTx { tx, prompt }))
+    }
+}
+
+pub struct ScoringTx {
+    tx: Transaction<'static, Any>,
+    pub prompt: PromptForScoring,
+}
+
+impl ScoringTx {
+    /// The prompt's samples not yet scored, oldest first, up to `limit`.
+    pub async fn unscored_samples(
+        &mut self,
+        limit: i64,
+    ) -> Result<Vec<UnscoredSample>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, prompt_version, state, embedding, model_id, response_length FROM samples \
+             WHERE prompt_id = $1 AND state IN ('pending', 'embedded') ORDER BY id LIMIT $2",
+        )
+        .bind(self.prompt.id)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get(2)?;
+                let embedding: Option<Vec<u8>> = r.try_get(3)?;
+                Ok(UnscoredSample {
+                    id: r.try_get(0)?,
+                    version: r.try_get(1)?,
+                    vector: if state == "embedded" {
+                        embedding.map(|b| vector_from_bytes(&b))
+                    } else {
+                        None
+                    },
+                    model_id: r.try_get(4)?,
+                    response_length: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn baselines(&mut self) -> Result<HashMap<String, StoredBaseline>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT version, state, model_id FROM prompt_baselines WHERE prompt_id = $1",
+        )
+        .bind(self.prompt.id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    StoredBaseline {
+                        state: r.try_get(1)?,
+                        model_id: r.try_get(2)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn finish_sample(
+        &mut self,
+        id: i64,
+        similarity: Option<f64>,
+        semantic_score: Option<f64>,
+        length_score: Option<f64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE samples SET state = 'done', similarity = $1, semantic_score = $2, length_score = $3, \
+                    processed_at = $4 WHERE id = $5",
+        )
+        .bind(similarity)
+        .bind(semantic_score)
+        .bind(length_score)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_event(&mut self, e: &NewDriftEvent<'_>) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO drift_events (project_id, prompt_id, version, kind, score, threshold, window_size, \
+                                       sample_id, switched_to, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(self.prompt.project_id)
+        .bind(self.prompt.id)
+        .bind(e.version)
+        .bind(e.kind)
+        .bind(e.score)
+        .bind(e.threshold)
+        .bind(e.window_size)
+        .bind(e.sample_id)
+        .bind(e.switched_to)
+        .bind(now_ms())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn save_baseline(&mut self, b: &BaselineUpdate<'_>) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO prompt_baselines (prompt_id, version, status, sample_count, model_id, semantic_score, \
+                                           length_score, state, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (prompt_id, version) DO UPDATE SET status = excluded.status, \
+                 sample_count = excluded.sample_count, model_id = excluded.model_id, \
+                 semantic_score = COALESCE(excluded.semantic_score, prompt_baselines.semantic_score), \
+                 length_score = COALESCE(excluded.length_score, prompt_baselines.length_score), \
+                 state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(self.prompt.id)
+        .bind(b.version)
+        .bind(b.status)
+        .bind(b.sample_count)
+        .bind(b.model_id)
+        .bind(b.semantic_score)
+        .bind(b.length_score)
+        .bind(&b.state)
+        .bind(now_ms())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes the prompt's status and active version (changed by drift and auto-switch).
+    pub async fn update_prompt(
+        &mut self,
+        status: &str,
+        active_prompt: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE prompts SET status = $1, active_prompt = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(status)
+        .bind(active_prompt)
+        .bind(now_ms())
+        .bind(self.prompt.id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl Store {
+    /// Prompts that have embedded samples still waiting to be scored.
+    pub async fn prompts_with_embedded_samples(&self) -> Result<Vec<i64>, sqlx::Error> {
+        let rows = sqlx::query("SELECT DISTINCT prompt_id FROM samples WHERE state = 'embedded'")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(|r| r.try_get(0)).collect()
+    }
+}
