@@ -15,10 +15,7 @@ use serde_json::json;
 const BATCH: usize = 10;
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// A realistic support-bot answer of about 60 words, varied per log.
@@ -55,7 +52,8 @@ async fn run(kind: Kind, seconds: u64, clients: usize) {
                     })
                     .collect();
                 let started = Instant::now();
-                let resp = http.post(&url).header("X-API-Key", &key).json(&json!({ "logs": logs })).send().await.unwrap();
+                let resp =
+                    http.post(&url).header("X-API-Key", &key).json(&json!({ "logs": logs })).send().await.unwrap();
                 assert_eq!(resp.status().as_u16(), 202);
                 latencies.push(started.elapsed());
                 n += 1;
@@ -70,10 +68,8 @@ async fn run(kind: Kind, seconds: u64, clients: usize) {
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
-    let pct = |p: f64| {
-        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64()
-            * 1000.0
-    };
+    let pct =
+        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
     let requests = latencies.len() as f64;
     println!(
         "{:<9} clients={clients:<3} requests/s={:>7.0} logs/s={:>7.0} p50={:>6.2}ms p99={:>6.2}ms ({} requests in {:.1}s)",

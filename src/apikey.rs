@@ -22,15 +22,9 @@ pub struct GeneratedKey {
 
 pub fn generate() -> GeneratedKey {
     let mut rng = OsRng;
-    let random: String = (0..RANDOM_CHARS)
-        .map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char)
-        .collect();
+    let random: String = (0..RANDOM_CHARS).map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char).collect();
     let plain = format!("{KEY_PREFIX}{random}");
-    GeneratedKey {
-        prefix: display_prefix(&plain),
-        hash: hash(&plain),
-        plain,
-    }
+    GeneratedKey { prefix: display_prefix(&plain), hash: hash(&plain), plain }
 }
 
 pub fn hash(plain: &str) -> String {
@@ -38,10 +32,7 @@ pub fn hash(plain: &str) -> String {
 }
 
 pub fn display_prefix(plain: &str) -> String {
-    plain
-        .chars()
-        .take(KEY_PREFIX.len() + DISPLAY_CHARS)
-        .collect()
+    plain.chars().take(KEY_PREFIX.len() + DISPLAY_CHARS).collect()
 }
 
 #[cfg(test)]
@@ -54,9 +45,7 @@ mod tests {
         let b = generate();
         assert!(a.plain.starts_with(KEY_PREFIX));
         assert_eq!(a.plain.len(), KEY_PREFIX.len() + RANDOM_CHARS);
-        assert!(a.plain[KEY_PREFIX.len()..]
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric()));
+        assert!(a.plain[KEY_PREFIX.len()..].chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a.plain, b.plain);
         assert_eq!(a.hash, hash(&a.plain));
         assert!(a.plain.starts_with(&a.prefix));

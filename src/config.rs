@@ -89,25 +89,18 @@ impl Settings {
     }
 
     pub fn load_from(env: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let mut table: Table = DEFAULTS
-            .parse()
-            .map_err(|e| format!("built-in config/default.toml is invalid: {e}"))?;
+        let mut table: Table = DEFAULTS.parse().map_err(|e| format!("built-in config/default.toml is invalid: {e}"))?;
 
         if let Some(path) = env("DRIFTBALLOON_CONFIG").filter(|p| !p.is_empty()) {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("invalid setting DRIFTBALLOON_CONFIG={path}: {e}"))?;
-            let file: Table = text
-                .parse()
-                .map_err(|e| format!("invalid setting DRIFTBALLOON_CONFIG={path}: {e}"))?;
+            let file: Table = text.parse().map_err(|e| format!("invalid setting DRIFTBALLOON_CONFIG={path}: {e}"))?;
             for (key, value) in file {
                 let Some(default) = table.get(&key) else {
                     return Err(format!("unknown setting `{key}` in {path}"));
                 };
                 if default.type_str() != value.type_str() {
-                    return Err(format!(
-                        "invalid setting `{key}` in {path}: expected a {}",
-                        default.type_str()
-                    ));
+                    return Err(format!("invalid setting `{key}` in {path}: expected a {}", default.type_str()));
                 }
                 table.insert(key, value);
             }
@@ -116,17 +109,11 @@ impl Settings {
         for (key, value) in table.iter_mut() {
             let name = env_name(key);
             let Some(raw) = env(&name) else { continue };
-            *value = parse_like(value, &raw).ok_or_else(|| {
-                format!(
-                    "invalid setting {name}={raw}: expected {}",
-                    value.type_str()
-                )
-            })?;
+            *value = parse_like(value, &raw)
+                .ok_or_else(|| format!("invalid setting {name}={raw}: expected {}", value.type_str()))?;
         }
 
-        let settings: Settings = Value::Table(table)
-            .try_into()
-            .map_err(|e| format!("invalid settings: {e}"))?;
+        let settings: Settings = Value::Table(table).try_into().map_err(|e| format!("invalid settings: {e}"))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -136,11 +123,7 @@ impl Settings {
             Err(format!("invalid setting {}={raw}: {why}", env_name(key)))
         };
         if self.listen.parse::<SocketAddr>().is_err() {
-            return bad(
-                "listen",
-                &self.listen,
-                "expected host:port, e.g. 0.0.0.0:8080",
-            );
+            return bad("listen", &self.listen, "expected host:port, e.g. 0.0.0.0:8080");
         }
         if !self.database_url.is_empty()
             && !self.database_url.starts_with("sqlite:")
@@ -198,16 +181,8 @@ fn parse_like(default: &Value, raw: &str) -> Option<Value> {
     let raw = raw.trim();
     match default {
         Value::String(_) => Some(Value::String(raw.to_string())),
-        Value::Integer(_) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|v| *v >= 0)
-            .map(Value::Integer),
-        Value::Float(_) => raw
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite())
-            .map(Value::Float),
+        Value::Integer(_) => raw.parse::<i64>().ok().filter(|v| *v >= 0).map(Value::Integer),
+        Value::Float(_) => raw.parse::<f64>().ok().filter(|v| v.is_finite()).map(Value::Float),
         Value::Boolean(_) => match raw.to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Some(Value::Boolean(true)),
             "0" | "false" | "no" | "off" => Some(Value::Boolean(false)),
@@ -223,10 +198,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, String> {
-        let env: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::load_from(|name| env.get(name).cloned())
     }
 
@@ -251,10 +223,7 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(
-            redact_url("postgres://u:pw@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
+        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
         let s = load(&[("DATABASE_URL", "postgres://u:secret@h/db")]).unwrap();
         assert!(!format!("{s:?}").contains("secret"));
     }

@@ -5,11 +5,7 @@ use driftballoon::config::Settings;
 use driftballoon::server;
 
 #[derive(Parser)]
-#[command(
-    name = "driftballoon",
-    version,
-    about = "Self-hosted LLM drift-detection server"
-)]
+#[command(name = "driftballoon", version, about = "Self-hosted LLM drift-detection server")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,10 +47,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     server::init_tracing(&settings.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("driftballoon: cannot start the async runtime: {e}");

@@ -29,9 +29,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         max_connections: settings.db_max_connections,
         acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
     };
-    Store::open(&url, &pool)
-        .await
-        .with_context(|| format!("cannot open database {}", redact_url(&url)))
+    Store::open(&url, &pool).await.with_context(|| format!("cannot open database {}", redact_url(&url)))
 }
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
@@ -44,18 +42,13 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 async fn create_key(store: &Store, project: &str) -> anyhow::Result<String> {
     let project_id = store.ensure_project(project).await?;
     let key = apikey::generate();
-    store
-        .insert_api_key(project_id, &key.prefix, &key.hash)
-        .await?;
+    store.insert_api_key(project_id, &key.prefix, &key.hash).await?;
     Ok(key.plain)
 }
 
 pub async fn keys_create(settings: &Settings, project: &str) -> anyhow::Result<()> {
     let project = project.trim();
-    anyhow::ensure!(
-        !project.is_empty() && project.chars().count() <= 200,
-        "--project must be 1 to 200 characters"
-    );
+    anyhow::ensure!(!project.is_empty() && project.chars().count() <= 200, "--project must be 1 to 200 characters");
     let store = open_store(settings).await?;
     let key = create_key(&store, project).await?;
     store.close().await;
@@ -68,33 +61,19 @@ pub async fn keys_list(settings: &Settings) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
     let keys = store.list_api_keys().await?;
     store.close().await;
-    println!(
-        "{:<16} {:<24} {:<15} REVOKED_AT_MS",
-        "PREFIX", "PROJECT", "CREATED_AT_MS"
-    );
+    println!("{:<16} {:<24} {:<15} REVOKED_AT_MS", "PREFIX", "PROJECT", "CREATED_AT_MS");
     for k in keys {
-        let revoked = k
-            .revoked_at
-            .map(|t| t.to_string())
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "{:<16} {:<24} {:<15} {revoked}",
-            k.prefix, k.project_name, k.created_at
-        );
+        let revoked = k.revoked_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+        println!("{:<16} {:<24} {:<15} {revoked}", k.prefix, k.project_name, k.created_at);
     }
     Ok(())
 }
 
 pub async fn keys_revoke(settings: &Settings, prefix: &str) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
-    let revoked = store
-        .revoke_api_keys(prefix.trim(), &apikey::hash(prefix.trim()))
-        .await?;
+    let revoked = store.revoke_api_keys(prefix.trim(), &apikey::hash(prefix.trim())).await?;
     store.close().await;
-    anyhow::ensure!(
-        revoked > 0,
-        "no active key matches `{prefix}` (see `driftballoon keys list`)"
-    );
+    anyhow::ensure!(revoked > 0, "no active key matches `{prefix}` (see `driftballoon keys list`)");
     println!("revoked {revoked} key(s)");
     Ok(())
 }
@@ -113,18 +92,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(settings = ?settings, "starting driftballoon {}", env!("CARGO_PKG_VERSION"));
     // Load the model before touching anything else: a server that cannot embed must not start.
     let embedder = if settings.worker_enabled {
-        let embedder_settings = EmbedderSettings {
-            model_dir: settings.model_dir.clone().into(),
-            threads: settings.embed_threads,
-        };
+        let embedder_settings =
+            EmbedderSettings { model_dir: settings.model_dir.clone().into(), threads: settings.embed_threads };
         let handle = EmbedderHandle::start(embedder_settings, settings.embed_max_batch_tokens)
             .await
             .context("cannot load the embedding model (DRIFTBALLOON_MODEL_DIR)")?;
-        tracing::info!(
-            model = handle.model_id(),
-            threads = settings.embed_threads,
-            "embedding model loaded"
-        );
+        tracing::info!(model = handle.model_id(), threads = settings.embed_threads, "embedding model loaded");
         Some(handle)
     } else {
         tracing::info!("embedding worker disabled (DRIFTBALLOON_WORKER_ENABLED=false): API only");
@@ -146,19 +119,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             poll_interval: Duration::from_millis(settings.worker_poll_interval_ms),
             max_attempts: settings.worker_max_attempts as i64,
         };
-        worker::spawn(
-            store.clone(),
-            embedder,
-            worker_settings,
-            samples_arrived.clone(),
-            worker_stopped,
-        )
+        worker::spawn(store.clone(), embedder, worker_settings, samples_arrived.clone(), worker_stopped)
     });
-    let state = AppState {
-        store: store.clone(),
-        settings: Arc::new(settings),
-        samples_arrived,
-    };
+    let state = AppState { store: store.clone(), settings: Arc::new(settings), samples_arrived };
     tracing::info!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())

@@ -218,22 +218,10 @@ impl Baseline {
         }
 
         let centroid_norm = norm(&self.sum);
-        let similarity = if centroid_norm > 0.0 {
-            dot(vector, &self.sum) / centroid_norm
-        } else {
-            0.0
-        };
-        let mut outcome = Outcome {
-            similarity: Some(similarity),
-            ..Outcome::default()
-        };
+        let similarity = if centroid_norm > 0.0 { dot(vector, &self.sum) / centroid_norm } else { 0.0 };
+        let mut outcome = Outcome { similarity: Some(similarity), ..Outcome::default() };
 
-        self.window.push_back(WindowEntry {
-            vector: vector.to_vec(),
-            similarity,
-            log_length: log_len,
-            tainted: false,
-        });
+        self.window.push_back(WindowEntry { vector: vector.to_vec(), similarity, log_length: log_len, tainted: false });
         if self.window.len() > WINDOW {
             let oldest = self.window.pop_front().expect("window is not empty");
             if !oldest.tainted && !self.frozen && !self.drift_open() {
@@ -277,22 +265,16 @@ impl Baseline {
 
     /// (ratio of the window's mean similarity to the reference's, t-like statistic).
     fn semantic_scores(&self) -> (f64, f64) {
-        let window_mean =
-            self.window.iter().map(|e| e.similarity).sum::<f64>() / self.window.len() as f64;
+        let window_mean = self.window.iter().map(|e| e.similarity).sum::<f64>() / self.window.len() as f64;
         let reference_mean = self.similarity.mean();
         let sd = self.similarity.sd().max(MIN_SIMILARITY_SD);
-        let ratio = if reference_mean > 1e-9 {
-            window_mean / reference_mean
-        } else {
-            1.0
-        };
+        let ratio = if reference_mean > 1e-9 { window_mean / reference_mean } else { 1.0 };
         let t = (window_mean - reference_mean) / (sd / (self.window.len() as f64).sqrt());
         (ratio, t)
     }
 
     fn length_score(&self) -> f64 {
-        let window_mean =
-            self.window.iter().map(|e| e.log_length).sum::<f64>() / self.window.len() as f64;
+        let window_mean = self.window.iter().map(|e| e.log_length).sum::<f64>() / self.window.len() as f64;
         (window_mean - self.log_length.mean()) / self.log_length.sd().max(MIN_LOG_LENGTH_SD)
     }
 
@@ -311,8 +293,7 @@ impl Baseline {
                 *o = s - *x as f64;
             }
             let n = norm(&others);
-            self.similarity
-                .push(if n > 0.0 { dot(v, &others) / n } else { 0.0 });
+            self.similarity.push(if n > 0.0 { dot(v, &others) / n } else { 0.0 });
             self.log_length.push(*log_len);
         }
         self.reference_size = self.learning.len();
@@ -323,11 +304,7 @@ impl Baseline {
 
     fn absorb(&mut self, vector: &[f32], log_len: f64) {
         let n = norm(&self.sum);
-        self.similarity.push(if n > 0.0 {
-            dot(vector, &self.sum) / n
-        } else {
-            0.0
-        });
+        self.similarity.push(if n > 0.0 { dot(vector, &self.sum) / n } else { 0.0 });
         self.log_length.push(log_len);
         for (s, x) in self.sum.iter_mut().zip(vector) {
             *s += *x as f64;

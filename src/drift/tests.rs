@@ -9,11 +9,7 @@ use rand::{Rng, SeedableRng};
 const DIM: usize = 384;
 
 fn defaults() -> Thresholds {
-    Thresholds {
-        min_baseline_samples: 30,
-        drift_threshold: 0.7,
-        length_drift_threshold: 1.5,
-    }
+    Thresholds { min_baseline_samples: 30, drift_threshold: 0.7, length_drift_threshold: 1.5 }
 }
 
 fn unit(v: Vec<f64>) -> Vec<f32> {
@@ -49,11 +45,7 @@ struct Run {
 
 impl Run {
     fn new() -> Self {
-        Run {
-            baseline: Baseline::new(),
-            signals: Vec::new(),
-            seen: 0,
-        }
+        Run { baseline: Baseline::new(), signals: Vec::new(), seen: 0 }
     }
 
     fn feed(&mut self, vector: &[f32], chars: usize, t: &Thresholds) -> Outcome {
@@ -70,10 +62,7 @@ impl Run {
 fn learning_then_ready_at_min_samples() {
     let mut rng = StdRng::seed_from_u64(1);
     let centre = topic(&mut rng);
-    let t = Thresholds {
-        min_baseline_samples: 10,
-        ..defaults()
-    };
+    let t = Thresholds { min_baseline_samples: 10, ..defaults() };
     let mut run = Run::new();
     for i in 0..9 {
         let out = run.feed(&sample(&mut rng, &centre, 0.05), 100, &t);
@@ -86,10 +75,7 @@ fn learning_then_ready_at_min_samples() {
     assert_eq!(run.baseline.sample_count(), 10);
     let out = run.feed(&sample(&mut rng, &centre, 0.05), 100, &t);
     assert!(out.similarity.unwrap() > 0.3);
-    assert!(
-        out.semantic_score.is_none(),
-        "no window score before the window is full"
-    );
+    assert!(out.semantic_score.is_none(), "no window score before the window is full");
 }
 
 #[test]
@@ -104,11 +90,7 @@ fn stable_streams_stay_quiet() {
             run.feed(&sample(&mut rng, &centre, noise), len, &defaults());
         }
         assert!(run.signals.is_empty(), "seed {seed}: {:?}", run.signals);
-        assert_eq!(
-            run.baseline.sample_count(),
-            MAX_REFERENCE,
-            "reference grows to the cap on stable data"
-        );
+        assert_eq!(run.baseline.sample_count(), MAX_REFERENCE, "reference grows to the cap on stable data");
     }
 }
 
@@ -124,29 +106,16 @@ fn topic_change_fires_once_per_episode_and_is_not_learnt() {
     for _ in 0..300 {
         run.feed(&sample(&mut rng, &b, 0.05), 200, &defaults());
     }
-    let semantic: Vec<_> = run
-        .signals
-        .iter()
-        .filter(|(_, s)| s.kind == DriftKind::Semantic)
-        .collect();
+    let semantic: Vec<_> = run.signals.iter().filter(|(_, s)| s.kind == DriftKind::Semantic).collect();
     assert_eq!(semantic.len(), 1, "{:?}", run.signals);
     let (at, signal) = semantic[0];
     assert!((80..80 + 20).contains(at), "detected at {at}");
     assert!(signal.score < 0.7 && signal.threshold == 0.7 && signal.window_size == WINDOW);
-    assert!(
-        run.signals
-            .iter()
-            .all(|(_, s)| s.kind == DriftKind::Semantic),
-        "lengths did not change"
-    );
+    assert!(run.signals.iter().all(|(_, s)| s.kind == DriftKind::Semantic), "lengths did not change");
     // only the stable samples that left the window before the detection were absorbed; no
     // sample of the new topic ever entered the reference
     let grown = run.baseline.sample_count() - reference_before;
-    assert!(
-        grown <= at - 80 + 1,
-        "{reference_before} -> {} (detected at {at})",
-        run.baseline.sample_count()
-    );
+    assert!(grown <= at - 80 + 1, "{reference_before} -> {} (detected at {at})", run.baseline.sample_count());
     assert!(run.baseline.drift_open());
 }
 
@@ -163,10 +132,7 @@ fn episode_closes_after_a_clear_window_and_can_fire_again() {
     }
     let at: Vec<usize> = run.signals.iter().map(|(i, _)| *i).collect();
     assert_eq!(at.len(), 2, "{:?}", run.signals);
-    assert!(
-        (60..80).contains(&at[0]) && (200..220).contains(&at[1]),
-        "{at:?}"
-    );
+    assert!((60..80).contains(&at[0]) && (200..220).contains(&at[1]), "{at:?}");
 }
 
 #[test]
@@ -197,11 +163,7 @@ fn thresholds_are_respected() {
     let (a, b) = (topic(&mut rng), topic(&mut rng));
     // drift_threshold 0: similarity can never fall below 0 x baseline on these streams;
     // a huge length threshold never fires either.
-    let lax = Thresholds {
-        min_baseline_samples: 30,
-        drift_threshold: 0.0,
-        length_drift_threshold: 100.0,
-    };
+    let lax = Thresholds { min_baseline_samples: 30, drift_threshold: 0.0, length_drift_threshold: 100.0 };
     let mut run = Run::new();
     let (mut lowest_semantic, mut highest_length) = (f64::MAX, f64::MIN);
     for i in 0..200 {
@@ -211,10 +173,7 @@ fn thresholds_are_respected() {
         highest_length = highest_length.max(out.length_score.unwrap_or(f64::MIN));
     }
     // the change was there (default thresholds would fire), but these thresholds say no
-    assert!(
-        lowest_semantic < 0.5 && highest_length > 1.5,
-        "{lowest_semantic} {highest_length}"
-    );
+    assert!(lowest_semantic < 0.5 && highest_length > 1.5, "{lowest_semantic} {highest_length}");
     assert!(run.signals.is_empty(), "{:?}", run.signals);
 }
 
@@ -228,8 +187,5 @@ fn state_survives_serialisation() {
     }
     let mut b: Baseline = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
     let v = sample(&mut rng, &centre, 0.05);
-    assert_eq!(
-        a.observe(&v, 130, &defaults()),
-        b.observe(&v, 130, &defaults())
-    );
+    assert_eq!(a.observe(&v, 130, &defaults()), b.observe(&v, 130, &defaults()));
 }

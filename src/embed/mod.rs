@@ -23,9 +23,7 @@ use std::{
     sync::{Mutex, OnceLock, PoisonError},
 };
 
-use fastembed::{
-    InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
-};
+use fastembed::{InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
 use sha2::{Digest, Sha256};
 
 /// Dimension of every vector this embedder returns.
@@ -42,13 +40,8 @@ pub const MODEL_SUBDIR: &str = "all-MiniLM-L6-v2";
 /// Prefix of [`Embedder::model_id`].
 pub const MODEL_NAME: &str = "all-MiniLM-L6-v2-int8";
 /// Files inside [`MODEL_SUBDIR`] that must exist.
-pub const MODEL_FILES: [&str; 5] = [
-    "model.onnx",
-    "tokenizer.json",
-    "config.json",
-    "special_tokens_map.json",
-    "tokenizer_config.json",
-];
+pub const MODEL_FILES: [&str; 5] =
+    ["model.onnx", "tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json"];
 /// Oldest ONNX Runtime the linked `ort`/fastembed build accepts (fastembed 7.5
 /// enables ort's `api-24`).
 pub const MIN_ORT_VERSION: &str = "1.24";
@@ -67,10 +60,7 @@ pub struct EmbedderSettings {
 impl EmbedderSettings {
     #[allow(dead_code)]
     pub fn new(model_dir: impl Into<PathBuf>, threads: usize) -> Self {
-        Self {
-            model_dir: model_dir.into(),
-            threads,
-        }
+        Self { model_dir: model_dir.into(), threads }
     }
 }
 
@@ -156,14 +146,8 @@ fn ort_environment(lib_path: &Path) -> Result<ort::environment::Environment, Emb
             }
         }
         match e {
-            ort::LoadDynamicError::BadVersion { .. } => EmbedError::OrtTooOld {
-                path: lib_path.to_path_buf(),
-                message,
-            },
-            _ => EmbedError::OrtLoad {
-                path: lib_path.to_path_buf(),
-                message,
-            },
+            ort::LoadDynamicError::BadVersion { .. } => EmbedError::OrtTooOld { path: lib_path.to_path_buf(), message },
+            _ => EmbedError::OrtLoad { path: lib_path.to_path_buf(), message },
         }
     })?;
     let environment = builder
@@ -171,10 +155,7 @@ fn ort_environment(lib_path: &Path) -> Result<ort::environment::Environment, Emb
         .with_telemetry(false)
         .build()
         .map_err(|e| EmbedError::OrtEnvironment(e.to_string()))?;
-    *guard = Some(OrtRuntime {
-        lib_path: lib_path.to_path_buf(),
-        environment: environment.clone(),
-    });
+    *guard = Some(OrtRuntime { lib_path: lib_path.to_path_buf(), environment: environment.clone() });
     Ok(environment)
 }
 
@@ -183,10 +164,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, EmbedError> {
         if source.kind() == std::io::ErrorKind::NotFound {
             EmbedError::MissingFile(path.to_path_buf())
         } else {
-            EmbedError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
+            EmbedError::Io { path: path.to_path_buf(), source }
         }
     })
 }
@@ -212,11 +190,7 @@ impl Embedder {
     /// Paths of every file [`Embedder::load`] needs, ONNX Runtime first.
     pub fn required_files(model_dir: &Path) -> Vec<PathBuf> {
         let mut files = vec![model_dir.join(ORT_LIB_FILE)];
-        files.extend(
-            MODEL_FILES
-                .iter()
-                .map(|f| model_dir.join(MODEL_SUBDIR).join(f)),
-        );
+        files.extend(MODEL_FILES.iter().map(|f| model_dir.join(MODEL_SUBDIR).join(f)));
         files
     }
 
@@ -235,10 +209,8 @@ impl Embedder {
         // Absolute path: ort resolves a relative one against the executable's
         // directory first, which is not what a user means by `./models`.
         let lib_path = settings.model_dir.join(ORT_LIB_FILE);
-        let lib_path = std::fs::canonicalize(&lib_path).map_err(|source| EmbedError::Io {
-            path: lib_path.clone(),
-            source,
-        })?;
+        let lib_path =
+            std::fs::canonicalize(&lib_path).map_err(|source| EmbedError::Io { path: lib_path.clone(), source })?;
         let environment = ort_environment(&lib_path)?;
 
         let dir = settings.model_dir.join(MODEL_SUBDIR);
@@ -252,8 +224,7 @@ impl Embedder {
         let model_sha256 = hex::encode(Sha256::digest(&onnx));
         let model_id = format!("{MODEL_NAME}@{}", &model_sha256[..12]);
 
-        let model =
-            UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
+        let model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
         let mut options = InitOptionsUserDefined::new()
             .with_environment(environment)
             .with_max_length(MAX_TOKENS)
@@ -263,19 +234,10 @@ impl Embedder {
             // server does not burn CPU and the HTTP side keeps its cores.
             options = options.with_session_config("session.intra_op.allow_spinning", "0");
         }
-        let model = TextEmbedding::try_new_from_user_defined(model, options).map_err(|source| {
-            EmbedError::ModelInit {
-                dir: dir.clone(),
-                source,
-            }
-        })?;
+        let model = TextEmbedding::try_new_from_user_defined(model, options)
+            .map_err(|source| EmbedError::ModelInit { dir: dir.clone(), source })?;
 
-        Ok(Embedder {
-            model,
-            model_id,
-            model_sha256,
-            threads: settings.threads,
-        })
+        Ok(Embedder { model, model_id, model_sha256, threads: settings.threads })
     }
 
     /// Stable id of the model, stored next to every vector:
@@ -305,16 +267,9 @@ impl Embedder {
         }
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(MAX_RUN_BATCH) {
-            let vectors = self
-                .model
-                .embed(chunk, Some(chunk.len()))
-                .map_err(EmbedError::Inference)?;
+            let vectors = self.model.embed(chunk, Some(chunk.len())).map_err(EmbedError::Inference)?;
             if vectors.len() != chunk.len() {
-                return Err(EmbedError::BadOutput(format!(
-                    "{} vectors for {} texts",
-                    vectors.len(),
-                    chunk.len()
-                )));
+                return Err(EmbedError::BadOutput(format!("{} vectors for {} texts", vectors.len(), chunk.len())));
             }
             for v in &vectors {
                 if v.len() != EMBEDDING_DIM {

@@ -18,11 +18,8 @@ impl FromRequest<AppState> for JsonBody {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state).await?;
         let value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_json",
-                format!("request body is not valid JSON: {e}"),
-            )
-            .with_details(json!({ "line": e.line(), "column": e.column() }))
+            ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
+                .with_details(json!({ "line": e.line(), "column": e.column() }))
         })?;
         Ok(JsonBody(value))
     }

@@ -9,10 +9,7 @@ use super::error::ApiResult;
 use super::AppState;
 use crate::store::PromptConfigRow;
 
-pub async fn get_config(
-    State(state): State<AppState>,
-    Auth(owner): Auth,
-) -> ApiResult<Json<Value>> {
+pub async fn get_config(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<Value>> {
     let prompts: Map<String, Value> = state
         .store
         .prompt_configs(owner.project_id)
@@ -20,9 +17,7 @@ pub async fn get_config(
         .into_iter()
         .map(|p| (p.name.clone(), sdk_prompt_config(&p)))
         .collect();
-    Ok(Json(
-        json!({ "prompts": prompts, "cache_ttl_seconds": state.settings.config_cache_ttl_secs }),
-    ))
+    Ok(Json(json!({ "prompts": prompts, "cache_ttl_seconds": state.settings.config_cache_ttl_secs })))
 }
 
 /// One prompt in the SDK's `PromptConfig` shape.

@@ -22,17 +22,10 @@ pub async fn post_logs(
     Auth(owner): Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let logs = validate_batch(
-        &body,
-        state.settings.max_logs_per_request,
-        state.settings.max_text_chars,
-    )?;
+    let logs = validate_batch(&body, state.settings.max_logs_per_request, state.settings.max_text_chars)?;
     let ids = state.store.insert_logs(owner.project_id, &logs).await?;
     state.samples_arrived.notify_one();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "status": "accepted", "count": ids.len(), "log_ids": ids })),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "accepted", "count": ids.len(), "log_ids": ids }))))
 }
 
 /// One thing wrong with one field of one log.
@@ -67,22 +60,10 @@ fn validation_error(problems: Vec<Problem>) -> ApiError {
 }
 
 /// Checks the whole batch and returns it ready to store, or every problem found.
-pub fn validate_batch(
-    body: &Value,
-    max_logs: usize,
-    max_text_chars: usize,
-) -> ApiResult<Vec<NewLog>> {
-    let top_level = |message: String| {
-        validation_error(vec![Problem {
-            index: None,
-            field: "logs",
-            message,
-        }])
-    };
+pub fn validate_batch(body: &Value, max_logs: usize, max_text_chars: usize) -> ApiResult<Vec<NewLog>> {
+    let top_level = |message: String| validation_error(vec![Problem { index: None, field: "logs", message }]);
     let Some(object) = body.as_object() else {
-        return Err(top_level(
-            "request body must be a JSON object like {\"logs\": [...]}".into(),
-        ));
+        return Err(top_level("request body must be a JSON object like {\"logs\": [...]}".into()));
     };
     let logs = match object.get("logs") {
         Some(Value::Array(logs)) => logs,
@@ -93,10 +74,7 @@ pub fn validate_batch(
         return Err(top_level("must contain at least one log".into()));
     }
     if logs.len() > max_logs {
-        return Err(top_level(format!(
-            "has {} logs; at most {max_logs} are accepted per request",
-            logs.len()
-        )));
+        return Err(top_level(format!("has {} logs; at most {max_logs} are accepted per request", logs.len())));
     }
 
     let mut problems = Vec::new();
@@ -108,11 +86,9 @@ pub fn validate_batch(
                     valid.push(log);
                 }
             }
-            None => problems.push(Problem {
-                index: Some(index),
-                field: "log",
-                message: "must be a JSON object".into(),
-            }),
+            None => {
+                problems.push(Problem { index: Some(index), field: "log", message: "must be a JSON object".into() })
+            }
         }
     }
     if problems.is_empty() {
@@ -129,13 +105,8 @@ fn validate_log(
     problems: &mut Vec<Problem>,
 ) -> Option<NewLog> {
     let before = problems.len();
-    let mut problem = |field: &'static str, message: String| {
-        problems.push(Problem {
-            index: Some(index),
-            field,
-            message,
-        })
-    };
+    let mut problem =
+        |field: &'static str, message: String| problems.push(Problem { index: Some(index), field, message });
 
     let prompt_name = match fields.get("prompt_name") {
         Some(Value::String(s)) if s.trim().is_empty() => {
@@ -143,10 +114,7 @@ fn validate_log(
             None
         }
         Some(Value::String(s)) if s.chars().count() > MAX_PROMPT_NAME_CHARS => {
-            problem(
-                "prompt_name",
-                format!("is longer than {MAX_PROMPT_NAME_CHARS} characters"),
-            );
+            problem("prompt_name", format!("is longer than {MAX_PROMPT_NAME_CHARS} characters"));
             None
         }
         Some(Value::String(s)) => Some(s.clone()),
@@ -155,19 +123,13 @@ fn validate_log(
             None
         }
         Some(other) => {
-            problem(
-                "prompt_name",
-                format!("must be a string, got {}", type_name(other)),
-            );
+            problem("prompt_name", format!("must be a string, got {}", type_name(other)));
             None
         }
     };
     let response_text = match fields.get("response_text") {
         Some(Value::String(s)) if s.chars().count() > max_text => {
-            problem(
-                "response_text",
-                format!("is longer than {max_text} characters"),
-            );
+            problem("response_text", format!("is longer than {max_text} characters"));
             None
         }
         Some(Value::String(s)) => Some(s.clone()),
@@ -176,10 +138,7 @@ fn validate_log(
             None
         }
         Some(other) => {
-            problem(
-                "response_text",
-                format!("must be a string, got {}", type_name(other)),
-            );
+            problem("response_text", format!("must be a string, got {}", type_name(other)));
             None
         }
     };
@@ -191,10 +150,7 @@ fn validate_log(
         }
         Some(Value::String(s)) => Some(s.clone()),
         Some(other) => {
-            problem(
-                field,
-                format!("must be a string or null, got {}", type_name(other)),
-            );
+            problem(field, format!("must be a string or null, got {}", type_name(other)));
             None
         }
     };
@@ -204,12 +160,7 @@ fn validate_log(
     if problems.len() > before {
         return None;
     }
-    Some(NewLog {
-        prompt_name: prompt_name?,
-        response_text: response_text?,
-        input_text,
-        model,
-    })
+    Some(NewLog { prompt_name: prompt_name?, response_text: response_text?, input_text, model })
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -246,30 +197,19 @@ mod tests {
         );
         assert_eq!(d["problems"][0]["index"], 1);
         assert_eq!(d["problems"][0]["field"], "prompt_name");
-        let d =
-            problems(json!({"logs": [{"prompt_name": "p", "response_text": "this is too long"}]}));
+        let d = problems(json!({"logs": [{"prompt_name": "p", "response_text": "this is too long"}]}));
         assert_eq!(d["problems"][0]["field"], "response_text");
         let d = problems(json!({"logs": [{"prompt_name": "x".repeat(201), "response_text": ""}]}));
         assert_eq!(d["problems"][0]["field"], "prompt_name");
-        let d = problems(
-            json!({"logs": [{"prompt_name": "p", "response_text": "a", "input_text": 5}]}),
-        );
+        let d = problems(json!({"logs": [{"prompt_name": "p", "response_text": "a", "input_text": 5}]}));
         assert_eq!(d["problems"][0]["field"], "input_text");
     }
 
     #[test]
     fn rejects_bad_batches() {
         assert_eq!(problems(json!([]))["problems"][0]["field"], "logs");
-        assert_eq!(
-            problems(json!({"logs": []}))["problems"][0]["field"],
-            "logs"
-        );
-        let many: Vec<Value> = (0..6)
-            .map(|_| json!({"prompt_name": "p", "response_text": "a"}))
-            .collect();
-        assert_eq!(
-            problems(json!({ "logs": many }))["problems"][0]["field"],
-            "logs"
-        );
+        assert_eq!(problems(json!({"logs": []}))["problems"][0]["field"], "logs");
+        let many: Vec<Value> = (0..6).map(|_| json!({"prompt_name": "p", "response_text": "a"})).collect();
+        assert_eq!(problems(json!({ "logs": many }))["problems"][0]["field"], "logs");
     }
 }

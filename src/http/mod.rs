@@ -44,18 +44,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/logs", post(logs::post_logs))
         .route("/api/v1/config", get(config::get_config))
         .route("/api/v1/prompts", get(prompts::list))
-        .route(
-            "/api/v1/prompts/{name}",
-            get(prompts::detail).patch(prompts::patch),
-        )
-        .route(
-            "/api/v1/prompts/{name}/baseline/reset",
-            post(prompts::reset_baseline),
-        )
-        .route(
-            "/api/v1/prompts/{name}/drift-events",
-            get(prompts::drift_events),
-        )
+        .route("/api/v1/prompts/{name}", get(prompts::detail).patch(prompts::patch))
+        .route("/api/v1/prompts/{name}/baseline/reset", post(prompts::reset_baseline))
+        .route("/api/v1/prompts/{name}/drift-events", get(prompts::drift_events))
         .route("/api/v1/prompts/{name}/samples", get(prompts::samples))
         .route("/health", get(health::live))
         .route("/healthz", get(health::live))
@@ -66,10 +57,7 @@ pub fn router(state: AppState) -> Router {
     // so it bounds the decompressed size.
     api.layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
-        .layer(axum::middleware::map_response_with_state(
-            state.clone(),
-            body::json_413,
-        ))
+        .layer(axum::middleware::map_response_with_state(state.clone(), body::json_413))
         .layer(RequestDecompressionLayer::new())
         .layer(CompressionLayer::new())
         // A request that runs too long is a server-side problem the client should retry.
@@ -77,9 +65,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(settings.request_timeout_secs),
         ))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::internal().into_response()
-        }))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

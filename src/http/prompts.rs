@@ -52,29 +52,13 @@ fn event_json(e: &DriftEventRow) -> Value {
 }
 
 /// A prompt with its config, both versions' baselines and its open drift (if `status` is drifted).
-fn prompt_json(
-    p: &PromptRow,
-    baselines: &[&BaselineRow],
-    latest_event: Option<&DriftEventRow>,
-) -> Value {
+fn prompt_json(p: &PromptRow, baselines: &[&BaselineRow], latest_event: Option<&DriftEventRow>) -> Value {
     let versions: Map<String, Value> = ["a", "b"]
         .iter()
-        .map(|v| {
-            (
-                v.to_string(),
-                baseline_json(baselines.iter().find(|b| b.version == *v).copied()),
-            )
-        })
+        .map(|v| (v.to_string(), baseline_json(baselines.iter().find(|b| b.version == *v).copied())))
         .collect();
-    let active = baselines
-        .iter()
-        .find(|b| b.version == p.active_prompt)
-        .copied();
-    let open_drift = if p.status == "drifted" {
-        latest_event.map(event_json)
-    } else {
-        None
-    };
+    let active = baselines.iter().find(|b| b.version == p.active_prompt).copied();
+    let open_drift = if p.status == "drifted" { latest_event.map(event_json) } else { None };
     json!({
         "name": p.name,
         "active_prompt": p.active_prompt,
@@ -126,7 +110,8 @@ async fn detail_json(state: &AppState, project_id: i64, p: &PromptRow) -> ApiRes
     let latest = state.store.drift_events(p.id, 1, 0).await?;
     let counts = state.store.sample_counts(p.id).await?;
     let mut body = prompt_json(p, &baselines.iter().collect::<Vec<_>>(), latest.first());
-    body["samples"] = json!({ "total": counts.total, "pending": counts.pending, "done": counts.done, "failed": counts.failed });
+    body["samples"] =
+        json!({ "total": counts.total, "pending": counts.pending, "done": counts.done, "failed": counts.failed });
     Ok(body)
 }
 
@@ -151,10 +136,7 @@ fn invalid(field: &str, message: &str) -> ApiError {
 /// Validates a PATCH body: only known fields, each within its range.
 pub fn parse_patch(body: &Value) -> ApiResult<PromptPatch> {
     let Some(fields) = body.as_object() else {
-        return Err(invalid(
-            "body",
-            "must be a JSON object of settings to change",
-        ));
+        return Err(invalid("body", "must be a JSON object of settings to change"));
     };
     if fields.is_empty() {
         return Err(invalid("body", "names no setting to change"));
@@ -217,24 +199,13 @@ pub struct Page {
 
 impl Page {
     fn parse(&self) -> ApiResult<(i64, i64)> {
-        let number = |field: &str, raw: &Option<String>, default: i64, min: i64, max: i64| match raw
-        {
+        let number = |field: &str, raw: &Option<String>, default: i64, min: i64, max: i64| match raw {
             None => Ok(default),
-            Some(s) => s
-                .parse::<i64>()
-                .ok()
-                .filter(|v| (min..=max).contains(v))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_query",
-                        format!("{field} must be a whole number from {min} to {max}"),
-                    )
-                }),
+            Some(s) => s.parse::<i64>().ok().filter(|v| (min..=max).contains(v)).ok_or_else(|| {
+                ApiError::bad_request("invalid_query", format!("{field} must be a whole number from {min} to {max}"))
+            }),
         };
-        Ok((
-            number("limit", &self.limit, DEFAULT_PAGE, 1, MAX_PAGE)?,
-            number("before", &self.before, 0, 1, i64::MAX)?,
-        ))
+        Ok((number("limit", &self.limit, DEFAULT_PAGE, 1, MAX_PAGE)?, number("before", &self.before, 0, 1, i64::MAX)?))
     }
 }
 
@@ -247,13 +218,9 @@ pub async fn drift_events(
     let (limit, before) = page.parse()?;
     let p = find_prompt(&state, owner.project_id, &name).await?;
     let mut events = state.store.drift_events(p.id, limit, before).await?;
-    let next_before = (events.len() as i64 == limit)
-        .then(|| events.last().map(|e| e.id))
-        .flatten();
+    let next_before = (events.len() as i64 == limit).then(|| events.last().map(|e| e.id)).flatten();
     events.reverse(); // oldest first reads like a timeline
-    Ok(Json(
-        json!({ "events": events.iter().map(event_json).collect::<Vec<_>>(), "next_before": next_before }),
-    ))
+    Ok(Json(json!({ "events": events.iter().map(event_json).collect::<Vec<_>>(), "next_before": next_before })))
 }
 
 fn sample_json(s: &SampleRow) -> Value {
@@ -274,10 +241,6 @@ pub async fn samples(
     let (limit, before) = page.parse()?;
     let p = find_prompt(&state, owner.project_id, &name).await?;
     let samples = state.store.samples(p.id, limit, before).await?;
-    let next_before = (samples.len() as i64 == limit)
-        .then(|| samples.last().map(|s| s.id))
-        .flatten();
-    Ok(Json(
-        json!({ "samples": samples.iter().map(sample_json).collect::<Vec<_>>(), "next_before": next_before }),
-    ))
+    let next_before = (samples.len() as i64 == limit).then(|| samples.last().map(|s| s.id)).flatten();
+    Ok(Json(json!({ "samples": samples.iter().map(sample_json).collect::<Vec<_>>(), "next_before": next_before })))
 }

@@ -19,8 +19,7 @@ pub struct PromptRow {
     pub updated_at: i64,
 }
 
-const PROMPT_COLUMNS: &str =
-    "id, name, active_prompt, status, min_baseline_samples, drift_threshold, \
+const PROMPT_COLUMNS: &str = "id, name, active_prompt, status, min_baseline_samples, drift_threshold, \
      length_drift_threshold, auto_switch_enabled, created_at, updated_at";
 
 impl PromptRow {
@@ -123,37 +122,20 @@ pub struct PromptPatch {
 }
 
 impl Store {
-    pub async fn prompt_by_name(
-        &self,
-        project_id: i64,
-        name: &str,
-    ) -> Result<Option<PromptRow>, sqlx::Error> {
-        let sql =
-            format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE project_id = $1 AND name = $2");
-        let row = sqlx::query(&sql)
-            .bind(project_id)
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
+    pub async fn prompt_by_name(&self, project_id: i64, name: &str) -> Result<Option<PromptRow>, sqlx::Error> {
+        let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE project_id = $1 AND name = $2");
+        let row = sqlx::query(&sql).bind(project_id).bind(name).fetch_optional(&self.read).await?;
         row.as_ref().map(PromptRow::from_row).transpose()
     }
 
     pub async fn prompts(&self, project_id: i64) -> Result<Vec<PromptRow>, sqlx::Error> {
-        let sql =
-            format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE project_id = $1 ORDER BY name");
-        let rows = sqlx::query(&sql)
-            .bind(project_id)
-            .fetch_all(&self.read)
-            .await?;
+        let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE project_id = $1 ORDER BY name");
+        let rows = sqlx::query(&sql).bind(project_id).fetch_all(&self.read).await?;
         rows.iter().map(PromptRow::from_row).collect()
     }
 
     /// Baselines of every prompt of the project (or of one prompt).
-    pub async fn baselines(
-        &self,
-        project_id: i64,
-        prompt_id: Option<i64>,
-    ) -> Result<Vec<BaselineRow>, sqlx::Error> {
+    pub async fn baselines(&self, project_id: i64, prompt_id: Option<i64>) -> Result<Vec<BaselineRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT b.prompt_id, b.version, b.status, b.sample_count, b.model_id, b.semantic_score, b.length_score, \
                     b.updated_at \
@@ -181,18 +163,12 @@ impl Store {
     }
 
     /// The newest drift event of every prompt of the project.
-    pub async fn latest_drift_events(
-        &self,
-        project_id: i64,
-    ) -> Result<Vec<DriftEventRow>, sqlx::Error> {
+    pub async fn latest_drift_events(&self, project_id: i64) -> Result<Vec<DriftEventRow>, sqlx::Error> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM drift_events WHERE id IN \
              (SELECT MAX(id) FROM drift_events WHERE project_id = $1 GROUP BY prompt_id)"
         );
-        let rows = sqlx::query(&sql)
-            .bind(project_id)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(&sql).bind(project_id).fetch_all(&self.read).await?;
         rows.iter().map(DriftEventRow::from_row).collect()
     }
 
@@ -207,22 +183,12 @@ impl Store {
             "SELECT {EVENT_COLUMNS} FROM drift_events WHERE prompt_id = $1 AND ($2 = 0 OR id < $2) \
              ORDER BY id DESC LIMIT $3"
         );
-        let rows = sqlx::query(&sql)
-            .bind(prompt_id)
-            .bind(before)
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(&sql).bind(prompt_id).bind(before).bind(limit).fetch_all(&self.read).await?;
         rows.iter().map(DriftEventRow::from_row).collect()
     }
 
     /// A prompt's samples, newest first, before sample id `before` (0 = from the newest).
-    pub async fn samples(
-        &self,
-        prompt_id: i64,
-        limit: i64,
-        before: i64,
-    ) -> Result<Vec<SampleRow>, sqlx::Error> {
+    pub async fn samples(&self, prompt_id: i64, limit: i64, before: i64) -> Result<Vec<SampleRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT id, prompt_version, input_text, response_text, model, response_length, received_at, state, \
                     similarity, semantic_score, length_score, processed_at, error \
@@ -255,11 +221,10 @@ impl Store {
     }
 
     pub async fn sample_counts(&self, prompt_id: i64) -> Result<SampleCounts, sqlx::Error> {
-        let rows =
-            sqlx::query("SELECT state, COUNT(*) FROM samples WHERE prompt_id = $1 GROUP BY state")
-                .bind(prompt_id)
-                .fetch_all(&self.read)
-                .await?;
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM samples WHERE prompt_id = $1 GROUP BY state")
+            .bind(prompt_id)
+            .fetch_all(&self.read)
+            .await?;
         let mut counts = SampleCounts::default();
         for r in rows {
             let state: String = r.try_get(0)?;
@@ -276,11 +241,7 @@ impl Store {
         Ok(counts)
     }
 
-    pub async fn update_prompt_settings(
-        &self,
-        prompt_id: i64,
-        patch: &PromptPatch,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn update_prompt_settings(&self, prompt_id: i64, patch: &PromptPatch) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE prompts SET drift_threshold = COALESCE($1, drift_threshold), \
                  length_drift_threshold = COALESCE($2, length_drift_threshold), \

@@ -21,26 +21,15 @@ pub struct ApiKeyRow {
 impl Store {
     /// Returns the project's id, creating the project if it does not exist yet.
     pub async fn ensure_project(&self, name: &str) -> Result<i64, sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO projects (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(now_ms())
-        .execute(&self.write)
-        .await?;
-        sqlx::query("SELECT id FROM projects WHERE name = $1")
+        sqlx::query("INSERT INTO projects (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
-            .fetch_one(&self.write)
-            .await?
-            .try_get(0)
+            .bind(now_ms())
+            .execute(&self.write)
+            .await?;
+        sqlx::query("SELECT id FROM projects WHERE name = $1").bind(name).fetch_one(&self.write).await?.try_get(0)
     }
 
-    pub async fn insert_api_key(
-        &self,
-        project_id: i64,
-        prefix: &str,
-        key_hash: &str,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn insert_api_key(&self, project_id: i64, prefix: &str, key_hash: &str) -> Result<(), sqlx::Error> {
         sqlx::query("INSERT INTO api_keys (project_id, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(project_id)
             .bind(prefix)
@@ -53,25 +42,15 @@ impl Store {
 
     /// The owner of an active (not revoked) key with this hash.
     pub async fn find_active_key(&self, key_hash: &str) -> Result<Option<KeyOwner>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT project_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(key_hash)
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|r| {
-            Ok(KeyOwner {
-                project_id: r.try_get(0)?,
-            })
-        })
-        .transpose()
+        let row = sqlx::query("SELECT project_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            .bind(key_hash)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| Ok(KeyOwner { project_id: r.try_get(0)? })).transpose()
     }
 
     pub async fn count_api_keys(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query("SELECT COUNT(*) FROM api_keys")
-            .fetch_one(&self.read)
-            .await?
-            .try_get(0)
+        sqlx::query("SELECT COUNT(*) FROM api_keys").fetch_one(&self.read).await?.try_get(0)
     }
 
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, sqlx::Error> {

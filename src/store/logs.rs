@@ -19,11 +19,7 @@ pub struct NewLog {
 
 impl Store {
     /// Stores the logs as pending samples; returns their ids in the order given.
-    pub async fn insert_logs(
-        &self,
-        project_id: i64,
-        logs: &[NewLog],
-    ) -> Result<Vec<i64>, sqlx::Error> {
+    pub async fn insert_logs(&self, project_id: i64, logs: &[NewLog]) -> Result<Vec<i64>, sqlx::Error> {
         let mut tx = self.write.begin().await?;
         let mut prompts: HashMap<&str, PromptHandle> = HashMap::new();
         let received_at = now_ms();

@@ -22,8 +22,8 @@ pub use keys::KeyOwner;
 pub use logs::NewLog;
 pub use prompts::PromptConfigRow;
 pub use scoring::{
-    vector_from_bytes, BaselineUpdate, ClaimedSample, NewDriftEvent, PromptForScoring, ScoringTx,
-    StoredBaseline, UnscoredSample,
+    vector_from_bytes, BaselineUpdate, ClaimedSample, NewDriftEvent, PromptForScoring, ScoringTx, StoredBaseline,
+    UnscoredSample,
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -54,10 +54,7 @@ pub struct PoolSettings {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl Store {
@@ -65,11 +62,7 @@ impl Store {
     /// up to date.
     pub async fn open(url: &str, pool: &PoolSettings) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        };
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
         let url = match backend {
             Backend::Sqlite => sqlite_url_with_create(url)?,
             Backend::Postgres => url.to_string(),
@@ -100,19 +93,11 @@ impl Store {
             Backend::Sqlite => Store {
                 backend,
                 write: pool_options(1).connect_with(options.clone()).await?,
-                read: pool_options(pool.max_connections)
-                    .connect_with(options)
-                    .await?,
+                read: pool_options(pool.max_connections).connect_with(options).await?,
             },
             Backend::Postgres => {
-                let shared = pool_options(pool.max_connections)
-                    .connect_with(options)
-                    .await?;
-                Store {
-                    backend,
-                    read: shared.clone(),
-                    write: shared,
-                }
+                let shared = pool_options(pool.max_connections).connect_with(options).await?;
+                Store { backend, read: shared.clone(), write: shared }
             }
         };
         store.migrate().await?;
@@ -130,10 +115,7 @@ impl Store {
 
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ())
     }
 
     pub async fn close(&self) {
@@ -144,19 +126,12 @@ impl Store {
 
 /// Adds `mode=rwc` so sqlx creates the file, and creates its folder.
 fn sqlite_url_with_create(url: &str) -> anyhow::Result<String> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let path = rest.split('?').next().unwrap_or(rest);
     if !path.is_empty() && path != ":memory:" {
-        if let Some(dir) = Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                anyhow::anyhow!("cannot create database folder {}: {e}", dir.display())
-            })?;
+        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create database folder {}: {e}", dir.display()))?;
         }
     }
     Ok(if url.contains("mode=") {

@@ -48,18 +48,9 @@ pub(super) async fn get_or_create_prompt(
     project_id: i64,
     name: &str,
 ) -> Result<PromptHandle, sqlx::Error> {
-    const SELECT: &str =
-        "SELECT id, active_prompt FROM prompts WHERE project_id = $1 AND name = $2";
-    if let Some(row) = sqlx::query(SELECT)
-        .bind(project_id)
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await?
-    {
-        return Ok(PromptHandle {
-            id: row.try_get(0)?,
-            active_prompt: row.try_get(1)?,
-        });
+    const SELECT: &str = "SELECT id, active_prompt FROM prompts WHERE project_id = $1 AND name = $2";
+    if let Some(row) = sqlx::query(SELECT).bind(project_id).bind(name).fetch_optional(&mut **tx).await? {
+        return Ok(PromptHandle { id: row.try_get(0)?, active_prompt: row.try_get(1)? });
     }
     let now = now_ms();
     sqlx::query(
@@ -71,23 +62,13 @@ pub(super) async fn get_or_create_prompt(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    let row = sqlx::query(SELECT)
-        .bind(project_id)
-        .bind(name)
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(PromptHandle {
-        id: row.try_get(0)?,
-        active_prompt: row.try_get(1)?,
-    })
+    let row = sqlx::query(SELECT).bind(project_id).bind(name).fetch_one(&mut **tx).await?;
+    Ok(PromptHandle { id: row.try_get(0)?, active_prompt: row.try_get(1)? })
 }
 
 impl Store {
     /// Every prompt of a project with its config, ordered by name.
-    pub async fn prompt_configs(
-        &self,
-        project_id: i64,
-    ) -> Result<Vec<PromptConfigRow>, sqlx::Error> {
+    pub async fn prompt_configs(&self, project_id: i64) -> Result<Vec<PromptConfigRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT p.name, p.active_prompt, p.status, p.min_baseline_samples, p.drift_threshold, \
                     p.length_drift_threshold, p.auto_switch_enabled, \

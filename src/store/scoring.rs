@@ -69,19 +69,13 @@ pub fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 pub fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 impl Store {
     /// Claims up to `limit` pending samples (oldest first) whose claim is free or expired.
     /// On Postgres, `SKIP LOCKED` lets several replicas claim disjoint batches at once.
-    pub async fn claim_pending(
-        &self,
-        limit: i64,
-        claim_ms: i64,
-    ) -> Result<Vec<ClaimedSample>, sqlx::Error> {
+    pub async fn claim_pending(&self, limit: i64, claim_ms: i64) -> Result<Vec<ClaimedSample>, sqlx::Error> {
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -93,12 +87,7 @@ impl Store {
                  ORDER BY id LIMIT $3 {lock}) \
              RETURNING id, prompt_id, response_text, attempts"
         );
-        let rows = sqlx::query(&sql)
-            .bind(now + claim_ms)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&self.write)
-            .await?;
+        let rows = sqlx::query(&sql).bind(now + claim_ms).bind(now).bind(limit).fetch_all(&self.write).await?;
         let mut claimed = rows
             .iter()
             .map(|r| {
@@ -115,11 +104,7 @@ impl Store {
     }
 
     /// Stores vectors of claimed samples; a sample someone else already finished is left alone.
-    pub async fn store_embeddings(
-        &self,
-        vectors: &[(i64, Vec<f32>)],
-        model_id: &str,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn store_embeddings(&self, vectors: &[(i64, Vec<f32>)], model_id: &str) -> Result<(), sqlx::Error> {
         let mut tx = self.write.begin().await?;
         for (id, vector) in vectors {
             sqlx::query(
@@ -137,12 +122,14 @@ impl Store {
 
     /// Gives up on a sample that could not be embedded; it no longer holds up its prompt.
     pub async fn mark_failed(&self, id: i64, error: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE samples SET state = 'failed', error = $1, processed_at = $2 WHERE id = $3 AND state = 'pending'")
-            .bind(error)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        sqlx::query(
+            "UPDATE samples SET state = 'failed', error = $1, processed_at = $2 WHERE id = $3 AND state = 'pending'",
+        )
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 
@@ -158,11 +145,7 @@ impl Store {
             "SELECT id, project_id, active_prompt, status, min_baseline_samples, drift_threshold, \
                     length_drift_threshold, auto_switch_enabled FROM prompts WHERE id = $1 {lock}"
         );
-        let Some(r) = sqlx::query(&sql)
-            .bind(prompt_id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(r) = sqlx::query(&sql).bind(prompt_id).fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
         let prompt = PromptForScoring {
@@ -186,10 +169,7 @@ pub struct ScoringTx {
 
 impl ScoringTx {
     /// The prompt's samples not yet scored, oldest first, up to `limit`.
-    pub async fn unscored_samples(
-        &mut self,
-        limit: i64,
-    ) -> Result<Vec<UnscoredSample>, sqlx::Error> {
+    pub async fn unscored_samples(&mut self, limit: i64) -> Result<Vec<UnscoredSample>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT id, prompt_version, state, embedding, model_id, response_length FROM samples \
              WHERE prompt_id = $1 AND state IN ('pending', 'embedded') ORDER BY id LIMIT $2",
@@ -205,11 +185,7 @@ impl ScoringTx {
                 Ok(UnscoredSample {
                     id: r.try_get(0)?,
                     version: r.try_get(1)?,
-                    vector: if state == "embedded" {
-                        embedding.map(|b| vector_from_bytes(&b))
-                    } else {
-                        None
-                    },
+                    vector: if state == "embedded" { embedding.map(|b| vector_from_bytes(&b)) } else { None },
                     model_id: r.try_get(4)?,
                     response_length: r.try_get(5)?,
                 })
@@ -218,22 +194,12 @@ impl ScoringTx {
     }
 
     pub async fn baselines(&mut self) -> Result<HashMap<String, StoredBaseline>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT version, state, model_id FROM prompt_baselines WHERE prompt_id = $1",
-        )
-        .bind(self.prompt.id)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let rows = sqlx::query("SELECT version, state, model_id FROM prompt_baselines WHERE prompt_id = $1")
+            .bind(self.prompt.id)
+            .fetch_all(&mut *self.tx)
+            .await?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0)?,
-                    StoredBaseline {
-                        state: r.try_get(1)?,
-                        model_id: r.try_get(2)?,
-                    },
-                ))
-            })
+            .map(|r| Ok((r.try_get(0)?, StoredBaseline { state: r.try_get(1)?, model_id: r.try_get(2)? })))
             .collect()
     }
 
@@ -305,20 +271,14 @@ impl ScoringTx {
     }
 
     /// Writes the prompt's status and active version (changed by drift and auto-switch).
-    pub async fn update_prompt(
-        &mut self,
-        status: &str,
-        active_prompt: &str,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE prompts SET status = $1, active_prompt = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(status)
-        .bind(active_prompt)
-        .bind(now_ms())
-        .bind(self.prompt.id)
-        .execute(&mut *self.tx)
-        .await?;
+    pub async fn update_prompt(&mut self, status: &str, active_prompt: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE prompts SET status = $1, active_prompt = $2, updated_at = $3 WHERE id = $4")
+            .bind(status)
+            .bind(active_prompt)
+            .bind(now_ms())
+            .bind(self.prompt.id)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 

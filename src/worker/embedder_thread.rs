@@ -25,10 +25,7 @@ pub struct EmbedderHandle {
 
 impl EmbedderHandle {
     /// Loads the model on a new thread; fails (with the loader's message) if it cannot.
-    pub async fn start(
-        settings: EmbedderSettings,
-        max_run_tokens: usize,
-    ) -> Result<EmbedderHandle, EmbedError> {
+    pub async fn start(settings: EmbedderSettings, max_run_tokens: usize) -> Result<EmbedderHandle, EmbedError> {
         let (jobs_tx, mut jobs_rx) = mpsc::channel::<EmbedJob>(1);
         let (ready_tx, ready_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -45,17 +42,12 @@ impl EmbedderHandle {
                     }
                 };
                 while let Some(job) = jobs_rx.blocking_recv() {
-                    let _ = job
-                        .reply
-                        .send(embed_batch(&mut embedder, &job.texts, max_run_tokens));
+                    let _ = job.reply.send(embed_batch(&mut embedder, &job.texts, max_run_tokens));
                 }
             })
             .expect("spawn embedder thread");
         let model_id = ready_rx.await.expect("embedder thread answers")?;
-        Ok(EmbedderHandle {
-            jobs: jobs_tx,
-            model_id,
-        })
+        Ok(EmbedderHandle { jobs: jobs_tx, model_id })
     }
 
     pub fn model_id(&self) -> &str {
@@ -66,15 +58,9 @@ impl EmbedderHandle {
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
         let (reply, answer) = oneshot::channel();
         if self.jobs.send(EmbedJob { texts, reply }).await.is_err() {
-            return Err(EmbedError::BadOutput(
-                "the embedder thread has stopped".into(),
-            ));
+            return Err(EmbedError::BadOutput("the embedder thread has stopped".into()));
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(EmbedError::BadOutput(
-                "the embedder thread has stopped".into(),
-            ))
-        })
+        answer.await.unwrap_or_else(|_| Err(EmbedError::BadOutput("the embedder thread has stopped".into())))
     }
 }
 
@@ -97,11 +83,7 @@ pub fn embed_batch(
         })
         .collect();
 
-    let mut order: Vec<(usize, usize)> = unique
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (embedder.token_count(t), i))
-        .collect();
+    let mut order: Vec<(usize, usize)> = unique.iter().enumerate().map(|(i, t)| (embedder.token_count(t), i)).collect();
     order.sort_unstable();
 
     let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); unique.len()];
@@ -110,9 +92,7 @@ pub fn embed_batch(
         // sorted ascending, so the last text of a run is its longest: the run costs
         // (count x longest) tokens once padded
         let mut end = start + 1;
-        while end < order.len()
-            && (end + 1 - start) * order[end].0 <= max_run_tokens.max(order[start].0)
-        {
+        while end < order.len() && (end + 1 - start) * order[end].0 <= max_run_tokens.max(order[start].0) {
             end += 1;
         }
         let run: Vec<&str> = order[start..end].iter().map(|(_, i)| unique[*i]).collect();

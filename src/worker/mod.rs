@@ -43,12 +43,7 @@ pub fn spawn(
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let (done_tx, done_rx) = mpsc::channel::<Embedded>(1);
-    let writer = tokio::spawn(write_loop(
-        store.clone(),
-        embedder.model_id().to_string(),
-        settings.clone(),
-        done_rx,
-    ));
+    let writer = tokio::spawn(write_loop(store.clone(), embedder.model_id().to_string(), settings.clone(), done_rx));
     tokio::spawn(async move {
         claim_loop(store, embedder, settings, wake, shutdown, done_tx).await;
         let _ = writer.await;
@@ -88,30 +83,17 @@ async fn claim_loop(
         }
         let texts = claimed.iter().map(|s| s.response_text.clone()).collect();
         let vectors = embedder.embed(texts).await.map_err(|e| e.to_string());
-        if done
-            .send(Embedded {
-                samples: claimed,
-                vectors,
-            })
-            .await
-            .is_err()
-        {
+        if done.send(Embedded { samples: claimed, vectors }).await.is_err() {
             return;
         }
     }
 }
 
-async fn write_loop(
-    store: Store,
-    model_id: String,
-    settings: WorkerSettings,
-    mut done: mpsc::Receiver<Embedded>,
-) {
+async fn write_loop(store: Store, model_id: String, settings: WorkerSettings, mut done: mpsc::Receiver<Embedded>) {
     while let Some(batch) = done.recv().await {
         match batch.vectors {
             Ok(vectors) => {
-                let pairs: Vec<(i64, Vec<f32>)> =
-                    batch.samples.iter().map(|s| s.id).zip(vectors).collect();
+                let pairs: Vec<(i64, Vec<f32>)> = batch.samples.iter().map(|s| s.id).zip(vectors).collect();
                 if let Err(e) = store.store_embeddings(&pairs, &model_id).await {
                     // The claims expire and the samples are embedded again.
                     tracing::warn!(error = %e, "could not store embeddings; they will be redone");
@@ -120,11 +102,7 @@ async fn write_loop(
             }
             Err(error) => {
                 tracing::error!(%error, samples = batch.samples.len(), "embedding failed");
-                for s in batch
-                    .samples
-                    .iter()
-                    .filter(|s| s.attempts >= settings.max_attempts)
-                {
+                for s in batch.samples.iter().filter(|s| s.attempts >= settings.max_attempts) {
                     if let Err(e) = store.mark_failed(s.id, &error).await {
                         tracing::warn!(error = %e, "could not mark sample failed");
                     }

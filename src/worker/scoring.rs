@@ -35,13 +35,7 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> Result<usize, sqlx::
         });
         working.insert(
             version,
-            Working {
-                baseline,
-                model_id: stored.model_id,
-                semantic_score: None,
-                length_score: None,
-                touched: false,
-            },
+            Working { baseline, model_id: stored.model_id, semantic_score: None, length_score: None, touched: false },
         );
     }
 
@@ -51,26 +45,21 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> Result<usize, sqlx::
         drift_threshold: p.drift_threshold,
         length_drift_threshold: p.length_drift_threshold,
     };
-    let (auto_switch, original_status, original_active) = (
-        p.auto_switch_enabled,
-        p.status.clone(),
-        p.active_prompt.clone(),
-    );
+    let (auto_switch, original_status, original_active) =
+        (p.auto_switch_enabled, p.status.clone(), p.active_prompt.clone());
     let mut status = original_status.clone();
     let mut active = original_active.clone();
     let mut scored = 0;
 
     for sample in &samples {
         let Some(vector) = &sample.vector else { break };
-        let w = working
-            .entry(sample.version.clone())
-            .or_insert_with(|| Working {
-                baseline: Baseline::new(),
-                model_id: sample.model_id.clone(),
-                semantic_score: None,
-                length_score: None,
-                touched: false,
-            });
+        let w = working.entry(sample.version.clone()).or_insert_with(|| Working {
+            baseline: Baseline::new(),
+            model_id: sample.model_id.clone(),
+            semantic_score: None,
+            length_score: None,
+            touched: false,
+        });
         if w.model_id != sample.model_id {
             // Never mix vectors of two models in one baseline: a new model starts learning anew.
             tracing::warn!(prompt_id, version = %sample.version, old = ?w.model_id, new = ?sample.model_id,
@@ -79,20 +68,12 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> Result<usize, sqlx::
             w.model_id = sample.model_id.clone();
         }
         w.touched = true;
-        let outcome =
-            w.baseline
-                .observe(vector, sample.response_length.max(0) as usize, &thresholds);
+        let outcome = w.baseline.observe(vector, sample.response_length.max(0) as usize, &thresholds);
         if outcome.semantic_score.is_some() {
             w.semantic_score = outcome.semantic_score;
             w.length_score = outcome.length_score;
         }
-        tx.finish_sample(
-            sample.id,
-            outcome.similarity,
-            outcome.semantic_score,
-            outcome.length_score,
-        )
-        .await?;
+        tx.finish_sample(sample.id, outcome.similarity, outcome.semantic_score, outcome.length_score).await?;
         for signal in &outcome.signals {
             status = "drifted".to_string();
             // Switch only when the active version "a" is the one drifting.

@@ -30,25 +30,14 @@ static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 
 fn unique_name(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        n,
-        nanos % 1_000_000_000
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}_{}_{}_{}", std::process::id(), n, nanos % 1_000_000_000)
 }
 
 /// The Postgres server URL tests use, or None when Postgres tests are not configured.
 /// With DRIFTBALLOON_REQUIRE_POSTGRES=1 (set by `make test` and CI) a missing URL fails the test.
 pub fn postgres_admin_url() -> Option<String> {
-    match std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
+    match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
         Some(url) => Some(url),
         None => {
             assert!(
@@ -76,15 +65,9 @@ impl TestDb {
                 let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
                     .await
                     .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
-                sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
-                    .await
-                    .unwrap();
+                sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str()).await.unwrap();
                 let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-                Some(TestDb {
-                    kind,
-                    url: format!("{base}/{name}"),
-                    dir,
-                })
+                Some(TestDb { kind, url: format!("{base}/{name}"), dir })
             }
         }
     }
@@ -131,6 +114,7 @@ impl TestServer {
             .env("DATABASE_URL", &db.url)
             .env("DRIFTBALLOON_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "info,tower_http=warn")
+            .env("DRIFTBALLOON_MODEL_DIR", repo_root().join("models"))
             .envs(extra_env.iter().copied())
             .current_dir(&db.dir)
             .stdout(Stdio::null())
@@ -150,30 +134,17 @@ impl TestServer {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut first_key = None;
         loop {
-            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
+            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "server did not start; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
+                panic!("server did not start; log:\n{}", log.lock().unwrap().join("\n"));
             };
             if line.contains("FIRST START") {
-                first_key = line
-                    .split_whitespace()
-                    .find(|w| w.starts_with("db_sk_"))
-                    .map(str::to_string);
+                first_key = line.split_whitespace().find(|w| w.starts_with("db_sk_")).map(str::to_string);
             }
             if let Some(addr) = line.split("listening on ").nth(1) {
                 let base = addr.trim().to_string();
-                return TestServer {
-                    child,
-                    base,
-                    first_key,
-                    log,
-                    http: reqwest::Client::new(),
-                };
+                return TestServer { child, base, first_key, log, http: reqwest::Client::new() };
             }
         }
     }
@@ -189,11 +160,7 @@ impl TestServer {
 
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
         self.child.wait().unwrap()
     }
 
@@ -205,38 +172,44 @@ impl TestServer {
     pub fn assert_no_server_errors(&self) {
         let log = self.log_text();
         assert!(!log.contains("panicked"), "server panicked:\n{log}");
-        assert!(
-            !log.contains("database error"),
-            "server hit a database error:\n{log}"
-        );
+        assert!(!log.contains("database error"), "server hit a database error:\n{log}");
         // tower-http's TraceLayer logs every 5xx answer as "response failed" at error level
-        assert!(
-            !log.contains("response failed"),
-            "server answered 5xx:\n{log}"
-        );
+        assert!(!log.contains("response failed"), "server answered 5xx:\n{log}");
     }
 
     pub async fn post_logs(&self, key: &str, body: &Value) -> (u16, Value) {
-        let resp = self
-            .http
-            .post(self.url("/api/v1/logs"))
-            .header("X-API-Key", key)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.http.post(self.url("/api/v1/logs")).header("X-API-Key", key).json(body).send().await.unwrap();
         status_json(resp).await
     }
 
     pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.http.get(self.url(path)).bearer_auth(key).send().await.unwrap();
         status_json(resp).await
+    }
+
+    /// GET /api/v1/prompts/{name} once every sample of the prompt has been scored.
+    pub async fn wait_processed(&self, key: &str, prompt: &str) -> Value {
+        let path = format!("/api/v1/prompts/{}", encode(prompt));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (status, body) = self.get(key, &path).await;
+            assert_eq!(status, 200, "{body}");
+            if body["samples"]["pending"] == 0 {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "samples of {prompt} not processed in time: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How many samples the server holds for a prompt (0 if it does not exist).
+    pub async fn sample_total(&self, key: &str, prompt: &str) -> i64 {
+        let (status, body) = self.get(key, &format!("/api/v1/prompts/{}", encode(prompt))).await;
+        if status == 404 {
+            return 0;
+        }
+        assert_eq!(status, 200, "{body}");
+        body["samples"]["total"].as_i64().unwrap()
     }
 
     pub async fn config(&self, key: &str) -> Value {
@@ -255,9 +228,19 @@ impl Drop for TestServer {
 pub async fn status_json(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
     (status, body)
+}
+
+/// Percent-encodes a path segment.
+pub fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 pub fn repo_root() -> &'static Path {
