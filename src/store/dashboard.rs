@@ -250,6 +250,9 @@ impl Store {
                  active_prompt = COALESCE($5, active_prompt), status = COALESCE($6, status), updated_at = $7 \
              WHERE id = $8",
         )
+        // sqlx 0.8 `Any` declares a NULL f64 as float4 but a value as float8; a cached
+        // Postgres statement then rejects the other kind, so this one is not cached.
+        .persistent(false)
         .bind(patch.drift_threshold)
         .bind(patch.length_drift_threshold)
         .bind(patch.min_baseline_samples)

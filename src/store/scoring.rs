@@ -214,6 +214,9 @@ impl ScoringTx {
             "UPDATE samples SET state = 'done', similarity = $1, semantic_score = $2, length_score = $3, \
                     processed_at = $4 WHERE id = $5",
         )
+        // sqlx 0.8 `Any` declares a NULL f64 as float4 but a value as float8; a cached
+        // Postgres statement then rejects the other kind, so this one is not cached.
+        .persistent(false)
         .bind(similarity)
         .bind(semantic_score)
         .bind(length_score)
@@ -256,6 +259,9 @@ impl ScoringTx {
                  length_score = COALESCE(excluded.length_score, prompt_baselines.length_score), \
                  state = excluded.state, updated_at = excluded.updated_at",
         )
+        // sqlx 0.8 `Any` declares a NULL f64 as float4 but a value as float8; a cached
+        // Postgres statement then rejects the other kind, so this one is not cached.
+        .persistent(false)
         .bind(self.prompt.id)
         .bind(b.version)
         .bind(b.status)

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod texts;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_driftballoon");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +175,9 @@ impl TestServer {
         let log = self.log_text();
         assert!(!log.contains("panicked"), "server panicked:\n{log}");
         assert!(!log.contains("database error"), "server hit a database error:\n{log}");
+        let worker_problem =
+            log.lines().any(|l| l.contains("driftballoon::worker") && (l.contains(" WARN ") || l.contains(" ERROR ")));
+        assert!(!worker_problem, "the worker reported a problem:\n{log}");
         // tower-http's TraceLayer logs every 5xx answer as "response failed" at error level
         assert!(!log.contains("response failed"), "server answered 5xx:\n{log}");
     }
@@ -190,14 +195,18 @@ impl TestServer {
     /// GET /api/v1/prompts/{name} once every sample of the prompt has been scored.
     pub async fn wait_processed(&self, key: &str, prompt: &str) -> Value {
         let path = format!("/api/v1/prompts/{}", encode(prompt));
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let (status, body) = self.get(key, &path).await;
             assert_eq!(status, 200, "{body}");
             if body["samples"]["pending"] == 0 {
                 return body;
             }
-            assert!(Instant::now() < deadline, "samples of {prompt} not processed in time: {body}");
+            assert!(
+                Instant::now() < deadline,
+                "samples of {prompt} not processed in time: {body}\nserver log:\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -266,4 +275,19 @@ macro_rules! both_backends {
             }
         }
     };
+}
+
+/// Runs one script of tests/sdk/ with the real SDKs' venv; fails the test with its output.
+pub fn run_sdk_script(script: &str, env: &[(&str, &str)]) {
+    let python = repo_root().join(".venv-sdk/bin/python");
+    assert!(python.exists(), "{} missing: run `make test` (or scripts/sdk-venv.sh) first", python.display());
+    let out = Command::new(python)
+        .arg(repo_root().join("tests/sdk").join(script))
+        .envs(env.iter().copied())
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    println!("{stdout}");
 }
