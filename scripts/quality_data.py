@@ -82,7 +82,10 @@ STREAMS = {
 }
 
 STABLE = ["en-computers", "en-people", "en-anarchism", "en-chatbot",
-          "de-zitate", "es-sabiduria", "it-italia", "pt-brasil"]
+          "de-zitate", "es-sabiduria", "it-italia", "pt-brasil",
+          # Added after the detector's constants were chosen on the streams above: a held-out
+          # check that those choices are not fitted to the first eight streams.
+          "en-science", "en-men-women", "it-computer"]
 
 
 def scenario(name, kind, description, before, after, after_transform=None):

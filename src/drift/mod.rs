@@ -8,24 +8,31 @@
 //!   sample that has left the recent-window without drift being flagged, until it holds
 //!   [`MAX_REFERENCE`] samples; then it is frozen. A sample that is in the window while drift is
 //!   flagged is never absorbed.
-//! - Calibration: each reference sample's cosine similarity to the centroid of the *other*
-//!   reference samples (exact leave-one-out for the first ones, then the centroid at the time it
-//!   is absorbed); their mean `m_ref` and standard deviation `s_ref` describe how close this
-//!   prompt's answers normally are to their own centre.
+//!   Absorbing also pauses while the recent window looks even mildly unusual (see
+//!   [`ABSORB_T_ABOVE`], [`ABSORB_LENGTH_BELOW`]), so a slow drift is not learnt as normal.
+//! - Calibration: `m_ref` is the mean cosine similarity of the reference samples to the centroid
+//!   of the *other* reference samples, computed exactly from the reference sum `S` and size `n`
+//!   (`sum_i x_i.S = |S|^2`, so `m_ref = ((|S|^2 - n) / n) / sqrt(|S|^2 (1 - 2/n) + 1)`);
+//!   `s_ref` is the standard deviation of those leave-one-out similarities (exact for the first
+//!   samples, then each absorbed sample's similarity to the centroid it joins).
 //! - Window: the last [`WINDOW`] samples; each has its similarity to the reference centroid.
-//! - Semantic score = `mean window similarity / m_ref` (1.0 = as close as the baseline itself,
-//!   lower = further away). Semantic drift fires when the score is below `drift_threshold` *and*
-//!   the drop is clear of the baseline's own noise:
-//!   `(mean window similarity - m_ref) / (s_ref / sqrt(WINDOW)) <= SEMANTIC_T_LIMIT`.
-//! - Length score = `(mean window ln-length - reference mean ln-length) / reference sd`, a
-//!   z-score in baseline standard deviations; length drift fires when `|score| >
-//!   length_drift_threshold`.
+//! - Semantic score = `mean window similarity / m_ref` (1.0 = as close to the centre as the
+//!   baseline itself, lower = further away). The semantic condition holds when the score is below
+//!   `drift_threshold` *and* the drop is clear of the baseline's own noise,
+//!   `(mean window similarity - m_ref) / (s_ref / sqrt(WINDOW)) <= SEMANTIC_T_LIMIT`; semantic
+//!   drift fires when the condition has held for [`SEMANTIC_PERSISTENCE`] samples in a row.
+//! - Length score = `sqrt(2) * Phi^-1(P(a recent response is longer than a reference one))`
+//!   (ties count half; Phi^-1 the standard normal quantile). For log-normal lengths of equal
+//!   spread this is exactly the shift of the window in baseline standard deviations of
+//!   `ln(1 + L)`; unlike a mean it is not swayed by a few very long or short answers. Positive =
+//!   longer, negative = shorter; length drift fires when `|score| > length_drift_threshold`.
 //! - An episode: a detector fires once, then stays quiet until its condition has been clear for
 //!   a whole window; so one event per episode, never one per sample.
 
 mod stats;
 
 use serde::{Deserialize, Serialize};
+use statrs::distribution::ContinuousCDF;
 use std::collections::VecDeque;
 
 pub use stats::RunningStats;
@@ -37,11 +44,18 @@ pub const MAX_REFERENCE: usize = 200;
 /// How far (in standard errors of the window mean) the window's similarity must fall below
 /// the baseline's before a low ratio counts as drift.
 pub const SEMANTIC_T_LIMIT: f64 = -4.0;
-/// Length spread below this (in ln units, about 5 %) is treated as this, so a baseline of
-/// identical lengths does not turn a one-character change into drift.
-const MIN_LOG_LENGTH_SD: f64 = 0.05;
-/// Similarity spread floor, for the same reason.
+/// Samples in a row the semantic condition must hold before drift fires: a single dip of a
+/// diverse prompt is noise, a real change persists.
+pub const SEMANTIC_PERSISTENCE: usize = 3;
+/// The reference absorbs a sample only while the window's semantic statistic is above this...
+pub const ABSORB_T_ABOVE: f64 = -1.0;
+/// ...and the window's |length score| below this.
+pub const ABSORB_LENGTH_BELOW: f64 = 1.0;
+/// Similarity spread floor, so a baseline of near-identical answers does not turn a tiny
+/// wording change into drift.
 const MIN_SIMILARITY_SD: f64 = 0.01;
+/// P(longer) is clamped to [1 - this, this] so the length score stays finite (|score| <= 4.4).
+const MAX_LENGTH_PROBABILITY: f64 = 0.999;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
@@ -149,10 +163,16 @@ pub struct Baseline {
     sum: Vec<f64>,
     reference_size: usize,
     similarity: RunningStats,
-    log_length: RunningStats,
+    /// ln-lengths of the reference samples (at most MAX_REFERENCE).
+    log_lengths: Vec<f64>,
     window: VecDeque<WindowEntry>,
     semantic: Episode,
     length: Episode,
+    /// Consecutive samples the semantic condition has held.
+    semantic_run: usize,
+    /// The window's latest statistics, which decide whether the reference may absorb.
+    last_semantic_t: f64,
+    last_length_score: f64,
     frozen: bool,
 }
 
@@ -160,6 +180,10 @@ impl Default for Baseline {
     fn default() -> Self {
         Self::new()
     }
+}
+
+fn standard_normal() -> statrs::distribution::Normal {
+    statrs::distribution::Normal::new(0.0, 1.0).expect("valid parameters")
 }
 
 pub fn log_length(chars: usize) -> f64 {
@@ -182,10 +206,13 @@ impl Baseline {
             sum: Vec::new(),
             reference_size: 0,
             similarity: RunningStats::default(),
-            log_length: RunningStats::default(),
+            log_lengths: Vec::new(),
             window: VecDeque::new(),
             semantic: Episode::default(),
             length: Episode::default(),
+            semantic_run: 0,
+            last_semantic_t: 0.0,
+            last_length_score: 0.0,
             frozen: false,
         }
     }
@@ -224,7 +251,8 @@ impl Baseline {
         self.window.push_back(WindowEntry { vector: vector.to_vec(), similarity, log_length: log_len, tainted: false });
         if self.window.len() > WINDOW {
             let oldest = self.window.pop_front().expect("window is not empty");
-            if !oldest.tainted && !self.frozen && !self.drift_open() {
+            let calm = self.last_semantic_t > ABSORB_T_ABOVE && self.last_length_score.abs() < ABSORB_LENGTH_BELOW;
+            if !oldest.tainted && !self.frozen && !self.drift_open() && calm {
                 self.absorb(&oldest.vector, oldest.log_length);
             }
         }
@@ -237,7 +265,13 @@ impl Baseline {
         outcome.semantic_score = Some(semantic_score);
         outcome.length_score = Some(length_score);
 
-        let semantic_firing = semantic_score < t.drift_threshold && semantic_t <= SEMANTIC_T_LIMIT;
+        self.last_semantic_t = semantic_t;
+        self.last_length_score = length_score;
+
+        let semantic_condition = semantic_score < t.drift_threshold && semantic_t <= SEMANTIC_T_LIMIT;
+        self.semantic_run = if semantic_condition { self.semantic_run + 1 } else { 0 };
+        let semantic_firing =
+            self.semantic_run >= SEMANTIC_PERSISTENCE || (self.semantic.open && semantic_condition);
         if self.semantic.update(semantic_firing) {
             outcome.signals.push(DriftSignal {
                 kind: DriftKind::Semantic,
@@ -266,16 +300,38 @@ impl Baseline {
     /// (ratio of the window's mean similarity to the reference's, t-like statistic).
     fn semantic_scores(&self) -> (f64, f64) {
         let window_mean = self.window.iter().map(|e| e.similarity).sum::<f64>() / self.window.len() as f64;
-        let reference_mean = self.similarity.mean();
+        let reference_mean = self.reference_mean_similarity();
         let sd = self.similarity.sd().max(MIN_SIMILARITY_SD);
         let ratio = if reference_mean > 1e-9 { window_mean / reference_mean } else { 1.0 };
         let t = (window_mean - reference_mean) / (sd / (self.window.len() as f64).sqrt());
         (ratio, t)
     }
 
+    /// Mean leave-one-out similarity of the reference samples to the current centroid, exact
+    /// from the sum alone: each `x_i` is unit length and `sum_i x_i.S = |S|^2`.
+    fn reference_mean_similarity(&self) -> f64 {
+        let n = self.reference_size as f64;
+        let s2: f64 = self.sum.iter().map(|x| x * x).sum();
+        let denominator = (s2 * (1.0 - 2.0 / n) + 1.0).max(1e-12).sqrt();
+        ((s2 - n) / n) / denominator
+    }
+
     fn length_score(&self) -> f64 {
-        let window_mean = self.window.iter().map(|e| e.log_length).sum::<f64>() / self.window.len() as f64;
-        (window_mean - self.log_length.mean()) / self.log_length.sd().max(MIN_LOG_LENGTH_SD)
+        let mut longer = 0.0;
+        for w in &self.window {
+            for r in &self.log_lengths {
+                longer += if w.log_length > *r {
+                    1.0
+                } else if w.log_length == *r {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+        let pairs = (self.window.len() * self.log_lengths.len()).max(1) as f64;
+        let p = (longer / pairs).clamp(1.0 - MAX_LENGTH_PROBABILITY, MAX_LENGTH_PROBABILITY);
+        std::f64::consts::SQRT_2 * standard_normal().inverse_cdf(p)
     }
 
     /// The learnt samples become the reference, calibrated by exact leave-one-out similarity.
@@ -294,7 +350,7 @@ impl Baseline {
             }
             let n = norm(&others);
             self.similarity.push(if n > 0.0 { dot(v, &others) / n } else { 0.0 });
-            self.log_length.push(*log_len);
+            self.log_lengths.push(*log_len);
         }
         self.reference_size = self.learning.len();
         self.sum = sum;
@@ -305,7 +361,7 @@ impl Baseline {
     fn absorb(&mut self, vector: &[f32], log_len: f64) {
         let n = norm(&self.sum);
         self.similarity.push(if n > 0.0 { dot(vector, &self.sum) / n } else { 0.0 });
-        self.log_length.push(log_len);
+        self.log_lengths.push(log_len);
         for (s, x) in self.sum.iter_mut().zip(vector) {
             *s += *x as f64;
         }

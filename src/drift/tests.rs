@@ -160,21 +160,26 @@ fn longer_and_shorter_responses_fire_length_drift() {
 #[test]
 fn thresholds_are_respected() {
     let mut rng = StdRng::seed_from_u64(10);
-    let (a, b) = (topic(&mut rng), topic(&mut rng));
-    // drift_threshold 0: similarity can never fall below 0 x baseline on these streams;
-    // a huge length threshold never fires either.
-    let lax = Thresholds { min_baseline_samples: 30, drift_threshold: 0.0, length_drift_threshold: 100.0 };
-    let mut run = Run::new();
+    let a = topic(&mut rng);
+    let other = topic(&mut rng);
+    // a related topic: its centre has cosine 0.5 with the first one
+    let b: Vec<f64> = a.iter().zip(&other).map(|(x, y)| 0.5 * x + 0.75f64.sqrt() * y).collect();
+    let lax = Thresholds { min_baseline_samples: 30, drift_threshold: 0.3, length_drift_threshold: 100.0 };
+    let (mut defaults_run, mut lax_run) = (Run::new(), Run::new());
     let (mut lowest_semantic, mut highest_length) = (f64::MAX, f64::MIN);
     for i in 0..200 {
         let (centre, len) = if i < 80 { (&a, 100) } else { (&b, 1000) };
-        let out = run.feed(&sample(&mut rng, centre, 0.05), len, &lax);
+        let v = sample(&mut rng, centre, 0.05);
+        defaults_run.feed(&v, len, &defaults());
+        let out = lax_run.feed(&v, len, &lax);
         lowest_semantic = lowest_semantic.min(out.semantic_score.unwrap_or(f64::MAX));
         highest_length = highest_length.max(out.length_score.unwrap_or(f64::MIN));
     }
-    // the change was there (default thresholds would fire), but these thresholds say no
-    assert!(lowest_semantic < 0.5 && highest_length > 1.5, "{lowest_semantic} {highest_length}");
-    assert!(run.signals.is_empty(), "{:?}", run.signals);
+    // the change is there and the defaults flag both kinds...
+    assert!(lowest_semantic < 0.7 && lowest_semantic > 0.3 && highest_length > 1.5, "{lowest_semantic} {highest_length}");
+    assert_eq!(defaults_run.signals.len(), 2, "{:?}", defaults_run.signals);
+    // ...but these thresholds say it is not drift
+    assert!(lax_run.signals.is_empty(), "{:?}", lax_run.signals);
 }
 
 #[test]
