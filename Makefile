@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run build test models bench-ingest bench-quality sdk-venv postgres
+.PHONY: run build test models bench-ingest bench-quality bench-throughput sdk-venv postgres
 
 ## Start the server on the embedded SQLite default (./data/driftballoon.db), port 8080.
 run: models
@@ -28,6 +28,17 @@ test: models sdk-venv postgres
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" DRIFTBALLOON_REQUIRE_POSTGRES=1 cargo test --all-targets
+
+## Detection quality end to end on real corpora (see BENCHMARKS.md): starts a release server.
+bench-quality: models
+	bash scripts/quality-data.sh
+	bash scripts/bench-quality.sh
+
+## Embedding throughput vs raw Python ONNX Runtime, ingest latency, peak RSS (see BENCHMARKS.md).
+bench-throughput: models
+	bash scripts/quality-data.sh
+	bash scripts/bench-venv.sh .venv-bench
+	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench throughput
 
 ## Ingest throughput on both backends (see BENCHMARKS.md).
 bench-ingest:

@@ -270,8 +270,7 @@ impl Baseline {
 
         let semantic_condition = semantic_score < t.drift_threshold && semantic_t <= SEMANTIC_T_LIMIT;
         self.semantic_run = if semantic_condition { self.semantic_run + 1 } else { 0 };
-        let semantic_firing =
-            self.semantic_run >= SEMANTIC_PERSISTENCE || (self.semantic.open && semantic_condition);
+        let semantic_firing = self.semantic_run >= SEMANTIC_PERSISTENCE || (self.semantic.open && semantic_condition);
         if self.semantic.update(semantic_firing) {
             outcome.signals.push(DriftSignal {
                 kind: DriftKind::Semantic,

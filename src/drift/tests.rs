@@ -176,7 +176,10 @@ fn thresholds_are_respected() {
         highest_length = highest_length.max(out.length_score.unwrap_or(f64::MIN));
     }
     // the change is there and the defaults flag both kinds...
-    assert!(lowest_semantic < 0.7 && lowest_semantic > 0.3 && highest_length > 1.5, "{lowest_semantic} {highest_length}");
+    assert!(
+        lowest_semantic < 0.7 && lowest_semantic > 0.3 && highest_length > 1.5,
+        "{lowest_semantic} {highest_length}"
+    );
     assert_eq!(defaults_run.signals.len(), 2, "{:?}", defaults_run.signals);
     // ...but these thresholds say it is not drift
     assert!(lax_run.signals.is_empty(), "{:?}", lax_run.signals);

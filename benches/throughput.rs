@@ -1,0 +1,196 @@
+//! Embedding throughput of the running server while logs keep arriving, next to the raw speed of
+//! Python ONNX Runtime on the same model files, plus ingest latency and the server's peak RSS.
+//!
+//! `make bench-throughput` (needs `make models`, `scripts/quality-data.sh` for the real texts and
+//! `.venv-bench` from `scripts/bench-venv.sh`). Env: BENCH_THREADS (ONNX Runtime threads, default
+//! 1 = the server default), BENCH_SECONDS (measuring time per run, default 20), BENCH_BACKENDS
+//! (default "sqlite,postgres"; Postgres needs TEST_DATABASE_URL).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{repo_root, Kind, TestDb, TestServer};
+use serde_json::{json, Value};
+
+const PROMPTS: usize = 4;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// Real texts: short ones are single fortunes (about 20 words); long ones join consecutive
+/// fortunes until they reach 200 words (about 256 tokens, the model's limit).
+fn corpus() -> (Vec<String>, Vec<String>) {
+    let read = |name: &str| -> Vec<String> {
+        let path = repo_root().join("bench-data/streams").join(name);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} missing: run scripts/quality-data.sh", path.display()))
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let short = read("en-people.txt");
+    let mut long = Vec::new();
+    let mut current = String::new();
+    for line in read("en-computers.txt").iter().chain(read("en-anarchism.txt").iter()) {
+        current.push_str(line);
+        current.push(' ');
+        if current.split_whitespace().count() >= 200 {
+            long.push(std::mem::take(&mut current));
+        }
+    }
+    (short, long)
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+async fn done_count(server: &TestServer, key: &str) -> i64 {
+    let mut done = 0;
+    for p in 0..PROMPTS {
+        let (_, body) = server.get(key, &format!("/api/v1/prompts/bench-{p}")).await;
+        done += body["samples"]["done"].as_i64().unwrap_or(0);
+    }
+    done
+}
+
+struct RunResult {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    peak_rss_mib: f64,
+    offered: f64,
+}
+
+/// Logs keep arriving at `rate` samples/s (batches of 10) while the worker embeds; measures the
+/// done-rate after a warm-up, with a backlog kept so the worker never waits for work.
+async fn run(kind: Kind, texts: &[String], rate: f64, threads: &str, seconds: u64) -> Option<RunResult> {
+    let db = TestDb::new(kind).await?;
+    let server = TestServer::start(
+        &db,
+        &[("RUST_LOG", "warn,driftballoon::server=info"), ("DRIFTBALLOON_EMBED_THREADS", threads)],
+    );
+    let key = server.first_key.clone().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (stop, url, key, texts) = (stop.clone(), server.url("/api/v1/logs"), key.clone(), texts.to_vec());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let interval = Duration::from_secs_f64(10.0 / rate);
+            let mut next = Instant::now();
+            let mut latencies = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let logs: Vec<Value> = (0..10)
+                    .map(|j| {
+                        let n = i * 10 + j;
+                        json!({"prompt_name": format!("bench-{}", n % PROMPTS), "response_text": texts[n % texts.len()]})
+                    })
+                    .collect();
+                let started = Instant::now();
+                let resp =
+                    http.post(&url).header("X-API-Key", &key).json(&json!({ "logs": logs })).send().await.unwrap();
+                assert_eq!(resp.status().as_u16(), 202);
+                latencies.push(started.elapsed());
+                i += 1;
+                next += interval;
+                tokio::time::sleep_until(next.into()).await;
+            }
+            latencies
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await; // warm-up: model, caches, backlog
+    let (t1, c1) = (Instant::now(), done_count(&server, &key).await);
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let (t2, c2) = (Instant::now(), done_count(&server, &key).await);
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = producer.await.unwrap();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1e3;
+    let result = RunResult {
+        per_second: (c2 - c1) as f64 / (t2 - t1).as_secs_f64(),
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        peak_rss_mib: peak_rss_mib(server.child.id()),
+        offered: rate,
+    };
+    server.assert_no_server_errors();
+    Some(result)
+}
+
+/// Raw Python ONNX Runtime on the same files, best of the given batch sizes.
+fn python_raw(texts: &[String], threads: &str, batches: &[usize]) -> (f64, usize) {
+    let python = repo_root().join(".venv-bench/bin/python");
+    assert!(python.exists(), "{} missing: run scripts/bench-venv.sh", python.display());
+    let file = std::env::temp_dir().join(format!("driftballoon_bench_texts_{}.txt", std::process::id()));
+    std::fs::write(&file, texts.join("\n")).unwrap();
+    let mut best = (0.0, 0);
+    for batch in batches {
+        let out = Command::new(&python)
+            .arg(repo_root().join("scripts/bench_python_ort.py"))
+            .args(["--model-dir", repo_root().join("models").to_str().unwrap(), "--threads", threads])
+            .args(["--texts", file.to_str().unwrap(), "--batch", &batch.to_string(), "--seconds", "10"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let line: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+        let rate = line["sentences_per_s"].as_f64().unwrap();
+        println!("  python onnxruntime batch {batch:>2}: {rate:>7.1} texts/s");
+        if rate > best.0 {
+            best = (rate, *batch);
+        }
+    }
+    (best.0, best.1)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let threads = env_or("BENCH_THREADS", "1");
+    let seconds: u64 = env_or("BENCH_SECONDS", "20").parse().unwrap();
+    let backends = env_or("BENCH_BACKENDS", "sqlite,postgres");
+    let (short, long) = corpus();
+    println!("throughput benchmark: ONNX Runtime threads={threads}, {seconds}s measured per run");
+    let mut rows = Vec::new();
+    for (label, texts, batches, rate) in
+        [("short (~20 words)", &short, &[8usize, 32][..], 700.0), ("long (~200 words)", &long, &[1usize, 8][..], 90.0)]
+    {
+        println!("{label}: raw model");
+        let (raw, batch) = python_raw(texts, &threads, batches);
+        for kind in [Kind::Sqlite, Kind::Postgres] {
+            if !backends.contains(&format!("{kind:?}").to_lowercase()) {
+                continue;
+            }
+            if let Some(r) = run(kind, texts, rate, &threads, seconds).await {
+                rows.push(format!(
+                    "| {label} | {kind:?} | {:.1} | {raw:.1} (batch {batch}) | {:.2} | {:.0} | {:.1} ms | {:.1} ms | {:.0} MiB |",
+                    r.per_second,
+                    r.per_second / raw,
+                    r.offered,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.peak_rss_mib
+                ));
+                println!("{}", rows.last().unwrap());
+            }
+        }
+    }
+    println!("\n| texts | backend | server texts/s | raw python texts/s | ratio | offered logs/s | ingest p50 | ingest p99 | server peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Detection-quality benchmark, end to end: builds and starts a release server on a fresh SQLite
+# database in a temp folder, drives it with scripts/quality_bench.py over HTTP (real corpora from
+# scripts/quality-data.sh), prints the tables and stops the server.
+#   scripts/bench-quality.sh [extra quality_bench.py args]
+# Env: DRIFTBALLOON_EMBED_THREADS (default 2: the benchmark only measures detection).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+work="$(mktemp -d)"
+port=$((20000 + RANDOM % 20000))
+DATABASE_URL="sqlite://$work/quality.db" DRIFTBALLOON_LISTEN="127.0.0.1:$port" \
+DRIFTBALLOON_MODEL_DIR="$PWD/models" DRIFTBALLOON_EMBED_THREADS="${DRIFTBALLOON_EMBED_THREADS:-2}" \
+    target/release/driftballoon serve 2> "$work/server.log" &
+server=$!
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    grep -q "listening on" "$work/server.log" && break
+    sleep 0.1
+done
+key="$(grep -o 'db_sk_[A-Za-z0-9]*' "$work/server.log" | head -n 1)"
+python3 scripts/quality_bench.py --base-url "http://127.0.0.1:$port" --api-key "$key" --data bench-data \
+    --out "$work/quality-results.json" "$@"
+echo "per-run results: $work/quality-results.json"
