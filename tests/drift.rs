@@ -258,6 +258,45 @@ both_backends!(restart_in_the_middle_of_processing_loses_and_double_counts_nothi
     assert!(count >= 1 && kinds.iter().filter(|k| *k == "semantic").count() == 1, "{events}");
 });
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgres_score_everything_once_in_order() {
+    let Some(db) = TestDb::new(common::Kind::Postgres).await else { return };
+    let texts: Vec<String> = (0..150).map(|i| if i < 100 { support_answer(i) } else { biology_answer(i) }).collect();
+
+    let reference_db = TestDb::new(common::Kind::Postgres).await.unwrap();
+    let reference = TestServer::start(&reference_db, &[]);
+    let reference_key = reference.first_key.clone().unwrap();
+    log_all(&reference, &reference_key, "replicas", &texts).await;
+    let expected = scores_of(&reference, &reference_key, "replicas").await;
+    drop(reference);
+
+    // small batches so both replicas really take turns claiming
+    let env = [("DRIFTBALLOON_WORKER_BATCH_SIZE", "4")];
+    let one = TestServer::start(&db, &env);
+    let key = one.first_key.clone().unwrap();
+    let two = TestServer::start(&db, &env);
+    for (i, chunk) in texts.chunks(10).enumerate() {
+        let server = if i % 2 == 0 { &one } else { &two };
+        log_all(server, &key, "replicas", chunk).await;
+    }
+    let got = scores_of(&two, &key, "replicas").await;
+    assert_eq!(got.len(), expected.len());
+    for ((_, s1, w1), (_, s2, w2)) in got.iter().zip(&expected) {
+        let close = |a: &Option<f64>, b: &Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() < 1e-3,
+            (None, None) => true,
+            _ => false,
+        };
+        assert!(close(s1, s2) && close(w1, w2), "{got:?}\nvs\n{expected:?}");
+    }
+    let (_, events) = two.get(&key, "/api/v1/prompts/replicas/drift-events").await;
+    assert_eq!(events["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "semantic").count(), 1);
+    let worked = |s: &TestServer| s.log_text().contains("drift detected") as usize;
+    assert_eq!(worked(&one) + worked(&two), 1, "exactly one replica recorded the event");
+    one.assert_no_server_errors();
+    two.assert_no_server_errors();
+}
+
 /// Scores are compared above with a tolerance; this lets the versions' scalar fields be
 /// compared exactly while taking the (float) scores from `actual`.
 trait TapScores {
