@@ -8,7 +8,7 @@ use crate::drift::{Baseline, Thresholds};
 use crate::store::{BaselineUpdate, NewDriftEvent, Store};
 
 /// Most samples scored in one transaction (a long backlog is scored in several).
-const MAX_SAMPLES_PER_TX: i64 = 2000;
+const MAX_SAMPLES_PER_TX: i64 = 500;
 
 struct Working {
     baseline: Baseline,
