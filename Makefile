@@ -27,7 +27,7 @@ postgres:
 test: models sdk-venv postgres
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
-	TEST_DATABASE_URL="$(PG_ADMIN_URL)" DRIFTBALLOON_REQUIRE_POSTGRES=1 cargo test --all-targets
+	TEST_DATABASE_URL="$(PG_ADMIN_URL)" DRIFTBALLOON_REQUIRE_POSTGRES=1 cargo test --lib --bins --tests
 
 ## Detection quality end to end on real corpora (see BENCHMARKS.md): starts a release server.
 bench-quality: models
