@@ -122,11 +122,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         worker::spawn(store.clone(), embedder, worker_settings, samples_arrived.clone(), worker_stopped)
     });
     let state = AppState { store: store.clone(), settings: Arc::new(settings), samples_arrived };
+    let shutdown = shutdown_signal()?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown).await.context("HTTP server failed")?;
     tracing::info!("in-flight requests finished; stopping the worker");
     let _ = stop_worker.send(true);
     if let Some(worker) = worker {
@@ -138,22 +136,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM; axum then stops accepting and lets in-flight requests finish.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM; axum then stops accepting and lets in-flight
+/// requests finish. The handlers are installed when this is called, not when the future is
+/// first polled, so a signal that arrives right after "listening" is not lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
+        tracing::info!("shutdown signal received; finishing in-flight requests");
+    })
 }

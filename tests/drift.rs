@@ -196,8 +196,24 @@ both_backends!(dashboard_rest, |db: TestDb| async move {
     server.assert_no_server_errors();
 });
 
+type Scores = Vec<(i64, Option<f64>, Option<f64>)>;
+
+/// Same similarity and semantic score for every sample, in order (the model's floats may differ
+/// in the last bits with batch composition).
+fn assert_same_scores(got: &Scores, expected: &Scores) {
+    assert_eq!(got.len(), expected.len());
+    let close = |a: &Option<f64>, b: &Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() < 1e-3,
+        (None, None) => true,
+        _ => false,
+    };
+    for ((_, s1, w1), (_, s2, w2)) in got.iter().zip(expected) {
+        assert!(close(s1, s2) && close(w1, w2), "{got:?}\nvs\n{expected:?}");
+    }
+}
+
 /// Logs a fixed sequence; returns each sample's (similarity, semantic score) after processing.
-async fn scores_of(server: &TestServer, key: &str, prompt: &str) -> Vec<(i64, Option<f64>, Option<f64>)> {
+async fn scores_of(server: &TestServer, key: &str, prompt: &str) -> Scores {
     let detail = server.wait_processed(key, prompt).await;
     assert_eq!(detail["samples"]["done"], detail["samples"]["total"]);
     let (_, page) = server.get(key, &format!("/api/v1/prompts/{prompt}/samples?limit=500")).await;
@@ -237,15 +253,7 @@ both_backends!(restart_in_the_middle_of_processing_loses_and_double_counts_nothi
     let got = scores_of(&server, &key, "restarts").await;
     let detail = server.wait_processed(&key, "restarts").await;
 
-    assert_eq!(got.len(), expected.len());
-    for ((_, s1, w1), (_, s2, w2)) in got.iter().zip(&expected) {
-        let close = |a: &Option<f64>, b: &Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => (a - b).abs() < 1e-3,
-            (None, None) => true,
-            _ => false,
-        };
-        assert!(close(s1, s2) && close(w1, w2), "{got:?}\nvs\n{expected:?}");
-    }
+    assert_same_scores(&got, &expected);
     for field in ["baseline_status", "baseline_sample_count", "status", "active_prompt"] {
         assert_eq!(detail[field], expected_detail[field], "{field}");
     }
@@ -280,15 +288,7 @@ async fn two_replicas_on_one_postgres_score_everything_once_in_order() {
         log_all(server, &key, "replicas", chunk).await;
     }
     let got = scores_of(&two, &key, "replicas").await;
-    assert_eq!(got.len(), expected.len());
-    for ((_, s1, w1), (_, s2, w2)) in got.iter().zip(&expected) {
-        let close = |a: &Option<f64>, b: &Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => (a - b).abs() < 1e-3,
-            (None, None) => true,
-            _ => false,
-        };
-        assert!(close(s1, s2) && close(w1, w2), "{got:?}\nvs\n{expected:?}");
-    }
+    assert_same_scores(&got, &expected);
     let (_, events) = two.get(&key, "/api/v1/prompts/replicas/drift-events").await;
     assert_eq!(events["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "semantic").count(), 1);
     let worked = |s: &TestServer| s.log_text().contains("drift detected") as usize;
