@@ -296,9 +296,13 @@ impl ScoringTx {
 impl Store {
     /// Prompts that have embedded samples still waiting to be scored.
     pub async fn prompts_with_embedded_samples(&self) -> Result<Vec<i64>, sqlx::Error> {
-        let rows = sqlx::query("SELECT DISTINCT prompt_id FROM samples WHERE state = 'embedded'")
-            .fetch_all(&self.read)
-            .await?;
+        // The IN term repeats the partial index's predicate word for word: SQLite uses a partial
+        // index only when it can see that, and this runs on every idle poll.
+        let rows = sqlx::query(
+            "SELECT DISTINCT prompt_id FROM samples WHERE state IN ('pending', 'embedded') AND state = 'embedded'",
+        )
+        .fetch_all(&self.read)
+        .await?;
         rows.iter().map(|r| r.try_get(0)).collect()
     }
 }
