@@ -180,14 +180,22 @@ both_backends!(oversized_body_is_413, |db: TestDb| async move {
     let server = TestServer::start(&db, &[("DRIFTBALLOON_BODY_LIMIT_BYTES", "2000")]);
     let key = server.first_key.clone().unwrap();
     let body = json!({ "logs": [log("big", &"z".repeat(5000))] });
-    let (status, err) = server.post_logs(&key, &body).await;
+    // A server may close the connection after refusing a body it did not read, so each refused
+    // request gets a client of its own and the later requests a fresh connection.
+    let resp = reqwest::Client::new()
+        .post(server.url("/api/v1/logs"))
+        .header("X-API-Key", &key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = common::status_json(resp).await;
     assert_eq!(status, 413);
     assert_eq!(err["error"]["code"], "payload_too_large");
     // a streamed body without Content-Length hits the same limit
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         vec![Ok(b"{\"logs\": [".to_vec()), Ok(vec![b' '; 4000]), Ok(b"]}".to_vec())];
-    let resp = server
-        .http
+    let resp = reqwest::Client::new()
         .post(server.url("/api/v1/logs"))
         .header("X-API-Key", &key)
         .body(reqwest::Body::wrap_stream(futures_stream(chunks)))
