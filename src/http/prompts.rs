@@ -70,8 +70,10 @@ fn prompt_json(p: &PromptRow, baselines: &[&BaselineRow], latest_event: Option<&
         "length_drift_threshold": p.length_drift_threshold,
         "auto_switch_enabled": p.auto_switch_enabled,
         "versions": versions,
-        "latest_scores": baseline_json(active).as_object().map(|o| json!({
-            "semantic_score": o["semantic_score"], "length_score": o["length_score"] })),
+        "latest_scores": json!({
+            "semantic_score": active.and_then(|b| b.semantic_score),
+            "length_score": active.and_then(|b| b.length_score),
+        }),
         "open_drift": open_drift,
         "created_at": p.created_at,
         "updated_at": p.updated_at,
