@@ -76,7 +76,7 @@ both_backends!(topic_change_is_flagged_and_switches_to_b, |db: TestDb| async mov
     // new logs now belong to "b", which learns its own baseline
     log_all(&server, &key, prompt, &answers(biology_answer, 60..70)).await;
     let detail = server.wait_processed(&key, prompt).await;
-    assert_eq!(detail["versions"]["b"]["baseline_sample_count"], 10);
+    assert_eq!(detail["versions"]["b"]["baseline_sample_count"], 10, "{detail}\n{}", server.log_text());
     assert_eq!(detail["versions"]["a"]["baseline_status"], "ready");
     let (_, page) = server.get(&key, &format!("/api/v1/prompts/{prompt}/samples?limit=10")).await;
     assert!(page["samples"].as_array().unwrap().iter().all(|s| s["prompt_version"] == "b" && s["state"] == "done"));

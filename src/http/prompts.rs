@@ -103,15 +103,20 @@ pub async fn detail(
     Auth(owner): Auth,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let p = find_prompt(&state, owner.project_id, &name).await?;
-    Ok(Json(detail_json(&state, owner.project_id, &p).await?))
+    Ok(Json(detail_json(&state, owner.project_id, &name).await?))
 }
 
-async fn detail_json(state: &AppState, project_id: i64, p: &PromptRow) -> ApiResult<Value> {
+/// The single-prompt view. The sample counts are read *first*: each scoring transaction marks
+/// samples done together with the prompt and baseline it changed, so reading the prompt and its
+/// baselines afterwards guarantees they include every sample counted as done (a client waiting
+/// for `pending == 0` then sees the state that processing produced).
+async fn detail_json(state: &AppState, project_id: i64, name: &str) -> ApiResult<Value> {
+    let id = find_prompt(state, project_id, name).await?.id;
+    let counts = state.store.sample_counts(id).await?;
+    let p = find_prompt(state, project_id, name).await?;
     let baselines = state.store.baselines(project_id, Some(p.id)).await?;
     let latest = state.store.drift_events(p.id, 1, 0).await?;
-    let counts = state.store.sample_counts(p.id).await?;
-    let mut body = prompt_json(p, &baselines.iter().collect::<Vec<_>>(), latest.first());
+    let mut body = prompt_json(&p, &baselines.iter().collect::<Vec<_>>(), latest.first());
     body["samples"] =
         json!({ "total": counts.total, "pending": counts.pending, "done": counts.done, "failed": counts.failed });
     Ok(body)
@@ -126,8 +131,7 @@ pub async fn patch(
     let p = find_prompt(&state, owner.project_id, &name).await?;
     let patch = parse_patch(&body)?;
     state.store.update_prompt_settings(p.id, &patch).await?;
-    let p = find_prompt(&state, owner.project_id, &name).await?;
-    Ok(Json(detail_json(&state, owner.project_id, &p).await?))
+    Ok(Json(detail_json(&state, owner.project_id, &name).await?))
 }
 
 fn invalid(field: &str, message: &str) -> ApiError {
@@ -189,8 +193,7 @@ pub async fn reset_baseline(
 ) -> ApiResult<Json<Value>> {
     let p = find_prompt(&state, owner.project_id, &name).await?;
     state.store.reset_baseline(p.id, &p.active_prompt).await?;
-    let p = find_prompt(&state, owner.project_id, &name).await?;
-    Ok(Json(detail_json(&state, owner.project_id, &p).await?))
+    Ok(Json(detail_json(&state, owner.project_id, &name).await?))
 }
 
 #[derive(Deserialize)]
