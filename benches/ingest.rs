@@ -51,11 +51,7 @@ async fn run(kind: Kind, seconds: u64, clients: usize) {
                                "input_text": "Where is my refund?", "model": "gpt-4o"})
                     })
                     .collect();
-                let started = Instant::now();
-                let resp =
-                    http.post(&url).header("X-API-Key", &key).json(&json!({ "logs": logs })).send().await.unwrap();
-                assert_eq!(resp.status().as_u16(), 202);
-                latencies.push(started.elapsed());
+                latencies.push(common::timed_post_logs(&http, &url, &key, logs).await);
                 n += 1;
             }
             latencies
@@ -68,8 +64,7 @@ async fn run(kind: Kind, seconds: u64, clients: usize) {
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
-    let pct =
-        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
+    let pct = |p: f64| common::percentile_ms(&latencies, p);
     let requests = latencies.len() as f64;
     println!(
         "{:<9} clients={clients:<3} requests/s={:>7.0} logs/s={:>7.0} p50={:>6.2}ms p99={:>6.2}ms ({} requests in {:.1}s)",

@@ -101,11 +101,7 @@ async fn run(kind: Kind, texts: &[String], rate: f64, threads: &str, seconds: u6
                         json!({"prompt_name": format!("bench-{}", n % PROMPTS), "response_text": texts[n % texts.len()]})
                     })
                     .collect();
-                let started = Instant::now();
-                let resp =
-                    http.post(&url).header("X-API-Key", &key).json(&json!({ "logs": logs })).send().await.unwrap();
-                assert_eq!(resp.status().as_u16(), 202);
-                latencies.push(started.elapsed());
+                latencies.push(common::timed_post_logs(&http, &url, &key, logs).await);
                 i += 1;
                 next += interval;
                 tokio::time::sleep_until(next.into()).await;
@@ -120,7 +116,7 @@ async fn run(kind: Kind, texts: &[String], rate: f64, threads: &str, seconds: u6
     stop.store(true, Ordering::Relaxed);
     let mut latencies = producer.await.unwrap();
     latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1e3;
+    let pct = |p: f64| common::percentile_ms(&latencies, p);
     let result = RunResult {
         per_second: (c2 - c1) as f64 / (t2 - t1).as_secs_f64(),
         p50_ms: pct(0.5),

@@ -15,17 +15,18 @@ pub async fn get_config(State(state): State<AppState>, Auth(owner): Auth) -> Api
         .prompt_configs(owner.project_id)
         .await?
         .into_iter()
-        .map(|p| (p.name.clone(), sdk_prompt_config(&p)))
+        .map(|c| (c.prompt.name.clone(), sdk_prompt_config(&c)))
         .collect();
     Ok(Json(json!({ "prompts": prompts, "cache_ttl_seconds": state.settings.config_cache_ttl_secs })))
 }
 
 /// One prompt in the SDK's `PromptConfig` shape.
-fn sdk_prompt_config(p: &PromptConfigRow) -> Value {
+fn sdk_prompt_config(c: &PromptConfigRow) -> Value {
+    let p = &c.prompt;
     json!({
         "active_prompt": p.active_prompt,
-        "baseline_status": p.baseline_status,
-        "baseline_sample_count": p.baseline_sample_count,
+        "baseline_status": c.baseline_status,
+        "baseline_sample_count": c.baseline_sample_count,
         "min_baseline_samples": p.min_baseline_samples,
         "drift_threshold": p.drift_threshold,
         "length_drift_threshold": p.length_drift_threshold,

@@ -3,41 +3,8 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::prompts::{PromptRow, PROMPT_COLUMNS};
 use super::{now_ms, Store};
-
-#[derive(Debug, Clone)]
-pub struct PromptRow {
-    pub id: i64,
-    pub name: String,
-    pub active_prompt: String,
-    pub status: String,
-    pub min_baseline_samples: i64,
-    pub drift_threshold: f64,
-    pub length_drift_threshold: f64,
-    pub auto_switch_enabled: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-const PROMPT_COLUMNS: &str = "id, name, active_prompt, status, min_baseline_samples, drift_threshold, \
-     length_drift_threshold, auto_switch_enabled, created_at, updated_at";
-
-impl PromptRow {
-    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(PromptRow {
-            id: r.try_get(0)?,
-            name: r.try_get(1)?,
-            active_prompt: r.try_get(2)?,
-            status: r.try_get(3)?,
-            min_baseline_samples: r.try_get(4)?,
-            drift_threshold: r.try_get(5)?,
-            length_drift_threshold: r.try_get(6)?,
-            auto_switch_enabled: r.try_get::<i64, _>(7)? != 0,
-            created_at: r.try_get(8)?,
-            updated_at: r.try_get(9)?,
-        })
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct BaselineRow {
@@ -123,13 +90,13 @@ pub struct PromptPatch {
 
 impl Store {
     pub async fn prompt_by_name(&self, project_id: i64, name: &str) -> Result<Option<PromptRow>, sqlx::Error> {
-        let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE project_id = $1 AND name = $2");
+        let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts p WHERE p.project_id = $1 AND p.name = $2");
         let row = sqlx::query(&sql).bind(project_id).bind(name).fetch_optional(&self.read).await?;
         row.as_ref().map(PromptRow::from_row).transpose()
     }
 
     pub async fn prompts(&self, project_id: i64) -> Result<Vec<PromptRow>, sqlx::Error> {
-        let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE project_id = $1 ORDER BY name");
+        let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts p WHERE p.project_id = $1 ORDER BY p.name");
         let rows = sqlx::query(&sql).bind(project_id).fetch_all(&self.read).await?;
         rows.iter().map(PromptRow::from_row).collect()
     }

@@ -17,13 +17,12 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
-pub use dashboard::{BaselineRow, DriftEventRow, PromptPatch, PromptRow, SampleCounts, SampleRow};
+pub use dashboard::{BaselineRow, DriftEventRow, PromptPatch, SampleCounts, SampleRow};
 pub use keys::KeyOwner;
 pub use logs::NewLog;
-pub use prompts::PromptConfigRow;
+pub use prompts::{PromptConfigRow, PromptRow};
 pub use scoring::{
-    vector_from_bytes, BaselineUpdate, ClaimedSample, NewDriftEvent, PromptForScoring, ScoringTx, StoredBaseline,
-    UnscoredSample,
+    vector_from_bytes, BaselineUpdate, ClaimedSample, NewDriftEvent, ScoringTx, StoredBaseline, UnscoredSample,
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -5,9 +5,11 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{now_ms, Store};
 
-/// One prompt as `GET /api/v1/config` reports it.
+/// A prompt row with every setting. Queries name the table `p`.
 #[derive(Debug, Clone)]
-pub struct PromptConfigRow {
+pub struct PromptRow {
+    pub id: i64,
+    pub project_id: i64,
     pub name: String,
     pub active_prompt: String,
     pub status: String,
@@ -15,25 +17,42 @@ pub struct PromptConfigRow {
     pub drift_threshold: f64,
     pub length_drift_threshold: f64,
     pub auto_switch_enabled: bool,
-    /// The active version's baseline: `learning`/`ready` and how many samples are in it.
-    pub baseline_status: String,
-    pub baseline_sample_count: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
-impl PromptConfigRow {
-    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(PromptConfigRow {
-            name: r.try_get("name")?,
-            active_prompt: r.try_get("active_prompt")?,
-            status: r.try_get("status")?,
-            min_baseline_samples: r.try_get("min_baseline_samples")?,
-            drift_threshold: r.try_get("drift_threshold")?,
-            length_drift_threshold: r.try_get("length_drift_threshold")?,
-            auto_switch_enabled: r.try_get::<i64, _>("auto_switch_enabled")? != 0,
-            baseline_status: r.try_get("baseline_status")?,
-            baseline_sample_count: r.try_get("baseline_sample_count")?,
+pub(super) const PROMPT_COLUMNS: &str = "p.id, p.project_id, p.name, p.active_prompt, p.status, \
+     p.min_baseline_samples, p.drift_threshold, p.length_drift_threshold, p.auto_switch_enabled, p.created_at, \
+     p.updated_at";
+/// How many columns PROMPT_COLUMNS selects; a query's own columns follow them.
+const PROMPT_COLUMN_COUNT: usize = 11;
+
+impl PromptRow {
+    pub(super) fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(PromptRow {
+            id: r.try_get(0)?,
+            project_id: r.try_get(1)?,
+            name: r.try_get(2)?,
+            active_prompt: r.try_get(3)?,
+            status: r.try_get(4)?,
+            min_baseline_samples: r.try_get(5)?,
+            drift_threshold: r.try_get(6)?,
+            length_drift_threshold: r.try_get(7)?,
+            auto_switch_enabled: r.try_get::<i64, _>(8)? != 0,
+            created_at: r.try_get(9)?,
+            updated_at: r.try_get(10)?,
         })
     }
+}
+
+/// One prompt as `GET /api/v1/config` reports it: its settings plus the active version's
+/// baseline.
+#[derive(Debug, Clone)]
+pub struct PromptConfigRow {
+    pub prompt: PromptRow,
+    /// `learning`/`ready` and how many samples are in the baseline.
+    pub baseline_status: String,
+    pub baseline_sample_count: i64,
 }
 
 /// Id and active version of a prompt, as a log arriving now is stored under.
@@ -69,17 +88,20 @@ pub(super) async fn get_or_create_prompt(
 impl Store {
     /// Every prompt of a project with its config, ordered by name.
     pub async fn prompt_configs(&self, project_id: i64) -> Result<Vec<PromptConfigRow>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT p.name, p.active_prompt, p.status, p.min_baseline_samples, p.drift_threshold, \
-                    p.length_drift_threshold, p.auto_switch_enabled, \
-                    COALESCE(b.status, 'learning') AS baseline_status, \
-                    COALESCE(b.sample_count, 0) AS baseline_sample_count \
+        let sql = format!(
+            "SELECT {PROMPT_COLUMNS}, COALESCE(b.status, 'learning'), COALESCE(b.sample_count, 0) \
              FROM prompts p LEFT JOIN prompt_baselines b ON b.prompt_id = p.id AND b.version = p.active_prompt \
-             WHERE p.project_id = $1 ORDER BY p.name",
-        )
-        .bind(project_id)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(PromptConfigRow::from_row).collect()
+             WHERE p.project_id = $1 ORDER BY p.name"
+        );
+        let rows = sqlx::query(&sql).bind(project_id).fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PromptConfigRow {
+                    prompt: PromptRow::from_row(r)?,
+                    baseline_status: r.try_get(PROMPT_COLUMN_COUNT)?,
+                    baseline_sample_count: r.try_get(PROMPT_COLUMN_COUNT + 1)?,
+                })
+            })
+            .collect()
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{Any, Row, Transaction};
 
+use super::prompts::{PromptRow, PROMPT_COLUMNS};
 use super::{now_ms, Backend, Store};
 
 /// A sample claimed for embedding.
@@ -24,18 +25,6 @@ pub struct UnscoredSample {
     pub vector: Option<Vec<f32>>,
     pub model_id: Option<String>,
     pub response_length: i64,
-}
-
-/// The prompt row as the scorer needs it, read under a row lock.
-pub struct PromptForScoring {
-    pub id: i64,
-    pub project_id: i64,
-    pub active_prompt: String,
-    pub status: String,
-    pub min_baseline_samples: i64,
-    pub drift_threshold: f64,
-    pub length_drift_threshold: f64,
-    pub auto_switch_enabled: bool,
 }
 
 /// A baseline as stored: the engine's JSON state plus the model its vectors came from.
@@ -141,30 +130,19 @@ impl Store {
             Backend::Postgres => "FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let sql = format!(
-            "SELECT id, project_id, active_prompt, status, min_baseline_samples, drift_threshold, \
-                    length_drift_threshold, auto_switch_enabled FROM prompts WHERE id = $1 {lock}"
-        );
-        let Some(r) = sqlx::query(&sql).bind(prompt_id).fetch_optional(&mut *tx).await? else {
+        let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts p WHERE p.id = $1 {lock}");
+        let Some(row) = sqlx::query(&sql).bind(prompt_id).fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
-        let prompt = PromptForScoring {
-            id: r.try_get(0)?,
-            project_id: r.try_get(1)?,
-            active_prompt: r.try_get(2)?,
-            status: r.try_get(3)?,
-            min_baseline_samples: r.try_get(4)?,
-            drift_threshold: r.try_get(5)?,
-            length_drift_threshold: r.try_get(6)?,
-            auto_switch_enabled: r.try_get::<i64, _>(7)? != 0,
-        };
+        let prompt = PromptRow::from_row(&row)?;
         Ok(Some(ScoringTx { tx, prompt }))
     }
 }
 
 pub struct ScoringTx {
     tx: Transaction<'static, Any>,
-    pub prompt: PromptForScoring,
+    /// The prompt, read under its row lock.
+    pub prompt: PromptRow,
 }
 
 impl ScoringTx {

@@ -291,3 +291,16 @@ pub fn run_sdk_script(script: &str, env: &[(&str, &str)]) {
     assert!(out.status.success(), "{script} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     println!("{stdout}");
 }
+
+/// Benchmarks: posts one batch, asserts 202, returns how long the request took.
+pub async fn timed_post_logs(http: &reqwest::Client, url: &str, key: &str, logs: Vec<Value>) -> Duration {
+    let started = Instant::now();
+    let resp = http.post(url).header("X-API-Key", key).json(&serde_json::json!({ "logs": logs })).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    started.elapsed()
+}
+
+/// Benchmarks: the p-quantile (0..1) of sorted latencies, in milliseconds.
+pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e3
+}
