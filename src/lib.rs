@@ -8,4 +8,6 @@ pub mod embed;
 pub mod http;
 pub mod server;
 pub mod store;
+pub mod traces;
+pub mod validate;
 pub mod worker;

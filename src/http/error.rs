@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::validate::ValidationError;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -57,6 +59,27 @@ impl ApiError {
 
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error")
+    }
+}
+
+/// Enough problems to fix a client, few enough to keep the error small.
+pub const MAX_REPORTED_PROBLEMS: usize = 20;
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        let first = &err.problems[0];
+        let message = match err.problems.len() {
+            1 => format!("invalid {}: {}: {}", err.what, first.path, first.message),
+            n => format!("invalid {}: {}: {} (and {} more problems)", err.what, first.path, first.message, n - 1),
+        };
+        let listed: Vec<Value> = err
+            .problems
+            .iter()
+            .take(MAX_REPORTED_PROBLEMS)
+            .map(|p| json!({ "path": p.path, "message": p.message }))
+            .collect();
+        ApiError::unprocessable("validation_failed", message)
+            .with_details(json!({ "problems": listed, "problem_count": err.problems.len() }))
     }
 }
 

@@ -8,14 +8,12 @@ use serde_json::{json, Map, Value};
 
 use super::auth::Auth;
 use super::body::JsonBody;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, MAX_REPORTED_PROBLEMS};
 use super::AppState;
 use crate::store::NewLog;
+use crate::validate::{type_name, MAX_PROMPT_NAME_CHARS};
 
-pub const MAX_PROMPT_NAME_CHARS: usize = 200;
 const MAX_MODEL_CHARS: usize = 200;
-/// Enough problems to fix a client, few enough to keep the error small.
-const MAX_REPORTED_PROBLEMS: usize = 20;
 
 pub async fn post_logs(
     State(state): State<AppState>,
@@ -161,17 +159,6 @@ fn validate_log(
         return None;
     }
     Some(NewLog { prompt_name: prompt_name?, response_text: response_text?, input_text, model })
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

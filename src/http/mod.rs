@@ -6,7 +6,13 @@ mod config;
 mod error;
 mod health;
 mod logs;
+mod metrics;
+mod model_configs;
+mod project;
 mod prompts;
+mod query;
+mod templates;
+mod traces;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +54,27 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/prompts/{name}/baseline/reset", post(prompts::reset_baseline))
         .route("/api/v1/prompts/{name}/drift-events", get(prompts::drift_events))
         .route("/api/v1/prompts/{name}/samples", get(prompts::samples))
+        .route("/api/v1/project", get(project::get).patch(project::patch))
+        .route("/api/v1/model-configs", get(model_configs::list).post(model_configs::publish))
+        .route("/api/v1/model-configs/{key}", get(model_configs::detail))
+        .route("/api/v1/model-configs/{key}/versions/{version}", get(model_configs::version))
+        .route("/api/v1/model-configs/{key}/archive", post(model_configs::archive))
+        .route("/api/v1/model-configs/{key}/summary", get(model_configs::summary))
+        .route("/api/v1/prompt-templates", get(templates::list_templates).post(templates::publish_template))
+        .route("/api/v1/prompt-templates/{key}", get(templates::template_detail))
+        .route("/api/v1/prompt-ab-tests", get(templates::list_ab_tests).post(templates::publish_ab_test))
+        .route("/api/v1/prompt-ab-tests/{key}", get(templates::ab_test_detail))
+        .route("/api/v1/traces", get(traces::list))
+        .route("/api/v1/traces/{trace_id}", get(traces::detail))
+        .route("/api/v1/metrics", get(metrics::read))
+        // The Fallom SDK's own paths (configs, traces and prompts base URLs all point here).
+        .route("/configs", get(model_configs::sdk_configs))
+        .route("/configs/{key}/version/{version}", get(model_configs::sdk_config_version))
+        .route("/sessions", post(model_configs::record_session))
+        .route("/v1/traces", post(traces::ingest))
+        .route("/spans", post(metrics::record))
+        .route("/prompts", get(templates::sdk_prompts))
+        .route("/prompt-ab-tests", get(templates::sdk_ab_tests))
         .route("/health", get(health::live))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

@@ -8,6 +8,9 @@ use super::{now_ms, Store};
 #[derive(Debug, Clone)]
 pub struct KeyOwner {
     pub project_id: i64,
+    /// The project's privacy setting: when false, request/response content is dropped from
+    /// stored spans (read with the key so trace ingest needs no extra query).
+    pub capture_content: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -42,11 +45,33 @@ impl Store {
 
     /// The owner of an active (not revoked) key with this hash.
     pub async fn find_active_key(&self, key_hash: &str) -> Result<Option<KeyOwner>, sqlx::Error> {
-        let row = sqlx::query("SELECT project_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-            .bind(key_hash)
-            .fetch_optional(&self.read)
+        let row = sqlx::query(
+            "SELECT k.project_id, p.capture_content FROM api_keys k JOIN projects p ON p.id = k.project_id \
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| Ok(KeyOwner { project_id: r.try_get(0)?, capture_content: r.try_get::<i64, _>(1)? != 0 }))
+            .transpose()
+    }
+
+    /// The project's name and privacy setting.
+    pub async fn project_settings(&self, project_id: i64) -> Result<(String, bool), sqlx::Error> {
+        let row = sqlx::query("SELECT name, capture_content FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_one(&self.read)
             .await?;
-        row.map(|r| Ok(KeyOwner { project_id: r.try_get(0)? })).transpose()
+        Ok((row.try_get(0)?, row.try_get::<i64, _>(1)? != 0))
+    }
+
+    pub async fn set_capture_content(&self, project_id: i64, capture: bool) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE projects SET capture_content = $1 WHERE id = $2")
+            .bind(capture as i64)
+            .bind(project_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
     }
 
     pub async fn count_api_keys(&self) -> Result<i64, sqlx::Error> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use super::prompts::{get_or_create_prompt, PromptHandle};
 use super::{now_ms, Store};
@@ -17,36 +17,60 @@ pub struct NewLog {
     pub model: Option<String>,
 }
 
+/// Inserts pending samples inside a caller's transaction, looking each prompt up (or creating
+/// it) once per transaction. Shared by log ingest and trace ingest.
+pub(super) struct SampleInserter {
+    prompts: HashMap<String, PromptHandle>,
+    received_at: i64,
+}
+
+impl SampleInserter {
+    pub(super) fn new() -> Self {
+        SampleInserter { prompts: HashMap::new(), received_at: now_ms() }
+    }
+
+    pub(super) fn received_at(&self) -> i64 {
+        self.received_at
+    }
+
+    pub(super) async fn insert(
+        &mut self,
+        tx: &mut Transaction<'static, Any>,
+        project_id: i64,
+        log: &NewLog,
+    ) -> Result<i64, sqlx::Error> {
+        if !self.prompts.contains_key(&log.prompt_name) {
+            let handle = get_or_create_prompt(tx, project_id, &log.prompt_name).await?;
+            self.prompts.insert(log.prompt_name.clone(), handle);
+        }
+        let prompt = &self.prompts[&log.prompt_name];
+        sqlx::query(
+            "INSERT INTO samples (project_id, prompt_id, prompt_version, input_text, response_text, model, \
+                                  response_length, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(project_id)
+        .bind(prompt.id)
+        .bind(&prompt.active_prompt)
+        .bind(log.input_text.as_deref())
+        .bind(&log.response_text)
+        .bind(log.model.as_deref())
+        .bind(log.response_text.chars().count() as i64)
+        .bind(self.received_at)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)
+    }
+}
+
 impl Store {
     /// Stores the logs as pending samples; returns their ids in the order given.
     pub async fn insert_logs(&self, project_id: i64, logs: &[NewLog]) -> Result<Vec<i64>, sqlx::Error> {
         let mut tx = self.write.begin().await?;
-        let mut prompts: HashMap<&str, PromptHandle> = HashMap::new();
-        let received_at = now_ms();
+        let mut samples = SampleInserter::new();
         let mut ids = Vec::with_capacity(logs.len());
         for log in logs {
-            if !prompts.contains_key(log.prompt_name.as_str()) {
-                let handle = get_or_create_prompt(&mut tx, project_id, &log.prompt_name).await?;
-                prompts.insert(&log.prompt_name, handle);
-            }
-            let prompt = &prompts[log.prompt_name.as_str()];
-            let id: i64 = sqlx::query(
-                "INSERT INTO samples (project_id, prompt_id, prompt_version, input_text, response_text, model, \
-                                      response_length, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            )
-            .bind(project_id)
-            .bind(prompt.id)
-            .bind(&prompt.active_prompt)
-            .bind(log.input_text.as_deref())
-            .bind(&log.response_text)
-            .bind(log.model.as_deref())
-            .bind(log.response_text.chars().count() as i64)
-            .bind(received_at)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-            ids.push(id);
+            ids.push(samples.insert(&mut tx, project_id, log).await?);
         }
         tx.commit().await?;
         Ok(ids)

@@ -6,8 +6,13 @@
 mod dashboard;
 mod keys;
 mod logs;
+mod metrics;
+mod model_configs;
 mod prompts;
 mod scoring;
+mod spans;
+mod summary;
+mod templates;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,10 +25,15 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use dashboard::{BaselineRow, DriftEventRow, PromptPatch, SampleCounts, SampleRow};
 pub use keys::KeyOwner;
 pub use logs::NewLog;
+pub use metrics::SessionMetricRow;
+pub use model_configs::{ModelConfigRow, ModelConfigVersion, SessionAssignment};
 pub use prompts::{PromptConfigRow, PromptRow};
 pub use scoring::{
     vector_from_bytes, BaselineUpdate, ClaimedSample, NewDriftEvent, ScoringTx, StoredBaseline, UnscoredSample,
 };
+pub use spans::{NewSpan, SpanFilter, SpanRow, SpansStored, TokenUsage, TraceSummaryRow};
+pub use summary::VariantSummaryRow;
+pub use templates::{PromptAbTestRow, PromptTemplateRow};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -50,6 +60,14 @@ pub struct Store {
 pub struct PoolSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+}
+
+/// A unique or primary-key constraint refused the row (Postgres 23505, SQLite 2067/1555).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("23505" | "2067" | "1555")),
+        _ => false,
+    }
 }
 
 pub fn now_ms() -> i64 {

@@ -1,0 +1,109 @@
+-- What the Fallom SDK and OpenTelemetry exporters need: model A/B configs with immutable
+-- numbered versions, recorded session assignments, trace spans, per-session custom metrics,
+-- and prompt templates with prompt A/B tests. JSON documents (variants, targeting, metadata,
+-- attributes) are stored as TEXT so both backends read them the same way.
+
+ALTER TABLE projects ADD COLUMN capture_content BIGINT NOT NULL DEFAULT 1;
+
+CREATE TABLE model_configs (
+    id           BIGSERIAL PRIMARY KEY,
+    project_id   BIGINT NOT NULL REFERENCES projects(id),
+    key          TEXT NOT NULL,
+    archived_at  BIGINT,
+    created_at   BIGINT NOT NULL,
+    UNIQUE (project_id, key)
+);
+
+CREATE TABLE model_config_versions (
+    config_id   BIGINT NOT NULL REFERENCES model_configs(id),
+    version     BIGINT NOT NULL,
+    variants    TEXT NOT NULL,
+    targeting   TEXT,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (config_id, version)
+);
+
+-- One row per (config, version, session); repeats of the same assignment only bump seen_count.
+CREATE TABLE model_sessions (
+    project_id      BIGINT NOT NULL REFERENCES projects(id),
+    config_key      TEXT NOT NULL,
+    config_version  BIGINT NOT NULL,
+    session_id      TEXT NOT NULL,
+    assigned_model  TEXT NOT NULL,
+    seen_count      BIGINT NOT NULL DEFAULT 1,
+    first_seen_at   BIGINT NOT NULL,
+    last_seen_at    BIGINT NOT NULL,
+    PRIMARY KEY (project_id, config_key, config_version, session_id)
+);
+CREATE INDEX model_sessions_session ON model_sessions(project_id, config_key, session_id);
+
+CREATE TABLE spans (
+    id                    BIGSERIAL PRIMARY KEY,
+    project_id            BIGINT NOT NULL REFERENCES projects(id),
+    trace_id              TEXT NOT NULL,
+    span_id               TEXT NOT NULL,
+    parent_span_id        TEXT,
+    source                TEXT NOT NULL,
+    session_id            TEXT,
+    customer_id           TEXT,
+    config_key            TEXT,
+    name                  TEXT NOT NULL,
+    kind                  TEXT,
+    model                 TEXT,
+    start_ms              BIGINT NOT NULL,
+    end_ms                BIGINT NOT NULL,
+    duration_ms           BIGINT NOT NULL,
+    status                TEXT NOT NULL,
+    error_message         TEXT,
+    time_to_first_token_ms BIGINT,
+    is_streaming          BIGINT,
+    input_tokens          BIGINT,
+    output_tokens         BIGINT,
+    total_tokens          BIGINT,
+    request_text          TEXT,
+    response_text         TEXT,
+    metadata              TEXT,
+    tags                  TEXT,
+    prompt_key            TEXT,
+    prompt_version        BIGINT,
+    prompt_ab_test_key    TEXT,
+    prompt_variant_index  BIGINT,
+    attributes            TEXT NOT NULL,
+    sample_id             BIGINT,
+    received_at           BIGINT NOT NULL,
+    -- a retried export stores nothing twice
+    UNIQUE (project_id, trace_id, span_id)
+);
+CREATE INDEX spans_start ON spans(project_id, start_ms);
+CREATE INDEX spans_trace ON spans(project_id, trace_id);
+CREATE INDEX spans_session ON spans(project_id, config_key, session_id);
+
+-- Custom business metrics: the latest value of each field wins per (config, session).
+CREATE TABLE session_metrics (
+    project_id  BIGINT NOT NULL REFERENCES projects(id),
+    config_key  TEXT NOT NULL,
+    session_id  TEXT NOT NULL,
+    field       TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    PRIMARY KEY (project_id, config_key, session_id, field)
+);
+
+CREATE TABLE prompt_templates (
+    project_id     BIGINT NOT NULL REFERENCES projects(id),
+    key            TEXT NOT NULL,
+    version        BIGINT NOT NULL,
+    system_prompt  TEXT NOT NULL,
+    user_template  TEXT NOT NULL,
+    created_at     BIGINT NOT NULL,
+    PRIMARY KEY (project_id, key, version)
+);
+
+CREATE TABLE prompt_ab_tests (
+    project_id  BIGINT NOT NULL REFERENCES projects(id),
+    key         TEXT NOT NULL,
+    version     BIGINT NOT NULL,
+    variants    TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (project_id, key, version)
+);

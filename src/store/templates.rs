@@ -1,0 +1,164 @@
+//! Prompt templates and prompt A/B tests for the Fallom SDK's `prompts` module. Both are keys
+//! with immutable numbered versions; publishing picks the next number in the same statement.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{is_unique_violation, now_ms, Store};
+
+#[derive(Debug, Clone)]
+pub struct PromptTemplateRow {
+    pub key: String,
+    pub version: i64,
+    pub system_prompt: String,
+    pub user_template: String,
+    pub created_at: i64,
+}
+
+/// `variants` is validated JSON text: `[{"prompt_key", "prompt_version"?, "weight"}]`.
+#[derive(Debug, Clone)]
+pub struct PromptAbTestRow {
+    pub key: String,
+    pub version: i64,
+    pub variants: String,
+    pub created_at: i64,
+}
+
+/// Two publishers of one key can pick the same next number; the primary key turns the loser
+/// into a unique violation, and it simply tries again with the new maximum.
+const PUBLISH_ATTEMPTS: usize = 5;
+
+fn template_from_row(r: &AnyRow) -> Result<PromptTemplateRow, sqlx::Error> {
+    Ok(PromptTemplateRow {
+        key: r.try_get(0)?,
+        version: r.try_get(1)?,
+        system_prompt: r.try_get(2)?,
+        user_template: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+    })
+}
+
+fn ab_test_from_row(r: &AnyRow) -> Result<PromptAbTestRow, sqlx::Error> {
+    Ok(PromptAbTestRow {
+        key: r.try_get(0)?,
+        version: r.try_get(1)?,
+        variants: r.try_get(2)?,
+        created_at: r.try_get(3)?,
+    })
+}
+
+impl Store {
+    pub async fn publish_prompt_template(
+        &self,
+        project_id: i64,
+        key: &str,
+        system_prompt: &str,
+        user_template: &str,
+    ) -> Result<PromptTemplateRow, sqlx::Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = sqlx::query(
+                "INSERT INTO prompt_templates (project_id, key, version, system_prompt, user_template, created_at) \
+                 SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5 FROM prompt_templates \
+                 WHERE project_id = $6 AND key = $7 \
+                 RETURNING key, version, system_prompt, user_template, created_at",
+            )
+            .bind(project_id)
+            .bind(key)
+            .bind(system_prompt)
+            .bind(user_template)
+            .bind(now_ms())
+            .bind(project_id)
+            .bind(key)
+            .fetch_one(&self.write)
+            .await;
+            match result {
+                Err(e) if attempt < PUBLISH_ATTEMPTS && is_unique_violation(&e) => continue,
+                other => return template_from_row(&other?),
+            }
+        }
+    }
+
+    pub async fn publish_prompt_ab_test(
+        &self,
+        project_id: i64,
+        key: &str,
+        variants: &str,
+    ) -> Result<PromptAbTestRow, sqlx::Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = sqlx::query(
+                "INSERT INTO prompt_ab_tests (project_id, key, version, variants, created_at) \
+                 SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4 FROM prompt_ab_tests \
+                 WHERE project_id = $5 AND key = $6 \
+                 RETURNING key, version, variants, created_at",
+            )
+            .bind(project_id)
+            .bind(key)
+            .bind(variants)
+            .bind(now_ms())
+            .bind(project_id)
+            .bind(key)
+            .fetch_one(&self.write)
+            .await;
+            match result {
+                Err(e) if attempt < PUBLISH_ATTEMPTS && is_unique_violation(&e) => continue,
+                other => return ab_test_from_row(&other?),
+            }
+        }
+    }
+
+    /// Every version of every template (or of one key), ordered by key then version: the SDK
+    /// keeps the last version it reads per key as the current one, and needs older versions
+    /// for A/B variants pinned to them.
+    pub async fn prompt_templates(
+        &self,
+        project_id: i64,
+        key: Option<&str>,
+    ) -> Result<Vec<PromptTemplateRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT key, version, system_prompt, user_template, created_at FROM prompt_templates \
+             WHERE project_id = $1 AND ($2 IS NULL OR key = $3) ORDER BY key, version",
+        )
+        .bind(project_id)
+        .bind(key)
+        .bind(key)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(template_from_row).collect()
+    }
+
+    /// The latest version of every prompt A/B test (or every version of one key), by key.
+    pub async fn prompt_ab_tests(
+        &self,
+        project_id: i64,
+        key: Option<&str>,
+    ) -> Result<Vec<PromptAbTestRow>, sqlx::Error> {
+        let rows = match key {
+            Some(key) => {
+                sqlx::query(
+                    "SELECT key, version, variants, created_at FROM prompt_ab_tests \
+                     WHERE project_id = $1 AND key = $2 ORDER BY version",
+                )
+                .bind(project_id)
+                .bind(key)
+                .fetch_all(&self.read)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT t.key, t.version, t.variants, t.created_at FROM prompt_ab_tests t \
+                     WHERE t.project_id = $1 AND t.version = \
+                       (SELECT MAX(version) FROM prompt_ab_tests WHERE project_id = t.project_id AND key = t.key) \
+                     ORDER BY t.key",
+                )
+                .bind(project_id)
+                .fetch_all(&self.read)
+                .await?
+            }
+        };
+        rows.iter().map(ab_test_from_row).collect()
+    }
+}
