@@ -3,13 +3,17 @@
 # installed from the package index at pinned versions. Idempotent: a complete venv is reused.
 set -euo pipefail
 venv="${1:-.venv-sdk}"
-stamp="$venv/.driftballoon-sdk-1"
+stamp="$venv/.driftballoon-sdk-2"
 if [ -f "$stamp" ]; then
     exit 0
 fi
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check \
     driftballoon==0.2.1 \
+    fallom==0.2.7 \
+    opentelemetry-api==1.45.2 \
+    opentelemetry-sdk==1.45.2 \
+    opentelemetry-exporter-otlp-proto-http==1.45.2 \
     httpx
 touch "$stamp"
 echo "SDK venv ready at $venv"

@@ -279,10 +279,16 @@ macro_rules! both_backends {
 
 /// Runs one script of tests/sdk/ with the real SDKs' venv; fails the test with its output.
 pub fn run_sdk_script(script: &str, env: &[(&str, &str)]) {
+    run_sdk_script_with(script, &[], env)
+}
+
+/// [`run_sdk_script`] with command-line arguments for the script.
+pub fn run_sdk_script_with(script: &str, args: &[&str], env: &[(&str, &str)]) {
     let python = repo_root().join(".venv-sdk/bin/python");
     assert!(python.exists(), "{} missing: run `make test` (or scripts/sdk-venv.sh) first", python.display());
     let out = Command::new(python)
         .arg(repo_root().join("tests/sdk").join(script))
+        .args(args)
         .envs(env.iter().copied())
         .output()
         .expect("run python");
