@@ -34,3 +34,10 @@ both_backends!(fallom_sdk_privacy_mode_sends_and_stores_no_content, |db: TestDb|
 fn fallom_sdk_falls_back_within_2_5_s_when_the_server_is_down() {
     run_sdk_script_with("fallom_e2e.py", &["down"], &[("FALLOM_API_KEY", "db_sk_unused")]);
 }
+
+both_backends!(opentelemetry_otlp_exporter_spans_become_traces_and_drift_samples, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+    run_sdk_script("otel_e2e.py", &[("API_KEY", &key), ("SERVER_URL", &server.base)]);
+    server.assert_no_server_errors();
+});
