@@ -45,25 +45,35 @@ pub fn check_key(fields: &Fields, problems: &mut Problems) -> Option<String> {
 /// Variant lists with percentage weights: each weight in 0..=100, all summing to 100. `each`
 /// checks a variant's other fields.
 pub fn check_weights(variants: &[Value], problems: &mut Problems, mut each: impl FnMut(&Fields, &mut Problems)) {
-    let before = problems.len();
     if variants.is_empty() || variants.len() > MAX_VARIANTS {
         problems.push("variants", format!("must hold between 1 and {MAX_VARIANTS} variants, got {}", variants.len()));
         return;
     }
-    let mut sum = 0.0;
+    // The sum is only meaningful when every weight could be read.
+    let mut sum = Some(0.0);
     for (i, v) in variants.iter().enumerate() {
-        let Some(f) = Fields::of(v, &format!("variants[{i}]"), problems) else { continue };
-        match f.get("weight") {
-            None => problems.push(f.path("weight"), "is required"),
+        let Some(f) = Fields::of(v, &format!("variants[{i}]"), problems) else {
+            sum = None;
+            continue;
+        };
+        let weight = match f.get("weight") {
+            None => Err("is required".to_string()),
             Some(w) => match w.as_f64() {
-                Some(w) if (0.0..=100.0).contains(&w) => sum += w,
-                Some(_) => problems.push(f.path("weight"), "must be a percentage between 0 and 100"),
-                None => problems.push(f.path("weight"), format!("must be a number, got {}", type_name(w))),
+                Some(w) if (0.0..=100.0).contains(&w) => Ok(w),
+                Some(_) => Err("must be a percentage between 0 and 100".to_string()),
+                None => Err(format!("must be a number, got {}", type_name(w))),
             },
+        };
+        match weight {
+            Ok(w) => sum = sum.map(|s| s + w),
+            Err(message) => {
+                problems.push(f.path("weight"), message);
+                sum = None;
+            }
         }
         each(&f, problems);
     }
-    if problems.len() == before && (sum - 100.0).abs() > WEIGHT_SUM_TOLERANCE {
+    if let Some(sum) = sum.filter(|s| (s - 100.0).abs() > WEIGHT_SUM_TOLERANCE) {
         problems.push("variants", format!("weights must sum to 100 (percent), they sum to {sum}"));
     }
 }
