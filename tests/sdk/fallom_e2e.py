@@ -79,15 +79,15 @@ class StandInLLM:
         )
 
 
-def check_models(client, fallom_models):
+def publish_model_configs(client):
+    """Published before the SDK starts: it fetches configs at init and then every 30 s."""
     v1 = publish(client, "/api/v1/model-configs", {
         "key": "summarizer",
         "variants": [{"model": "gpt-4o", "weight": 70}, {"model": "claude-3-5-sonnet", "weight": 30}],
     })
-    v2_variants = [{"model": "gpt-4o-mini", "weight": 25}, {"model": "claude-3-5-haiku", "weight": 75}]
     v2 = publish(client, "/api/v1/model-configs", {
         "key": "summarizer",
-        "variants": v2_variants,
+        "variants": [{"model": "gpt-4o-mini", "weight": 25}, {"model": "claude-3-5-haiku", "weight": 75}],
         "targeting": {
             "enabled": True,
             "individualTargets": [{"field": "customerId", "value": "vip-1", "variantIndex": 0}],
@@ -96,6 +96,14 @@ def check_models(client, fallom_models):
         },
     })
     assert (v1["version"], v2["version"]) == (1, 2), (v1, v2)
+    publish(client, "/api/v1/model-configs", {
+        "key": "sticky-check", "variants": [{"model": "m-a", "weight": 50}, {"model": "m-b", "weight": 50}],
+    })
+
+
+def check_models(client, fallom_models):
+    v1 = client.get("/api/v1/model-configs/summarizer/versions/1").json()
+    v2_variants = [{"model": "gpt-4o-mini", "weight": 25}, {"model": "claude-3-5-haiku", "weight": 75}]
 
     # Proportions over 10,000 sessions, within 2 percentage points of the weights.
     n = 10_000
@@ -134,9 +142,6 @@ def check_models(client, fallom_models):
         pass
 
     # Assignments reach /sessions: a separate config, each session asked for twice.
-    publish(client, "/api/v1/model-configs", {
-        "key": "sticky-check", "variants": [{"model": "m-a", "weight": 50}, {"model": "m-b", "weight": 50}],
-    })
     for i in range(40):
         for _ in range(2):
             fallom_models.get("sticky-check", f"sc-{i}")
@@ -247,7 +252,9 @@ def main():
     from fallom import models, prompts, trace
 
     client = api()
-    # Templates exist before the SDK starts, as in an app deployed after they were published.
+    # Configs and templates exist before the SDK starts, as in an app deployed after they were
+    # published.
+    publish_model_configs(client)
     publish(client, "/api/v1/prompt-templates",
             {"key": "onboarding", "system_prompt": "You are {{bot}}.", "user_template": "Hi {{name}}"})
     publish(client, "/api/v1/prompt-templates", {"key": "onboarding", "system_prompt": "You are {{bot}}, version two.",
