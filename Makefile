@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run build test models bench-ingest bench-quality bench-throughput sdk-venv postgres
+.PHONY: run build test models bench-ingest bench-spans bench-quality bench-throughput sdk-venv postgres
 
 ## Start the server on the embedded SQLite default (./data/driftballoon.db), port 8080.
 run: models
@@ -43,3 +43,7 @@ bench-throughput: models
 ## Ingest throughput on both backends (see BENCHMARKS.md).
 bench-ingest:
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench ingest
+
+## Span ingest rate (OTLP protobuf, batches of 100) on both backends (see BENCHMARKS.md).
+bench-spans: models
+	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench spans

@@ -7,8 +7,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::{Kind, TestDb, TestServer};
 use serde_json::json;
 
@@ -34,36 +32,22 @@ async fn run(kind: Kind, seconds: u64, clients: usize) {
     };
     let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info")]);
     let key = server.first_key.clone().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let http = reqwest::Client::new();
-        let url = server.url("/api/v1/logs");
-        let key = key.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut n = 0usize;
-            while Instant::now() < deadline {
-                let logs: Vec<_> = (0..BATCH)
-                    .map(|j| {
-                        let i = (c * 1_000_000) + n * BATCH + j;
-                        json!({"prompt_name": format!("bench-{}", i % 20), "response_text": response(i),
-                               "input_text": "Where is my refund?", "model": "gpt-4o"})
-                    })
-                    .collect();
-                latencies.push(common::timed_post_logs(&http, &url, &key, logs).await);
-                n += 1;
-            }
-            latencies
-        }));
-    }
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
+    let http = reqwest::Client::new();
+    let url = server.url("/api/v1/logs");
+    let (latencies, elapsed) = common::drive_clients(clients, seconds, move |client, n| {
+        let logs: Vec<_> = (0..BATCH)
+            .map(|j| {
+                let i = (client * 1_000_000) + n * BATCH + j;
+                json!({"prompt_name": format!("bench-{}", i % 20), "response_text": response(i),
+                       "input_text": "Where is my refund?", "model": "gpt-4o"})
+            })
+            .collect();
+        let (http, url, key) = (http.clone(), url.clone(), key.clone());
+        async move {
+            common::timed_post_logs(&http, &url, &key, logs).await;
+        }
+    })
+    .await;
     let pct = |p: f64| common::percentile_ms(&latencies, p);
     let requests = latencies.len() as f64;
     println!(

@@ -103,12 +103,31 @@ both_backends!(model_configs_rest_and_sdk_paths, |db: TestDb| async move {
     }
     let body = json!({"config_key": "summ", "config_version": 3, "session_id": "s2", "assigned_model": "mini"});
     assert_eq!(server.post_json(&key, "/sessions", &body).await.0, 202);
+    // Traffic of those sessions: durations 100/300/200 ms, one error, 3 + 6 tokens each.
+    for (i, (session, ms, status)) in [("s1", 100, "OK"), ("s1", 300, "ERROR"), ("s2", 200, "OK")].iter().enumerate() {
+        let mut span = fallom_span(&format!("sum-{i}"), "x", session, "mini", "2026-11-22T10:00:00Z");
+        span["config_key"] = json!("summ");
+        span["duration_ms"] = json!(ms);
+        span["status"] = json!(status);
+        assert_eq!(server.post_json(&key, "/v1/traces", &span).await.0, 202);
+    }
+    for (session, score) in [("s1", 4), ("s2", 2)] {
+        let body = json!({"config_key": "summ", "session_id": session, "data": {"score": score, "note": "text"}});
+        assert_eq!(server.post_json(&key, "/spans", &body).await.0, 202);
+    }
     let (_, summary) = server.get(&key, "/api/v1/model-configs/summ/summary").await;
     let mini = &summary["variants"][0];
     assert_eq!(
-        (mini["model"].clone(), mini["sessions"].clone(), mini["assignments"].clone()),
-        (json!("mini"), json!(2), json!(4))
+        (mini["model"].clone(), mini["weight"].clone(), mini["sessions"].clone(), mini["assignments"].clone()),
+        (json!("mini"), json!(100), json!(2), json!(4))
     );
+    assert_eq!(
+        (mini["traces"].clone(), mini["errors"].clone(), mini["mean_latency_ms"].clone()),
+        (json!(3), json!(1), json!(200.0))
+    );
+    assert_eq!((mini["input_tokens"].clone(), mini["output_tokens"].clone()), (json!(9), json!(18)));
+    assert!((mini["error_rate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9, "{mini}");
+    assert_eq!(mini["metrics"], json!({"score": 3.0}), "numeric metrics averaged per variant");
     assert_eq!(server.get(&key, "/api/v1/model-configs/summ/summary?version=7").await.0, 404);
     let (status, err) = server.get(&key, "/api/v1/model-configs/summ/summary?version=x").await;
     assert_eq!((status, err["error"]["code"].clone()), (400, json!("invalid_query")));
@@ -234,6 +253,8 @@ both_backends!(traces_accept_three_formats_and_refuse_bad_input, |db: TestDb| as
     let (status, err) = status_json(resp).await;
     assert_eq!((status, err["error"]["code"].clone()), (400, json!("invalid_protobuf")), "{err}");
     let (status, err) = server.post_json(&key, "/v1/traces", &json!({"resourceSpans": [{"scopeSpans": 5}]})).await;
+    assert_eq!((status, err["error"]["code"].clone()), (400, json!("invalid_otlp_json")), "{err}");
+    let (status, err) = server.post_json(&key, "/v1/traces", &json!({"resource_spans": []})).await;
     assert_eq!((status, err["error"]["code"].clone()), (400, json!("invalid_otlp_json")), "{err}");
     let resp = server.post_raw(&key, "/v1/traces", "text/plain", b"hello".to_vec()).await;
     let (status, err) = status_json(resp).await;
@@ -402,5 +423,34 @@ both_backends!(metrics_and_prompt_templates_validate_and_store, |db: TestDb| asy
     assert_eq!(problem_paths(status, &err), ["variants[0].prompt_key", "variants[1].prompt_key", "variants"]);
     assert_eq!(server.get(&key, "/api/v1/prompt-ab-tests/greet-test").await.0, 200);
     assert_eq!(server.get(&key, "/api/v1/prompt-ab-tests").await.1["prompt_ab_tests"].as_array().unwrap().len(), 1);
+    server.assert_no_server_errors();
+});
+
+both_backends!(concurrent_publishes_get_distinct_versions, |db: TestDb| async move {
+    let server = std::sync::Arc::new(TestServer::start(&db, &[]));
+    let key = server.first_key.clone().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let (server, key) = (server.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let config = json!({"key": "race", "variants": [{"model": format!("m{i}"), "weight": 100}]});
+            let template = json!({"key": "race", "system_prompt": "", "user_template": format!("v{i}")});
+            let (s1, c) = server.post_json(&key, "/api/v1/model-configs", &config).await;
+            let (s2, t) = server.post_json(&key, "/api/v1/prompt-templates", &template).await;
+            assert_eq!((s1, s2), (201, 201), "{c} {t}");
+            (c["version"].as_i64().unwrap(), t["version"].as_i64().unwrap())
+        }));
+    }
+    let mut config_versions = Vec::new();
+    let mut template_versions = Vec::new();
+    for t in tasks {
+        let (c, t) = t.await.unwrap();
+        config_versions.push(c);
+        template_versions.push(t);
+    }
+    config_versions.sort();
+    template_versions.sort();
+    assert_eq!(config_versions, (1..=12).collect::<Vec<_>>());
+    assert_eq!(template_versions, (1..=12).collect::<Vec<_>>());
     server.assert_no_server_errors();
 });

@@ -65,8 +65,14 @@ pub async fn ingest(State(state): State<AppState>, Auth(owner): Auth, request: R
         ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
             .with_details(json!({ "line": e.line(), "column": e.column() }))
     })?;
-    let is_otlp = value.get("resourceSpans").or_else(|| value.get("resource_spans")).is_some();
-    if is_otlp {
+    if value.get("resource_spans").is_some() && value.get("resourceSpans").is_none() {
+        // serde would ignore the unknown key and store nothing; say why instead.
+        return Err(ApiError::bad_request(
+            "invalid_otlp_json",
+            "OTLP/JSON field names are lowerCamelCase: send resourceSpans, not resource_spans",
+        ));
+    }
+    if value.get("resourceSpans").is_some() {
         let export = otlp::decode_json(value).map_err(|m| ApiError::bad_request("invalid_otlp_json", m))?;
         let decoded = otlp::spans(&export, options);
         store(&state, owner.project_id, &decoded.spans).await?;

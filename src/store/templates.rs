@@ -28,6 +28,22 @@ pub struct PromptAbTestRow {
 /// into a unique violation, and it simply tries again with the new maximum.
 const PUBLISH_ATTEMPTS: usize = 5;
 
+/// Runs one "insert the next version" statement, again if a concurrent publisher took the number.
+async fn with_publish_retries<F, Fut>(mut attempt: F) -> Result<AnyRow, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<AnyRow, sqlx::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(e) if tries < PUBLISH_ATTEMPTS && is_unique_violation(&e) => continue,
+            other => return other,
+        }
+    }
+}
+
 fn template_from_row(r: &AnyRow) -> Result<PromptTemplateRow, sqlx::Error> {
     Ok(PromptTemplateRow {
         key: r.try_get(0)?,
@@ -55,10 +71,9 @@ impl Store {
         system_prompt: &str,
         user_template: &str,
     ) -> Result<PromptTemplateRow, sqlx::Error> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = sqlx::query(
+        let now = now_ms();
+        let row = with_publish_retries(|| {
+            sqlx::query(
                 "INSERT INTO prompt_templates (project_id, key, version, system_prompt, user_template, created_at) \
                  SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5 FROM prompt_templates \
                  WHERE project_id = $6 AND key = $7 \
@@ -68,16 +83,13 @@ impl Store {
             .bind(key)
             .bind(system_prompt)
             .bind(user_template)
-            .bind(now_ms())
+            .bind(now)
             .bind(project_id)
             .bind(key)
             .fetch_one(&self.write)
-            .await;
-            match result {
-                Err(e) if attempt < PUBLISH_ATTEMPTS && is_unique_violation(&e) => continue,
-                other => return template_from_row(&other?),
-            }
-        }
+        })
+        .await?;
+        template_from_row(&row)
     }
 
     pub async fn publish_prompt_ab_test(
@@ -86,10 +98,9 @@ impl Store {
         key: &str,
         variants: &str,
     ) -> Result<PromptAbTestRow, sqlx::Error> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = sqlx::query(
+        let now = now_ms();
+        let row = with_publish_retries(|| {
+            sqlx::query(
                 "INSERT INTO prompt_ab_tests (project_id, key, version, variants, created_at) \
                  SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4 FROM prompt_ab_tests \
                  WHERE project_id = $5 AND key = $6 \
@@ -98,16 +109,13 @@ impl Store {
             .bind(project_id)
             .bind(key)
             .bind(variants)
-            .bind(now_ms())
+            .bind(now)
             .bind(project_id)
             .bind(key)
             .fetch_one(&self.write)
-            .await;
-            match result {
-                Err(e) if attempt < PUBLISH_ATTEMPTS && is_unique_violation(&e) => continue,
-                other => return ab_test_from_row(&other?),
-            }
-        }
+        })
+        .await?;
+        ab_test_from_row(&row)
     }
 
     /// Every version of every template (or of one key), ordered by key then version: the SDK

@@ -306,6 +306,38 @@ pub async fn timed_post_logs(http: &reqwest::Client, url: &str, key: &str, logs:
     started.elapsed()
 }
 
+/// Benchmarks: `clients` concurrent loops, each awaiting `request(client, n)` for n = 0, 1, ...
+/// until `seconds` have passed. Returns every call's latency, sorted, and the wall time in
+/// seconds.
+pub async fn drive_clients<F, Fut>(clients: usize, seconds: u64, request: F) -> (Vec<Duration>, f64)
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let call = Instant::now();
+                    request(client, latencies.len()).await;
+                    latencies.push(call.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    latencies.sort();
+    (latencies, started.elapsed().as_secs_f64())
+}
+
 /// Benchmarks: the p-quantile (0..1) of sorted latencies, in milliseconds.
 pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e3

@@ -1,0 +1,129 @@
+//! Span ingest rate: concurrent exporters POST OTLP/HTTP protobuf requests of 100 spans each
+//! (the OpenTelemetry SDK's batch processor default is up to 512) to a release build of the
+//! server, on SQLite and (with TEST_DATABASE_URL) on Postgres. Two kinds of spans:
+//! - genai: GenAI attributes with a completion text, so every span also becomes a drift sample
+//!   (stored in the same transaction; the embedding worker runs alongside);
+//! - plain: the same spans without content (privacy mode, or non-LLM spans): stored only.
+//!
+//! `make bench-spans` or `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench spans`
+//! Options (env): BENCH_SECONDS (default 10), BENCH_CLIENTS (default 4).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{Kind, TestDb, TestServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+const BATCH: usize = 100;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn kv(key: &str, value: Value) -> KeyValue {
+    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+}
+
+/// One LLM call span; ids are unique per (client, request, index).
+fn span(client: usize, request: usize, index: usize, with_content: bool) -> Span {
+    let id = ((client as u64) << 48) | ((request as u64) << 8) | index as u64;
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&id.to_be_bytes());
+    trace_id[15] = 1;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut attributes = vec![
+        kv("gen_ai.operation.name", Value::StringValue("chat".into())),
+        kv("gen_ai.request.model", Value::StringValue("gpt-4o-mini".into())),
+        kv("gen_ai.prompt.name", Value::StringValue(format!("bench-{}", index % 20))),
+        kv("gen_ai.usage.input_tokens", Value::IntValue(120)),
+        kv("gen_ai.usage.output_tokens", Value::IntValue(64)),
+        kv("session.id", Value::StringValue(format!("session-{client}-{request}"))),
+    ];
+    if with_content {
+        let answer = format!(
+            "Thanks for reaching out about order #{id}. The refund was issued to the original payment \
+             method today and usually appears within three to five business days."
+        );
+        let messages = format!(r#"[{{"role":"assistant","parts":[{{"type":"text","content":"{answer}"}}]}}]"#);
+        attributes.push(kv("gen_ai.output.messages", Value::StringValue(messages)));
+        attributes.push(kv(
+            "gen_ai.input.messages",
+            Value::StringValue(r#"[{"role":"user","parts":[{"type":"text","content":"Where is my refund?"}]}]"#.into()),
+        ));
+    }
+    Span {
+        trace_id: trace_id.to_vec(),
+        span_id: id.max(1).to_be_bytes().to_vec(),
+        name: "chat gpt-4o-mini".into(),
+        kind: 3,
+        start_time_unix_nano: now - 850_000_000,
+        end_time_unix_nano: now,
+        attributes,
+        ..Default::default()
+    }
+}
+
+fn export_body(client: usize, request: usize, with_content: bool) -> Vec<u8> {
+    let spans = (0..BATCH).map(|i| span(client, request, i, with_content)).collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: None,
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+async fn run(kind: Kind, with_content: bool, seconds: u64, clients: usize) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info")]);
+    let key = server.first_key.clone().unwrap();
+    let http = reqwest::Client::new();
+    let url = server.url("/v1/traces");
+    let (latencies, elapsed) = common::drive_clients(clients, seconds, move |client, n| {
+        let request = http
+            .post(&url)
+            .bearer_auth(&key)
+            .header("content-type", "application/x-protobuf")
+            .body(export_body(client, n, with_content));
+        async move {
+            let resp = request.send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            let answer = ExportTraceServiceResponse::decode(resp.bytes().await.unwrap()).unwrap();
+            assert!(answer.partial_success.is_none(), "spans rejected: {answer:?}");
+        }
+    })
+    .await;
+    let pct = |p: f64| common::percentile_ms(&latencies, p);
+    let requests = latencies.len() as f64;
+    println!(
+        "{:<9} {:<6} clients={clients:<3} spans/s={:>7.0} requests/s={:>6.1} p50={:>7.2}ms p99={:>7.2}ms ({} requests in {:.1}s)",
+        format!("{kind:?}"),
+        if with_content { "genai" } else { "plain" },
+        requests * BATCH as f64 / elapsed,
+        requests / elapsed,
+        pct(0.50),
+        pct(0.99),
+        latencies.len(),
+        elapsed
+    );
+    server.assert_no_server_errors();
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let seconds = env_or("BENCH_SECONDS", 10);
+    let clients = env_or("BENCH_CLIENTS", 4) as usize;
+    println!("span ingest benchmark: OTLP/HTTP protobuf, {BATCH} spans per request, {seconds}s per run");
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        for with_content in [true, false] {
+            run(kind, with_content, seconds, clients).await;
+        }
+    }
+}
