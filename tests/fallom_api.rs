@@ -371,6 +371,17 @@ both_backends!(trace_list_filters_and_pages, |db: TestDb| async move {
         (listed["traces"][0]["name"].clone(), listed["traces"][0]["span_count"].clone()),
         (json!("chat.completions.create"), json!(1))
     );
+    let ok = ids(&server.get(&key, "/api/v1/traces?status=OK").await.1);
+    assert_eq!(ok, ["tr-6", "tr-5", "tr-4", "tr-2", "tr-1", "tr-0"]);
+    assert_eq!(server.get(&key, "/api/v1/traces?status=maybe").await.0, 400);
+    // spans of one trace that arrived in separate requests are rolled up together
+    let (_, page) = server.get(&key, "/api/v1/traces?session_id=sess-0").await;
+    let tr0 = &page["traces"][2];
+    assert_eq!(
+        (tr0["trace_id"].clone(), tr0["span_count"].clone(), tr0["duration_ms"].clone()),
+        (json!("tr-0"), json!(2), json!(500))
+    );
+    assert_eq!((tr0["input_tokens"].clone(), tr0["name"].clone()), (json!(3), json!("chat.completions.create")));
     assert_eq!(server.get(&key, "/api/v1/traces/missing").await.0, 404);
     assert_eq!(server.get(&key, "/api/v1/traces?limit=0").await.0, 400);
     let (status, err) = server.get(&key, "/api/v1/traces?before=garbage").await;

@@ -74,9 +74,31 @@ CREATE TABLE spans (
     -- a retried export stores nothing twice
     UNIQUE (project_id, trace_id, span_id)
 );
-CREATE INDEX spans_start ON spans(project_id, start_ms);
-CREATE INDEX spans_trace ON spans(project_id, trace_id);
+-- the summary joins spans to assignments by (config, session); a trace's spans are found
+-- through the unique key above
 CREATE INDEX spans_session ON spans(project_id, config_key, session_id);
+
+-- One row per trace, kept up to date in the transaction that stores its spans, so listing
+-- traces reads an index instead of aggregating every span. Session, config and customer are
+-- the first non-null values seen among the trace's spans.
+CREATE TABLE traces (
+    project_id     BIGINT NOT NULL REFERENCES projects(id),
+    trace_id       TEXT NOT NULL,
+    start_ms       BIGINT NOT NULL,
+    end_ms         BIGINT NOT NULL,
+    span_count     BIGINT NOT NULL,
+    error_count    BIGINT NOT NULL,
+    input_tokens   BIGINT,
+    output_tokens  BIGINT,
+    session_id     TEXT,
+    config_key     TEXT,
+    customer_id    TEXT,
+    root_name      TEXT,
+    PRIMARY KEY (project_id, trace_id)
+);
+CREATE INDEX traces_recent ON traces(project_id, start_ms, trace_id);
+CREATE INDEX traces_session ON traces(project_id, session_id, start_ms);
+CREATE INDEX traces_config ON traces(project_id, config_key, start_ms);
 
 -- Custom business metrics: the latest value of each field wins per (config, session).
 CREATE TABLE session_metrics (

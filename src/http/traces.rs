@@ -17,7 +17,7 @@ use super::body::read_body;
 use super::error::{ApiError, ApiResult};
 use super::query::{ApiPath, ApiQuery};
 use super::AppState;
-use crate::store::{NewSpan, SpanFilter, SpanRow, TraceSummaryRow};
+use crate::store::{NewSpan, SpanFilter, SpanRow, TraceStatus, TraceSummaryRow};
 use crate::traces::{fallom, otlp, IngestOptions};
 
 const MAX_PAGE: i64 = 500;
@@ -118,6 +118,14 @@ pub struct ListQuery {
     before: Option<String>,
 }
 
+fn parse_status(status: &str) -> Result<TraceStatus, ApiError> {
+    match status.to_ascii_uppercase().as_str() {
+        "ERROR" => Ok(TraceStatus::Error),
+        "OK" => Ok(TraceStatus::Ok),
+        _ => Err(ApiError::bad_request("invalid_query", format!("status must be OK or ERROR, got {status:?}"))),
+    }
+}
+
 /// Cursors are `<start_ms>.<trace_id>`: the sort key of the last trace on a page.
 fn parse_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
     cursor.split_once('.').and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_string()))).ok_or_else(|| {
@@ -149,7 +157,7 @@ pub async fn list(
         session_id: q.session_id,
         customer_id: q.customer_id,
         model: q.model,
-        status: q.status.map(|s| s.to_ascii_uppercase()),
+        status: q.status.as_deref().map(parse_status).transpose()?,
         from_ms: q.from,
         to_ms: q.to,
         before: q.before.as_deref().map(parse_cursor).transpose()?,

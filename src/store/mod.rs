@@ -31,7 +31,7 @@ pub use prompts::{PromptConfigRow, PromptRow};
 pub use scoring::{
     vector_from_bytes, BaselineUpdate, ClaimedSample, NewDriftEvent, ScoringTx, StoredBaseline, UnscoredSample,
 };
-pub use spans::{NewSpan, SpanFilter, SpanRow, SpansStored, TokenUsage, TraceSummaryRow};
+pub use spans::{NewSpan, SpanFilter, SpanRow, SpansStored, TokenUsage, TraceStatus, TraceSummaryRow};
 pub use summary::VariantSummaryRow;
 pub use templates::{PromptAbTestRow, PromptTemplateRow};
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use super::logs::{NewLog, SampleInserter};
 use super::Store;
@@ -83,14 +83,22 @@ pub struct TraceSummaryRow {
     pub root_name: Option<String>,
 }
 
-/// Filters for listing traces; a trace is listed when any of its spans match.
+/// A trace's status: ERROR when any of its spans failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceStatus {
+    Ok,
+    Error,
+}
+
+/// Filters for listing traces: session, config and customer are the trace's (first seen);
+/// a model matches when any span used it; times are the trace's start.
 #[derive(Debug, Default)]
 pub struct SpanFilter {
     pub config_key: Option<String>,
     pub session_id: Option<String>,
     pub customer_id: Option<String>,
     pub model: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<TraceStatus>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     /// Keyset cursor: traces that started before (start_ms, trace_id).
@@ -102,6 +110,102 @@ const SPAN_COLUMNS: &str = "id, trace_id, span_id, parent_span_id, source, sessi
     kind, model, start_ms, end_ms, duration_ms, status, error_message, time_to_first_token_ms, is_streaming, \
     input_tokens, output_tokens, total_tokens, request_text, response_text, metadata, tags, prompt_key, \
     prompt_version, prompt_ab_test_key, prompt_variant_index, attributes, sample_id, received_at";
+
+/// The rollup rows a batch changes, one per trace, merged into `traces` with one upsert.
+#[derive(Default)]
+struct TraceRollups(std::collections::BTreeMap<String, TraceSummaryRow>);
+
+fn add_tokens(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    }
+}
+
+impl TraceRollups {
+    fn add(&mut self, s: &NewSpan) {
+        let row = self.0.entry(s.trace_id.clone()).or_insert_with(|| TraceSummaryRow {
+            trace_id: s.trace_id.clone(),
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            span_count: 0,
+            error_count: 0,
+            input_tokens: None,
+            output_tokens: None,
+            session_id: None,
+            config_key: None,
+            customer_id: None,
+            root_name: None,
+        });
+        row.start_ms = row.start_ms.min(s.start_ms);
+        row.end_ms = row.end_ms.max(s.end_ms);
+        row.span_count += 1;
+        row.error_count += i64::from(s.status == "ERROR");
+        row.input_tokens = add_tokens(row.input_tokens, s.usage.input);
+        row.output_tokens = add_tokens(row.output_tokens, s.usage.output);
+        row.session_id = row.session_id.take().or_else(|| s.session_id.clone());
+        row.config_key = row.config_key.take().or_else(|| s.config_key.clone());
+        row.customer_id = row.customer_id.take().or_else(|| s.customer_id.clone());
+        if s.parent_span_id.is_none() {
+            row.root_name = Some(s.name.clone());
+        }
+    }
+
+    /// Merges the batch into the stored rows. Rows go in trace-id order (the map's), so
+    /// concurrent batches lock shared traces in the same order and cannot deadlock.
+    async fn upsert(&self, tx: &mut Transaction<'static, Any>, project_id: i64) -> Result<(), sqlx::Error> {
+        const COLUMNS: usize = 12;
+        // Well under SQLite's and Postgres's limits on parameters per statement.
+        const ROWS_PER_STATEMENT: usize = 500;
+        let rows: Vec<&TraceSummaryRow> = self.0.values().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let params: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", r * COLUMNS + c)).collect();
+                    format!("({})", params.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO traces (project_id, trace_id, start_ms, end_ms, span_count, error_count, input_tokens, \
+                    output_tokens, session_id, config_key, customer_id, root_name) VALUES {} \
+                 ON CONFLICT (project_id, trace_id) DO UPDATE SET \
+                    start_ms = CASE WHEN excluded.start_ms < traces.start_ms THEN excluded.start_ms ELSE traces.start_ms END, \
+                    end_ms = CASE WHEN excluded.end_ms > traces.end_ms THEN excluded.end_ms ELSE traces.end_ms END, \
+                    span_count = traces.span_count + excluded.span_count, \
+                    error_count = traces.error_count + excluded.error_count, \
+                    input_tokens = CASE WHEN traces.input_tokens IS NULL THEN excluded.input_tokens \
+                        WHEN excluded.input_tokens IS NULL THEN traces.input_tokens \
+                        ELSE traces.input_tokens + excluded.input_tokens END, \
+                    output_tokens = CASE WHEN traces.output_tokens IS NULL THEN excluded.output_tokens \
+                        WHEN excluded.output_tokens IS NULL THEN traces.output_tokens \
+                        ELSE traces.output_tokens + excluded.output_tokens END, \
+                    session_id = COALESCE(traces.session_id, excluded.session_id), \
+                    config_key = COALESCE(traces.config_key, excluded.config_key), \
+                    customer_id = COALESCE(traces.customer_id, excluded.customer_id), \
+                    root_name = COALESCE(excluded.root_name, traces.root_name)",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for t in chunk {
+                query = query
+                    .bind(project_id)
+                    .bind(&t.trace_id)
+                    .bind(t.start_ms)
+                    .bind(t.end_ms)
+                    .bind(t.span_count)
+                    .bind(t.error_count)
+                    .bind(t.input_tokens)
+                    .bind(t.output_tokens)
+                    .bind(t.session_id.as_deref())
+                    .bind(t.config_key.as_deref())
+                    .bind(t.customer_id.as_deref())
+                    .bind(t.root_name.as_deref());
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
 
 fn json_column(text: Option<String>) -> Option<Value> {
     text.and_then(|t| serde_json::from_str(&t).ok())
@@ -159,6 +263,7 @@ impl Store {
         let mut tx = self.write.begin().await?;
         let mut samples = SampleInserter::new();
         let mut outcome = SpansStored::default();
+        let mut rollups = TraceRollups::default();
         for s in spans {
             let inserted = sqlx::query(
                 "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, source, session_id, customer_id, \
@@ -208,6 +313,7 @@ impl Store {
                 continue;
             };
             outcome.stored += 1;
+            rollups.add(s);
             if let Some(sample) = &s.sample {
                 let span_row_id: i64 = row.try_get(0)?;
                 let sample_id = samples.insert(&mut tx, project_id, sample).await?;
@@ -219,62 +325,70 @@ impl Store {
                 outcome.samples += 1;
             }
         }
+        rollups.upsert(&mut tx, project_id).await?;
         tx.commit().await?;
         Ok(outcome)
     }
 
-    /// Traces with at least one span matching the filter, newest first.
+    /// Traces matching the filter, newest first, from the per-trace rollup.
     pub async fn trace_summaries(&self, project_id: i64, f: &SpanFilter) -> Result<Vec<TraceSummaryRow>, sqlx::Error> {
-        let mut conditions = vec!["project_id = $1".to_string()];
-        let mut text_binds: Vec<&str> = Vec::new();
-        let mut int_binds: Vec<i64> = Vec::new();
-        // Text parameters come first ($2..), then integers; the numbering follows that order.
-        for (column, value) in [
-            ("config_key", &f.config_key),
-            ("session_id", &f.session_id),
-            ("customer_id", &f.customer_id),
-            ("model", &f.model),
-            ("status", &f.status),
-        ] {
+        // Conditions and their values, numbered in the order they are pushed.
+        let mut conditions = vec!["t.project_id = $1".to_string()];
+        let mut texts: Vec<&str> = Vec::new();
+        let mut ints: Vec<i64> = Vec::new();
+        let mut next = 2;
+        let mut param = || {
+            next += 1;
+            next - 1
+        };
+        for (column, value) in
+            [("t.config_key", &f.config_key), ("t.session_id", &f.session_id), ("t.customer_id", &f.customer_id)]
+        {
             if let Some(v) = value {
-                text_binds.push(v);
-                conditions.push(format!("{column} = ${}", 1 + text_binds.len()));
+                conditions.push(format!("{column} = ${}", param()));
+                texts.push(v);
             }
         }
-        let first_int = 2 + text_binds.len();
+        if let Some(model) = &f.model {
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM spans s WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id \
+                 AND s.model = ${})",
+                param()
+            ));
+            texts.push(model);
+        }
+        match f.status {
+            Some(TraceStatus::Error) => conditions.push("t.error_count > 0".into()),
+            Some(TraceStatus::Ok) => conditions.push("t.error_count = 0".into()),
+            None => {}
+        }
+        let cursor_id = f.before.as_ref().map(|(_, id)| id.as_str());
+        if cursor_id.is_some() {
+            let (ms, id) = (param(), param());
+            conditions.push(format!("(t.start_ms < ${ms} OR (t.start_ms = ${ms} AND t.trace_id < ${id}))"));
+        }
         for (op, value) in [(">=", f.from_ms), ("<", f.to_ms)] {
             if let Some(v) = value {
-                int_binds.push(v);
-                conditions.push(format!("start_ms {op} ${}", first_int + int_binds.len() - 1));
+                conditions.push(format!("t.start_ms {op} ${}", param()));
+                ints.push(v);
             }
         }
-        let next = first_int + int_binds.len();
-        let (having, limit_param) = match &f.before {
-            Some(_) => (
-                format!("HAVING MIN(start_ms) < ${0} OR (MIN(start_ms) = ${0} AND trace_id < ${1})", next, next + 1),
-                next + 2,
-            ),
-            None => (String::new(), next),
-        };
         let sql = format!(
-            "SELECT trace_id, MIN(start_ms) AS started, MAX(end_ms), COUNT(*), \
-                    CAST(SUM(CASE WHEN status = 'ERROR' THEN 1 ELSE 0 END) AS BIGINT), \
-                    CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), \
-                    MAX(session_id), MAX(config_key), MAX(customer_id), \
-                    MAX(CASE WHEN parent_span_id IS NULL THEN name END) \
-             FROM spans WHERE trace_id IN (SELECT trace_id FROM spans WHERE {}) AND project_id = $1 \
-             GROUP BY trace_id {having} ORDER BY started DESC, trace_id DESC LIMIT ${limit_param}",
-            conditions.join(" AND ")
+            "SELECT t.trace_id, t.start_ms, t.end_ms, t.span_count, t.error_count, t.input_tokens, t.output_tokens, \
+                    t.session_id, t.config_key, t.customer_id, t.root_name \
+             FROM traces t WHERE {} ORDER BY t.start_ms DESC, t.trace_id DESC LIMIT ${}",
+            conditions.join(" AND "),
+            param()
         );
         let mut query = sqlx::query(&sql).bind(project_id);
-        for v in text_binds {
+        for v in texts {
             query = query.bind(v);
         }
-        for v in int_binds {
-            query = query.bind(v);
+        if let (Some((ms, _)), Some(id)) = (&f.before, cursor_id) {
+            query = query.bind(*ms).bind(id);
         }
-        if let Some((ms, id)) = &f.before {
-            query = query.bind(*ms).bind(id.as_str());
+        for v in ints {
+            query = query.bind(v);
         }
         let rows = query.bind(f.limit).fetch_all(&self.read).await?;
         rows.iter()
