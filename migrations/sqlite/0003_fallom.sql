@@ -97,8 +97,8 @@ CREATE TABLE traces (
     PRIMARY KEY (project_id, trace_id)
 );
 CREATE INDEX traces_recent ON traces(project_id, start_ms, trace_id);
-CREATE INDEX traces_session ON traces(project_id, session_id, start_ms);
-CREATE INDEX traces_config ON traces(project_id, config_key, start_ms);
+CREATE INDEX traces_session ON traces(project_id, session_id, start_ms, trace_id);
+CREATE INDEX traces_config ON traces(project_id, config_key, start_ms, trace_id);
 
 -- Custom business metrics: the latest value of each field wins per (config, session).
 CREATE TABLE session_metrics (

@@ -350,6 +350,9 @@ impl Store {
             }
         }
         if let Some(model) = &f.model {
+            // With table statistics Postgres walks the newest traces and probes each through the
+            // (project, trace, span) key when the model is common, and semi-joins from the
+            // matching spans when it is rare; SQLite always probes.
             conditions.push(format!(
                 "EXISTS (SELECT 1 FROM spans s WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id \
                  AND s.model = ${})",
