@@ -142,6 +142,9 @@ both_backends!(dashboard_rest, |db: TestDb| async move {
         let (status, err) = server.get(&key, &format!("{path}/samples?{bad}")).await;
         assert_eq!(status, 400, "{bad}: {err}");
     }
+    // a name that is not UTF-8 once decoded gets the JSON error shape too
+    let (status, err) = server.get(&key, "/api/v1/prompts/%FF/samples").await;
+    assert_eq!((status, err["error"]["code"].clone()), (400, json!("invalid_path")), "{err}");
 
     // settings: validated, applied, visible to the SDK's config
     for (body, field) in [

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use super::auth::Auth;
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
+use super::query::{ApiPath, ApiQuery};
 use super::AppState;
 use crate::store::{BaselineRow, DriftEventRow, PromptPatch, PromptRow, SampleRow};
 
@@ -101,7 +102,7 @@ pub async fn list(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult
 pub async fn detail(
     State(state): State<AppState>,
     Auth(owner): Auth,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(detail_json(&state, owner.project_id, &name).await?))
 }
@@ -125,7 +126,7 @@ async fn detail_json(state: &AppState, project_id: i64, name: &str) -> ApiResult
 pub async fn patch(
     State(state): State<AppState>,
     Auth(owner): Auth,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let p = find_prompt(&state, owner.project_id, &name).await?;
@@ -189,7 +190,7 @@ pub fn parse_patch(body: &Value) -> ApiResult<PromptPatch> {
 pub async fn reset_baseline(
     State(state): State<AppState>,
     Auth(owner): Auth,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let p = find_prompt(&state, owner.project_id, &name).await?;
     state.store.reset_baseline(p.id, &p.active_prompt).await?;
@@ -217,8 +218,8 @@ impl Page {
 pub async fn drift_events(
     State(state): State<AppState>,
     Auth(owner): Auth,
-    Path(name): Path<String>,
-    Query(page): Query<Page>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Value>> {
     let (limit, before) = page.parse()?;
     let p = find_prompt(&state, owner.project_id, &name).await?;
@@ -240,8 +241,8 @@ fn sample_json(s: &SampleRow) -> Value {
 pub async fn samples(
     State(state): State<AppState>,
     Auth(owner): Auth,
-    Path(name): Path<String>,
-    Query(page): Query<Page>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Value>> {
     let (limit, before) = page.parse()?;
     let p = find_prompt(&state, owner.project_id, &name).await?;
