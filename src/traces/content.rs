@@ -140,6 +140,32 @@ pub fn genai_request_text(attributes: &Map<String, Value>) -> Option<String> {
         .or_else(|| indexed_contents(attributes, "gen_ai.prompt"))
 }
 
+/// Content that instrumentations following the 2024 GenAI conventions put in span events
+/// rather than attributes: `gen_ai.content.prompt` / `gen_ai.content.completion` events with a
+/// `gen_ai.prompt` / `gen_ai.completion` attribute, or a `gen_ai.choice` event with a
+/// `message` (`{"content": ...}`) or `content` attribute. Returns (request, response).
+pub fn genai_event_content<'a>(
+    events: impl IntoIterator<Item = (&'a str, &'a Map<String, Value>)>,
+) -> (Option<String>, Option<String>) {
+    let mut request = None;
+    let mut responses = Vec::new();
+    for (name, attributes) in events {
+        match name {
+            "gen_ai.content.prompt" if request.is_none() => request = genai_request_text(attributes),
+            "gen_ai.content.completion" => responses.extend(genai_response_text(attributes)),
+            "gen_ai.choice" => responses.extend(
+                attributes
+                    .get("message")
+                    .map(decoded)
+                    .and_then(|m| m.get("content").and_then(text_of_content))
+                    .or_else(|| attributes.get("content").and_then(text_of_content)),
+            ),
+            _ => {}
+        }
+    }
+    (request, non_empty(responses.join("\n")))
+}
+
 fn first_int(object: &Map<String, Value>, keys: &[&str]) -> Option<i64> {
     keys.iter().find_map(|k| match object.get(*k)? {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
@@ -218,6 +244,24 @@ mod tests {
         let indexed = attrs(json!({"gen_ai.completion.0.content": "A", "gen_ai.completion.0.role": "assistant"}));
         assert_eq!(genai_response_text(&indexed).as_deref(), Some("A"));
         assert_eq!(genai_response_text(&attrs(json!({"gen_ai.request.model": "m"}))), None);
+    }
+
+    #[test]
+    fn genai_content_in_events() {
+        let prompt = attrs(json!({"gen_ai.prompt": "[{\"role\": \"user\", \"content\": \"Hi\"}]"}));
+        let completion = attrs(json!({"gen_ai.completion": "[{\"role\": \"assistant\", \"content\": \"Hello.\"}]"}));
+        let choice = attrs(json!({"message": "{\"content\": \"Second.\"}", "index": 1}));
+        let unrelated = attrs(json!({"exception.message": "x"}));
+        let events = [
+            ("gen_ai.content.prompt", &prompt),
+            ("gen_ai.content.completion", &completion),
+            ("gen_ai.choice", &choice),
+            ("exception", &unrelated),
+        ];
+        let (request, response) = genai_event_content(events);
+        assert!(request.unwrap().contains("Hi"));
+        assert_eq!(response.as_deref(), Some("Hello.\nSecond."));
+        assert_eq!(genai_event_content([("exception", &unrelated)]), (None, None));
     }
 
     #[test]

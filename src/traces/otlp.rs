@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, 
 use prost::Message;
 use serde_json::{Map, Value};
 
-use super::content::{genai_model, genai_request_text, genai_response_text, genai_usage};
+use super::content::{genai_event_content, genai_model, genai_request_text, genai_response_text, genai_usage};
 use super::{finish_span, IngestOptions, MAX_ID_CHARS, MAX_NAME_CHARS};
 use crate::store::NewSpan;
 
@@ -140,6 +140,14 @@ fn convert(span: &Span, resource: &Map<String, Value>, scope_name: &str) -> Resu
         response_text: genai_response_text(&attributes),
         ..Default::default()
     };
+    // Older GenAI instrumentations put the content in span events instead.
+    if out.response_text.is_none() || out.request_text.is_none() {
+        let events: Vec<(&str, Map<String, Value>)> =
+            span.events.iter().map(|e| (e.name.as_str(), attributes_json(&e.attributes))).collect();
+        let (request, response) = genai_event_content(events.iter().map(|(name, attrs)| (*name, attrs)));
+        out.request_text = out.request_text.or(request);
+        out.response_text = out.response_text.or(response);
+    }
     if !resource.is_empty() {
         attributes.insert("otel.resource".into(), Value::Object(resource.clone()));
     }

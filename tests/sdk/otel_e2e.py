@@ -66,6 +66,14 @@ def main():
                   "finish_reason": "stop"}]))
             span.set_status(Status(StatusCode.OK))
             trace_ids.append(format(span.get_span_context().trace_id, "032x"))
+    # Content in span events, as GenAI instrumentations following the 2024 conventions send it.
+    with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT) as span:
+        span.set_attribute("gen_ai.request.model", "gpt-4o-mini")
+        span.set_attribute("gen_ai.prompt.name", "order-faq-events")
+        span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": json.dumps([{"role": "user", "content": "Hi?"}])})
+        span.add_event("gen_ai.content.completion",
+                       {"gen_ai.completion": json.dumps([{"role": "assistant", "content": ANSWERS[0]}])})
+        events_trace = format(span.get_span_context().trace_id, "032x")
     # One span that failed and one without any content: stored, not sampled.
     with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT) as span:
         span.set_attribute("gen_ai.request.model", "gpt-4o-mini")
@@ -84,6 +92,10 @@ def main():
     assert span["attributes"]["otel.resource"]["service.name"] == "shop-assistant", span
     assert span["attributes"]["otel.scope.name"] == "shop.llm", span
     assert span["sample_id"] is not None, span
+
+    from_events = client.get(f"/api/v1/traces/{events_trace}").json()["spans"][0]
+    assert from_events["response_text"] == ANSWERS[0] and "Hi?" in from_events["request"], from_events
+    assert client.get("/api/v1/prompts/order-faq-events").json()["samples"]["total"] == 1
 
     failed = client.get(f"/api/v1/traces/{failed_trace}").json()["spans"][0]
     assert (failed["status"], failed["error_message"], failed["sample_id"]) == ("ERROR", "rate limited", None), failed
