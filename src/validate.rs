@@ -55,6 +55,36 @@ impl Problems {
     }
 }
 
+/// What a NUL character in client text becomes. Postgres cannot store NUL in TEXT, so it is
+/// replaced on every backend alike (the text is otherwise kept whole).
+pub const NUL_REPLACEMENT: char = char::REPLACEMENT_CHARACTER;
+
+/// Replaces NUL characters in a string, in place; cheap when there are none.
+pub fn replace_nul_in(text: &mut String) {
+    if text.contains('\0') {
+        *text = text.replace('\0', &NUL_REPLACEMENT.to_string());
+    }
+}
+
+/// Replaces NUL characters in every string and key of a JSON document.
+pub fn replace_nul(value: &mut Value) {
+    match value {
+        Value::String(s) => replace_nul_in(s),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let entries = std::mem::take(map);
+                for (mut key, v) in entries {
+                    replace_nul_in(&mut key);
+                    map.insert(key, v);
+                }
+            }
+            map.values_mut().for_each(replace_nul);
+        }
+        _ => {}
+    }
+}
+
 pub fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -209,5 +239,18 @@ impl<'a> Fields<'a> {
             return None;
         }
         self.optional_array(name, problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nul_is_replaced_everywhere() {
+        let mut v = json!({"a\u{0}": ["x\u{0}y", {"k": "\u{0}"}], "n": 1});
+        replace_nul(&mut v);
+        assert_eq!(v, json!({"a\u{FFFD}": ["x\u{FFFD}y", {"k": "\u{FFFD}"}], "n": 1}));
     }
 }

@@ -465,3 +465,39 @@ both_backends!(concurrent_publishes_get_distinct_versions, |db: TestDb| async mo
     assert_eq!(template_versions, (1..=12).collect::<Vec<_>>());
     server.assert_no_server_errors();
 });
+
+both_backends!(nul_characters_are_stored_replaced_never_a_5xx, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+    // Postgres cannot store NUL in text; every backend stores U+FFFD instead.
+    let logs = json!({"logs": [{"prompt_name": "p\u{0}", "response_text": "a\u{0}b", "input_text": "\u{0}"}]});
+    assert_eq!(server.post_logs(&key, &logs).await.0, 202);
+    let (status, page) = server.get(&key, &format!("/api/v1/prompts/{}/samples", common::encode("p\u{FFFD}"))).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["samples"][0]["response_text"], "a\u{FFFD}b");
+
+    let mut span = fallom_span("t\u{0}", "s", "sess\u{0}", "m", "2026-11-22T10:00:00Z");
+    span["attributes"]["fallom.raw.response"] = json!("{\"text\": \"nul \\u0000 inside\"}");
+    span["metadata"] = json!({"k\u{0}": "v\u{0}"});
+    let (status, body) = server.post_json(&key, "/v1/traces", &span).await;
+    assert_eq!(status, 202, "{body}");
+    let (_, trace) = server.get(&key, &format!("/api/v1/traces/{}", common::encode("t\u{FFFD}"))).await;
+    assert_eq!(trace["spans"][0]["response_text"], "nul \u{FFFD} inside");
+    assert_eq!(trace["spans"][0]["metadata"], json!({"k\u{FFFD}": "v\u{FFFD}"}));
+
+    let mut named = otlp_span(3, 3, "ok");
+    named.name = "chat\u{0}".into();
+    let resp =
+        server.post_raw(&key, "/v1/traces", "application/x-protobuf", otlp_request(vec![named]).encode_to_vec()).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let (_, trace) = server.get(&key, &format!("/api/v1/traces/{}", "03".repeat(16))).await;
+    assert_eq!(trace["spans"][0]["name"], "chat\u{FFFD}");
+
+    let metrics = json!({"config_key": "c\u{0}", "session_id": "s", "data": {"f\u{0}": "\u{0}"}});
+    assert_eq!(server.post_json(&key, "/spans", &metrics).await.0, 202);
+    let (status, err) = server.get(&key, "/api/v1/prompts/%00").await;
+    assert_eq!((status, err["error"]["code"].clone()), (400, json!("invalid_path")));
+    let (status, err) = server.get(&key, "/api/v1/traces?session_id=%00").await;
+    assert_eq!((status, err["error"]["code"].clone()), (400, json!("invalid_query")));
+    server.assert_no_server_errors();
+});

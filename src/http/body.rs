@@ -17,10 +17,11 @@ impl FromRequest<AppState> for JsonBody {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state).await?;
-        let value = serde_json::from_slice(&bytes).map_err(|e| {
+        let mut value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
                 .with_details(json!({ "line": e.line(), "column": e.column() }))
         })?;
+        crate::validate::replace_nul(&mut value);
         Ok(JsonBody(value))
     }
 }

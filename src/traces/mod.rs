@@ -10,6 +10,7 @@ pub mod otlp;
 use serde_json::Value;
 
 use crate::store::{NewLog, NewSpan};
+use crate::validate::{replace_nul, replace_nul_in};
 
 /// Longest identifier / name stored from a span; longer ones are refused (ids) or cut (names).
 pub const MAX_ID_CHARS: usize = 200;
@@ -32,10 +33,44 @@ fn truncate_chars(text: &str, max: usize) -> String {
     }
 }
 
+/// Every text a span is stored with, NUL-free (OTLP protobuf strings can hold NUL too).
+fn replace_nul_in_span(span: &mut NewSpan) {
+    for text in [&mut span.trace_id, &mut span.span_id, &mut span.name, &mut span.status] {
+        replace_nul_in(text);
+    }
+    for text in [
+        &mut span.parent_span_id,
+        &mut span.session_id,
+        &mut span.customer_id,
+        &mut span.config_key,
+        &mut span.kind,
+        &mut span.model,
+        &mut span.error_message,
+        &mut span.request_text,
+        &mut span.response_text,
+        &mut span.prompt_key,
+        &mut span.prompt_ab_test_key,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        replace_nul_in(text);
+    }
+    let mut attributes = Value::Object(std::mem::take(&mut span.attributes));
+    replace_nul(&mut attributes);
+    if let Value::Object(map) = attributes {
+        span.attributes = map;
+    }
+    for doc in [&mut span.metadata, &mut span.tags].into_iter().flatten() {
+        replace_nul(doc);
+    }
+}
+
 /// Applies the privacy setting, then turns the response into a drift sample. The sample's
 /// prompt name is `gen_ai.prompt.name` if the span has one, else its config key, else its name,
 /// so an app that only exports OpenTelemetry spans still gets drift detection per operation.
 pub fn finish_span(span: &mut NewSpan, options: IngestOptions) {
+    replace_nul_in_span(span);
     if !options.capture_content {
         span.request_text = None;
         span.response_text = None;
