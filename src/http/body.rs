@@ -17,13 +17,19 @@ impl FromRequest<AppState> for JsonBody {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state).await?;
-        let mut value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
-                .with_details(json!({ "line": e.line(), "column": e.column() }))
-        })?;
-        crate::validate::replace_nul(&mut value);
-        Ok(JsonBody(value))
+        Ok(JsonBody(parse_json(&bytes)?))
     }
+}
+
+/// Parses a buffered body as JSON (400 naming the parse problem), with NUL characters
+/// replaced so that every backend can store its text.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    let mut value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
+            .with_details(json!({ "line": e.line(), "column": e.column() }))
+    })?;
+    crate::validate::replace_nul(&mut value);
+    Ok(value)
 }
 
 /// Buffers the body; the size limit itself is enforced by tower-http's `RequestBodyLimitLayer`.

@@ -225,7 +225,7 @@ pub async fn publish(
 }
 
 pub async fn list(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<Value>> {
-    let configs = state.store.model_configs(owner.project_id).await?;
+    let configs = state.store.model_configs(owner.project_id, None).await?;
     let list: Vec<Value> = configs
         .iter()
         .map(|c| {
@@ -250,11 +250,11 @@ pub async fn detail(
     ApiPath(key): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let versions = versions_or_404(&state, owner.project_id, &key).await?;
-    let archived_at = state.store.model_configs(owner.project_id).await?.into_iter().find(|c| c.key == key);
+    let config = state.store.model_configs(owner.project_id, Some(&key)).await?;
     Ok(Json(json!({
         "key": key,
         "latest_version": versions.last().map(|v| v.version),
-        "archived": archived_at.as_ref().is_some_and(|c| c.archived_at.is_some()),
+        "archived": config.first().is_some_and(|c| c.archived_at.is_some()),
         "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
     })))
 }

@@ -11,12 +11,10 @@ use serde_json::{json, Map, Value};
 use super::auth::Auth;
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::query::{ApiPath, ApiQuery};
+use super::query::{page_limit, ApiPath, ApiQuery};
 use super::AppState;
 use crate::store::{BaselineRow, DriftEventRow, PromptPatch, PromptRow, SampleRow};
 
-const MAX_PAGE: i64 = 500;
-const DEFAULT_PAGE: i64 = 50;
 const MAX_MIN_BASELINE_SAMPLES: i64 = 10_000;
 
 async fn find_prompt(state: &AppState, project_id: i64, name: &str) -> ApiResult<PromptRow> {
@@ -205,13 +203,13 @@ pub struct Page {
 
 impl Page {
     fn parse(&self) -> ApiResult<(i64, i64)> {
-        let number = |field: &str, raw: &Option<String>, default: i64, min: i64, max: i64| match raw {
-            None => Ok(default),
-            Some(s) => s.parse::<i64>().ok().filter(|v| (min..=max).contains(v)).ok_or_else(|| {
-                ApiError::bad_request("invalid_query", format!("{field} must be a whole number from {min} to {max}"))
-            }),
+        let before = match &self.before {
+            None => 0,
+            Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 1).ok_or_else(|| {
+                ApiError::bad_request("invalid_query", "before must be a whole number from 1 (a next_before value)")
+            })?,
         };
-        Ok((number("limit", &self.limit, DEFAULT_PAGE, 1, MAX_PAGE)?, number("before", &self.before, 0, 1, i64::MAX)?))
+        Ok((page_limit(self.limit.as_deref())?, before))
     }
 }
 

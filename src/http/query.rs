@@ -6,7 +6,21 @@ use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiResult};
+
+/// Page sizes of every paged list.
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 500;
+
+/// The `limit` query parameter of a paged list: absent means the default.
+pub fn page_limit(raw: Option<&str>) -> ApiResult<i64> {
+    match raw {
+        None => Ok(DEFAULT_PAGE),
+        Some(s) => s.parse::<i64>().ok().filter(|v| (1..=MAX_PAGE).contains(v)).ok_or_else(|| {
+            ApiError::bad_request("invalid_query", format!("limit must be a whole number from 1 to {MAX_PAGE}"))
+        }),
+    }
+}
 
 fn has_encoded_nul(raw: &str) -> bool {
     raw.as_bytes().windows(3).any(|w| w == b"%00")

@@ -8,20 +8,19 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Auth;
-use super::body::read_body;
+use super::body::{parse_json, read_body};
 use super::error::{ApiError, ApiResult};
-use super::query::{ApiPath, ApiQuery};
+use super::query::{page_limit, ApiPath, ApiQuery};
 use super::AppState;
 use crate::store::{NewSpan, SpanFilter, SpanRow, TraceStatus, TraceSummaryRow};
 use crate::traces::{fallom, otlp, IngestOptions};
 
-const MAX_PAGE: i64 = 500;
-const DEFAULT_PAGE: i64 = 50;
 /// Most Fallom spans in one JSON array (the SDK sends one at a time).
 const MAX_FALLOM_SPANS: usize = 1000;
 
@@ -53,18 +52,13 @@ pub async fn ingest(State(state): State<AppState>, Auth(owner): Auth, request: R
 
     if encoding == Encoding::Protobuf {
         let export = otlp::decode_protobuf(&body).map_err(|m| ApiError::bad_request("invalid_protobuf", m))?;
-        let decoded = otlp::spans(&export, options);
-        store(&state, owner.project_id, &decoded.spans).await?;
-        let answer = otlp::response(&decoded.rejected).encode_to_vec();
+        let answer = store_otlp(&state, owner.project_id, &export, options).await?.encode_to_vec();
         return Ok(
             ([(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"))], answer).into_response()
         );
     }
 
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
-            .with_details(json!({ "line": e.line(), "column": e.column() }))
-    })?;
+    let value = parse_json(&body)?;
     if value.get("resource_spans").is_some() && value.get("resourceSpans").is_none() {
         // serde would ignore the unknown key and store nothing; say why instead.
         return Err(ApiError::bad_request(
@@ -74,10 +68,8 @@ pub async fn ingest(State(state): State<AppState>, Auth(owner): Auth, request: R
     }
     if value.get("resourceSpans").is_some() {
         let export = otlp::decode_json(value).map_err(|m| ApiError::bad_request("invalid_otlp_json", m))?;
-        let decoded = otlp::spans(&export, options);
-        store(&state, owner.project_id, &decoded.spans).await?;
-        let answer = serde_json::to_value(otlp::response(&decoded.rejected)).map_err(|_| ApiError::internal())?;
-        return Ok(Json(answer).into_response());
+        let answer = store_otlp(&state, owner.project_id, &export, options).await?;
+        return Ok(Json(serde_json::to_value(answer).map_err(|_| ApiError::internal())?).into_response());
     }
 
     let spans = fallom::parse(&value, options, MAX_FALLOM_SPANS)?;
@@ -89,6 +81,18 @@ pub async fn ingest(State(state): State<AppState>, Auth(owner): Auth, request: R
         })),
     )
         .into_response())
+}
+
+/// Stores an OTLP export's valid spans; the answer names the ones rejected.
+async fn store_otlp(
+    state: &AppState,
+    project_id: i64,
+    export: &ExportTraceServiceRequest,
+    options: IngestOptions,
+) -> ApiResult<ExportTraceServiceResponse> {
+    let decoded = otlp::spans(export, options);
+    store(state, project_id, &decoded.spans).await?;
+    Ok(otlp::response(&decoded.rejected))
 }
 
 async fn store(state: &AppState, project_id: i64, spans: &[NewSpan]) -> ApiResult<crate::store::SpansStored> {
@@ -113,7 +117,7 @@ pub struct ListQuery {
     from: Option<i64>,
     /// Epoch milliseconds, exclusive.
     to: Option<i64>,
-    limit: Option<i64>,
+    limit: Option<String>,
     /// The `next_before` cursor of the previous page.
     before: Option<String>,
 }
@@ -148,10 +152,7 @@ pub async fn list(
     Auth(owner): Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_PAGE}")));
-    }
+    let limit = page_limit(q.limit.as_deref())?;
     let filter = SpanFilter {
         config_key: q.config_key,
         session_id: q.session_id,

@@ -54,12 +54,11 @@ impl Store {
     ) -> Result<Vec<SessionMetricRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT config_key, session_id, field, value, updated_at FROM session_metrics \
-             WHERE project_id = $1 AND config_key = $2 AND ($3 IS NULL OR session_id = $4) \
+             WHERE project_id = $1 AND config_key = $2 AND ($3 IS NULL OR session_id = $3) \
              ORDER BY session_id, field",
         )
         .bind(project_id)
         .bind(config_key)
-        .bind(session_id)
         .bind(session_id)
         .fetch_all(&self.read)
         .await?;

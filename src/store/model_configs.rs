@@ -143,13 +143,15 @@ impl Store {
         row.as_ref().map(version_from_row).transpose()
     }
 
-    pub async fn model_configs(&self, project_id: i64) -> Result<Vec<ModelConfigRow>, sqlx::Error> {
+    /// The project's configs, or only the one with `key`.
+    pub async fn model_configs(&self, project_id: i64, key: Option<&str>) -> Result<Vec<ModelConfigRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT c.key, (SELECT MAX(version) FROM model_config_versions WHERE config_id = c.id), \
                     c.archived_at, c.created_at \
-             FROM model_configs c WHERE c.project_id = $1 ORDER BY c.key",
+             FROM model_configs c WHERE c.project_id = $1 AND ($2 IS NULL OR c.key = $2) ORDER BY c.key",
         )
         .bind(project_id)
+        .bind(key)
         .fetch_all(&self.read)
         .await?;
         rows.iter()

@@ -20,9 +20,9 @@ pub struct VariantSummaryRow {
     pub output_tokens: Option<i64>,
 }
 
-/// Assignments of one config, limited to one version when given. Shared by both queries.
-const ASSIGNED: &str = "SELECT DISTINCT session_id, assigned_model FROM model_sessions \
-    WHERE project_id = $1 AND config_key = $2 AND ($3 IS NULL OR config_version = $4)";
+/// The assignments of config `$2` in project `$1`, of version `$3` only when it is not null.
+/// Every query here binds exactly those three parameters.
+const IN_SCOPE: &str = "project_id = $1 AND config_key = $2 AND ($3 IS NULL OR config_version = $3)";
 
 impl Store {
     pub async fn variant_summaries(
@@ -31,17 +31,11 @@ impl Store {
         config_key: &str,
         version: Option<i64>,
     ) -> Result<Vec<VariantSummaryRow>, sqlx::Error> {
-        let sessions = sqlx::query(
+        let sql = format!(
             "SELECT assigned_model, COUNT(DISTINCT session_id), CAST(SUM(seen_count) AS BIGINT) FROM model_sessions \
-             WHERE project_id = $1 AND config_key = $2 AND ($3 IS NULL OR config_version = $4) \
-             GROUP BY assigned_model ORDER BY assigned_model",
-        )
-        .bind(project_id)
-        .bind(config_key)
-        .bind(version)
-        .bind(version)
-        .fetch_all(&self.read)
-        .await?;
+             WHERE {IN_SCOPE} GROUP BY assigned_model ORDER BY assigned_model"
+        );
+        let sessions = sqlx::query(&sql).bind(project_id).bind(config_key).bind(version).fetch_all(&self.read).await?;
         let mut out: Vec<VariantSummaryRow> = sessions
             .iter()
             .map(|r| {
@@ -59,18 +53,11 @@ impl Store {
                     CAST(SUM(CASE WHEN s.status = 'ERROR' THEN 1 ELSE 0 END) AS BIGINT), \
                     CAST(AVG(s.duration_ms) AS DOUBLE PRECISION), \
                     CAST(SUM(s.input_tokens) AS BIGINT), CAST(SUM(s.output_tokens) AS BIGINT) \
-             FROM spans s JOIN ({ASSIGNED}) a ON a.session_id = s.session_id \
-             WHERE s.project_id = $5 AND s.config_key = $6 GROUP BY a.assigned_model"
+             FROM spans s JOIN (SELECT DISTINCT session_id, assigned_model FROM model_sessions WHERE {IN_SCOPE}) a \
+                  ON a.session_id = s.session_id \
+             WHERE s.project_id = $1 AND s.config_key = $2 GROUP BY a.assigned_model"
         );
-        let traffic = sqlx::query(&sql)
-            .bind(project_id)
-            .bind(config_key)
-            .bind(version)
-            .bind(version)
-            .bind(project_id)
-            .bind(config_key)
-            .fetch_all(&self.read)
-            .await?;
+        let traffic = sqlx::query(&sql).bind(project_id).bind(config_key).bind(version).fetch_all(&self.read).await?;
         for r in &traffic {
             let model: String = r.try_get(0)?;
             let Some(row) = out.iter_mut().find(|v| v.model == model) else { continue };
@@ -91,13 +78,8 @@ impl Store {
         config_key: &str,
         version: Option<i64>,
     ) -> Result<Vec<(String, String)>, sqlx::Error> {
-        let rows = sqlx::query(ASSIGNED)
-            .bind(project_id)
-            .bind(config_key)
-            .bind(version)
-            .bind(version)
-            .fetch_all(&self.read)
-            .await?;
+        let sql = format!("SELECT DISTINCT session_id, assigned_model FROM model_sessions WHERE {IN_SCOPE}");
+        let rows = sqlx::query(&sql).bind(project_id).bind(config_key).bind(version).fetch_all(&self.read).await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
 }

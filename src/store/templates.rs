@@ -76,7 +76,7 @@ impl Store {
             sqlx::query(
                 "INSERT INTO prompt_templates (project_id, key, version, system_prompt, user_template, created_at) \
                  SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5 FROM prompt_templates \
-                 WHERE project_id = $6 AND key = $7 \
+                 WHERE project_id = $1 AND key = $2 \
                  RETURNING key, version, system_prompt, user_template, created_at",
             )
             .bind(project_id)
@@ -84,8 +84,6 @@ impl Store {
             .bind(system_prompt)
             .bind(user_template)
             .bind(now)
-            .bind(project_id)
-            .bind(key)
             .fetch_one(&self.write)
         })
         .await?;
@@ -103,15 +101,13 @@ impl Store {
             sqlx::query(
                 "INSERT INTO prompt_ab_tests (project_id, key, version, variants, created_at) \
                  SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4 FROM prompt_ab_tests \
-                 WHERE project_id = $5 AND key = $6 \
+                 WHERE project_id = $1 AND key = $2 \
                  RETURNING key, version, variants, created_at",
             )
             .bind(project_id)
             .bind(key)
             .bind(variants)
             .bind(now)
-            .bind(project_id)
-            .bind(key)
             .fetch_one(&self.write)
         })
         .await?;
@@ -128,10 +124,9 @@ impl Store {
     ) -> Result<Vec<PromptTemplateRow>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT key, version, system_prompt, user_template, created_at FROM prompt_templates \
-             WHERE project_id = $1 AND ($2 IS NULL OR key = $3) ORDER BY key, version",
+             WHERE project_id = $1 AND ($2 IS NULL OR key = $2) ORDER BY key, version",
         )
         .bind(project_id)
-        .bind(key)
         .bind(key)
         .fetch_all(&self.read)
         .await?;
