@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Creates (once) the Python virtualenv the SDK end-to-end tests use, with the real client SDKs
-# installed from the package index at pinned versions. Idempotent: a complete venv is reused.
+# installed from the package index at pinned versions, plus the API conformance test's tools
+# (schemathesis, openapi-spec-validator; see tests/contract/run_schemathesis.py).
+# Idempotent: a complete venv is reused; bump the stamp name when the package list changes.
 set -euo pipefail
 venv="${1:-.venv-sdk}"
-stamp="$venv/.driftballoon-sdk-2"
+stamp="$venv/.driftballoon-sdk-3"
 if [ -f "$stamp" ]; then
     exit 0
 fi
@@ -14,6 +16,8 @@ python3 -m venv "$venv"
     opentelemetry-api==1.45.2 \
     opentelemetry-sdk==1.45.2 \
     opentelemetry-exporter-otlp-proto-http==1.45.2 \
-    httpx
+    httpx \
+    schemathesis==4.32.5 \
+    openapi-spec-validator==0.9.0
 touch "$stamp"
 echo "SDK venv ready at $venv"

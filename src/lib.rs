@@ -3,6 +3,7 @@
 
 pub mod apikey;
 pub mod config;
+pub mod domain;
 pub mod drift;
 pub mod embed;
 pub mod http;

@@ -1,15 +1,18 @@
 //! JSON request bodies with errors in the API's own shape: over the size limit is 413,
-//! anything that is not JSON is 400 naming the parse problem.
+//! anything that is not JSON is 400 naming the parse problem, a body of the wrong shape is a
+//! 422 listing every problem ([`Valid`]).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::AppState;
+use crate::validate::FromJson;
 
+/// A body parsed as JSON, not yet checked against a type (for bodies whose checks need the
+/// server's state, such as the configured batch limits).
 pub struct JsonBody(pub Value);
 
 impl FromRequest<AppState> for JsonBody {
@@ -18,6 +21,18 @@ impl FromRequest<AppState> for JsonBody {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state).await?;
         Ok(JsonBody(parse_json(&bytes)?))
+    }
+}
+
+/// A JSON body read into its typed request struct, or a 422 listing every problem.
+pub struct Valid<T>(pub T);
+
+impl<T: FromJson> FromRequest<AppState> for Valid<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let JsonBody(value) = JsonBody::from_request(req, state).await?;
+        Ok(Valid(T::from_json(&value)?))
     }
 }
 
@@ -41,17 +56,4 @@ pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError
             ApiError::bad_request("unreadable_body", rejection.body_text())
         }
     })
-}
-
-/// `RequestBodyLimitLayer` answers a too-large `Content-Length` itself with a plain-text 413;
-/// this middleware gives that answer the API's JSON error shape.
-pub async fn json_413(state: axum::extract::State<AppState>, response: Response) -> Response {
-    let is_json = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        return ApiError::payload_too_large(state.settings.body_limit_bytes).into_response();
-    }
-    response
 }

@@ -1,12 +1,20 @@
-//! One error type for every handler: each variant knows its status code, and every error
-//! leaves the server as `{"error": {"code", "message", "details"}}`. Causes of 5xx answers are
-//! logged, never sent to the client.
+//! One error type for every handler, and one error shape for every answer: each error leaves
+//! the server as `{"error": {"code", "message", "details"}}`, whichever layer produced it.
+//! Handlers return [`ApiError`]; answers made by the framework or tower layers (405 wrong
+//! method, 415 unknown `Content-Encoding`, 413 over the body limit, 503 timeout, panics) are
+//! rewritten into the same shape by [`json_errors`]. Causes of 5xx answers are logged, never
+//! sent to the client.
 
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
+use super::AppState;
+use crate::store::StoreError;
 use crate::validate::ValidationError;
 
 #[derive(Debug)]
@@ -16,6 +24,71 @@ pub struct ApiError {
     pub message: String,
     pub details: Value,
 }
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorInfo,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorInfo {
+    /// What went wrong, for programs: `unauthorized`, `not_found`, `invalid_json`,
+    /// `invalid_path`, `invalid_query`, `validation_failed`, `payload_too_large`,
+    /// `unsupported_media_type`, `unsupported_content_encoding`, `method_not_allowed`,
+    /// `timeout`, `unavailable`, `internal`, ...
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// More about the error where there is more to say (the problems of a 422, the limit of a
+    /// 413, the line and column of a JSON syntax error), else null.
+    #[schema(value_type = Option<Object>)]
+    pub details: Value,
+}
+
+/// The body of a 422: every problem found in the request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationErrorBody {
+    pub error: ValidationErrorInfo,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationErrorInfo {
+    /// Always `validation_failed`.
+    #[schema(example = "validation_failed")]
+    pub code: String,
+    /// The first problem, and how many more there are.
+    pub message: String,
+    pub details: ValidationDetails,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationDetails {
+    /// The problems, at most [`MAX_REPORTED_PROBLEMS`] of them.
+    pub problems: Vec<ProblemBody>,
+    /// How many problems were found in all.
+    pub problem_count: usize,
+}
+
+/// One problem with one field. `POST /api/v1/logs` also names the log's `index` and `field`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemBody {
+    /// Where: `variants[1].weight`, `logs[3].prompt_name`, `limit` (a query parameter).
+    #[schema(example = "variants[1].weight")]
+    pub path: String,
+    #[schema(example = "must be a percentage from 0 to 100")]
+    pub message: String,
+    /// Logs only: the index of the log in the batch (null for the batch itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<Option<usize>>,
+    /// Logs only: the field of the log (`logs` for the batch itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// Enough problems to fix a client, few enough to keep the error small.
+pub const MAX_REPORTED_PROBLEMS: usize = 20;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -31,16 +104,16 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-    }
-
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn unsupported_media_type(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, code, message)
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
@@ -60,60 +133,49 @@ impl ApiError {
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error")
     }
-}
 
-/// Enough problems to fix a client, few enough to keep the error small.
-pub const MAX_REPORTED_PROBLEMS: usize = 20;
+    /// A 422 listing `problems`, as every validation failure of the API is answered.
+    pub fn validation(what: &str, problems: Vec<ProblemBody>) -> Self {
+        let message = match problems.as_slice() {
+            [] => format!("invalid {what}"),
+            [only] => format!("invalid {what}: {}: {}", only.path, only.message),
+            [first, rest @ ..] => {
+                format!("invalid {what}: {}: {} (and {} more problems)", first.path, first.message, rest.len())
+            }
+        };
+        let problem_count = problems.len();
+        let details = ValidationDetails {
+            problems: problems.into_iter().take(MAX_REPORTED_PROBLEMS).collect(),
+            problem_count,
+        };
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message)
+            .with_details(serde_json::to_value(details).unwrap_or_default())
+    }
+}
 
 impl From<ValidationError> for ApiError {
     fn from(err: ValidationError) -> Self {
-        let first = &err.problems[0];
-        let message = match err.problems.len() {
-            1 => format!("invalid {}: {}: {}", err.what, first.path, first.message),
-            n => format!("invalid {}: {}: {} (and {} more problems)", err.what, first.path, first.message, n - 1),
-        };
-        let listed: Vec<Value> = err
+        let problems = err
             .problems
-            .iter()
-            .take(MAX_REPORTED_PROBLEMS)
-            .map(|p| json!({ "path": p.path, "message": p.message }))
+            .into_iter()
+            .map(|p| ProblemBody { path: p.path, message: p.message, index: None, field: None })
             .collect();
-        ApiError::unprocessable("validation_failed", message)
-            .with_details(json!({ "problems": listed, "problem_count": err.problems.len() }))
+        ApiError::validation(err.what, problems)
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        if is_unavailable(&err) {
-            tracing::warn!(error = %err, "database unavailable");
-            return ApiError::unavailable("the database is unavailable; retry later");
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                ApiError::unavailable("the database is unavailable; retry later")
+            }
+            other => {
+                tracing::error!(error = %other, "database error");
+                ApiError::internal()
+            }
         }
-        tracing::error!(error = %err, "database error");
-        ApiError::internal()
-    }
-}
-
-/// Errors that mean "try again later" rather than "this request is wrong".
-fn is_unavailable(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => {
-            // SQLite busy/locked, Postgres connection-class (08xxx), shutdown (57P0x) and
-            // serialization/deadlock (40xxx) errors are transient.
-            let code = db.code().unwrap_or_default();
-            matches!(code.as_ref(), "5" | "6" | "261" | "517")
-                || code.starts_with("08")
-                || code.starts_with("57P")
-                || code.starts_with("40")
-                || code.starts_with("53")
-        }
-        _ => false,
     }
 }
 
@@ -131,3 +193,54 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The error a layer below the handlers meant by an answer with no JSON body.
+fn layer_error(status: StatusCode, state: &AppState) -> ApiError {
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::new(status, "method_not_allowed", "this path does not accept this method (see the Allow header)")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::unsupported_media_type(
+            "unsupported_content_encoding",
+            "the request's Content-Encoding is not supported: send it uncompressed or with gzip (once)",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(state.settings.body_limit_bytes),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than {} s and was stopped; retry later",
+                state.settings.request_timeout_secs
+            ),
+        ),
+        StatusCode::INTERNAL_SERVER_ERROR => ApiError::internal(),
+        other => ApiError::new(
+            other,
+            "http_error",
+            other.canonical_reason().unwrap_or("the request could not be served").to_string(),
+        ),
+    }
+}
+
+/// Outermost middleware: an error answer without a JSON body (made by axum or a tower layer
+/// rather than a handler) gets the API's error shape. Headers such as `Allow` are kept; the
+/// 503 gets `Retry-After`.
+pub async fn json_errors(State(state): State<AppState>, response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let rewritten = layer_error(status, &state).into_response();
+    parts.status = rewritten.status();
+    for name in [header::CONTENT_ENCODING, header::CONTENT_LENGTH, header::CONTENT_TYPE] {
+        parts.headers.remove(name);
+    }
+    let (new_parts, body) = rewritten.into_parts();
+    parts.headers.extend(new_parts.headers);
+    Response::from_parts(parts, body)
+}

@@ -2,22 +2,59 @@
 //! database answers too). Neither needs a key.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
 
+use super::error::{ApiError, ApiResult};
 use super::AppState;
 
-pub async fn live() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// The server's version.
+    pub version: &'static str,
 }
 
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    #[schema(example = "ok")]
+    pub database: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(
+    get, path = "/health", tag = "health", operation_id = "health",
+    responses((status = 200, body = Health))
+)]
+pub async fn live() -> Json<Health> {
+    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+}
+
+/// Liveness, under the name Kubernetes probes often use.
+#[utoipa::path(
+    get, path = "/healthz", tag = "health", operation_id = "healthz",
+    responses((status = 200, body = Health))
+)]
+pub async fn live_z() -> Json<Health> {
+    live().await
+}
+
+/// Readiness: the database answers (503 `unavailable` when it does not).
+#[utoipa::path(
+    get, path = "/readyz", tag = "health", operation_id = "readyz",
+    responses((status = 200, body = Readiness))
+)]
+pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Readiness>> {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok" }))),
+        Ok(()) => Ok(Json(Readiness { status: "ready", database: "ok" })),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": "unreachable" })))
+            Err(ApiError::unavailable("the database does not answer").with_details(json!({ "database": "unreachable" })))
         }
     }
 }

@@ -7,106 +7,143 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Auth;
-use super::body::JsonBody;
+use super::body::Valid;
 use super::error::ApiResult;
-use super::query::ApiQuery;
+use super::query::QueryFields;
 use super::AppState;
-use crate::validate::{Fields, Problems, ValidationError, MAX_PROMPT_NAME_CHARS};
+use crate::validate::limits::{MAX_ID_CHARS, MAX_METRIC_FIELDS, MAX_NAME_CHARS};
+use crate::validate::{schemas, Fields, FromJson, Problems};
 
-const MAX_ID_CHARS: usize = 200;
-const MAX_FIELDS: usize = 200;
-const MAX_FIELD_NAME_CHARS: usize = 200;
-
-struct MetricsUpdate {
-    config_key: String,
-    session_id: String,
-    data: Map<String, Value>,
+/// Custom metrics of one session; each field's latest value wins.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MetricsUpdate {
+    #[schema(schema_with = schemas::name)]
+    pub config_key: String,
+    #[schema(schema_with = schemas::id)]
+    pub session_id: String,
+    /// 1 to 200 fields (names of 1 to 200 characters) with any JSON values; numbers are
+    /// averaged per variant in the model-config summary.
+    #[schema(schema_with = schemas::metric_data)]
+    pub data: Map<String, Value>,
 }
 
-fn parse_update(body: &Value) -> Result<MetricsUpdate, ValidationError> {
-    let mut problems = Problems::default();
-    let mut read = || {
-        let f = Fields::of(body, "", &mut problems)?;
-        let config_key = f.required_str("config_key", MAX_PROMPT_NAME_CHARS, &mut problems);
-        let session_id = f.required_str("session_id", MAX_ID_CHARS, &mut problems);
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricsRecorded {
+    #[schema(example = "recorded")]
+    pub status: &'static str,
+    /// How many fields were stored.
+    pub fields: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionMetrics {
+    pub session_id: String,
+    /// Field name to latest value.
+    #[schema(value_type = Object)]
+    pub metrics: Map<String, Value>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricsView {
+    pub config_key: String,
+    pub sessions: Vec<SessionMetrics>,
+}
+
+impl FromJson for MetricsUpdate {
+    const WHAT: &'static str = "metrics";
+
+    fn read(value: &Value, problems: &mut Problems) -> Option<Self> {
+        let f = Fields::of(value, "", problems)?;
+        let config_key = f.required_str("config_key", MAX_NAME_CHARS, problems);
+        let session_id = f.required_str("session_id", MAX_ID_CHARS, problems);
         let data = match f.get("data") {
             None => {
                 problems.push("data", "is required: an object of metric names to values");
                 None
             }
-            Some(_) => f.optional_object("data", &mut problems),
+            Some(_) => f.optional_object("data", problems),
         };
         if let Some(data) = data {
-            if data.is_empty() || data.len() > MAX_FIELDS {
-                problems.push("data", format!("must hold between 1 and {MAX_FIELDS} fields, got {}", data.len()));
+            if data.is_empty() || data.len() > MAX_METRIC_FIELDS {
+                problems.push("data", format!("must hold between 1 and {MAX_METRIC_FIELDS} fields, got {}", data.len()));
             }
-            if let Some(name) = data.keys().find(|k| k.trim().is_empty() || k.chars().count() > MAX_FIELD_NAME_CHARS) {
-                problems.push(
-                    format!("data.{name}"),
-                    format!("field names must be 1 to {MAX_FIELD_NAME_CHARS} characters"),
-                );
+            for name in data.keys().filter(|k| k.trim().is_empty() || k.chars().count() > MAX_ID_CHARS) {
+                problems.push(format!("data.{name}"), format!("field names must be 1 to {MAX_ID_CHARS} characters"));
             }
         }
-        let update = MetricsUpdate { config_key: config_key?, session_id: session_id?, data: data?.clone() };
-        Some(update)
-    };
-    let parsed = read();
-    match parsed {
-        Some(update) if problems.is_empty() => Ok(update),
-        _ => Err(problems.fail("metrics")),
+        Some(MetricsUpdate { config_key: config_key?, session_id: session_id?, data: data?.clone() })
     }
 }
 
+/// The Fallom SDK's custom metrics for a session.
+#[utoipa::path(
+    post, path = "/spans", tag = "sdk", operation_id = "sdk_record_metrics",
+    request_body = MetricsUpdate,
+    responses((status = 202, body = MetricsRecorded))
+)]
 pub async fn record(
     State(state): State<AppState>,
     Auth(owner): Auth,
-    JsonBody(body): JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let update = parse_update(&body)?;
+    Valid(update): Valid<MetricsUpdate>,
+) -> ApiResult<(StatusCode, Json<MetricsRecorded>)> {
     state.store.record_metrics(owner.project_id, &update.config_key, &update.session_id, &update.data).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "recorded", "fields": update.data.len() }))))
+    Ok((StatusCode::ACCEPTED, Json(MetricsRecorded { status: "recorded", fields: update.data.len() })))
 }
 
-#[derive(Deserialize)]
-pub struct MetricsQuery {
-    config_key: String,
-    session_id: Option<String>,
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsParams {
+    /// The config whose sessions to read.
+    pub config_key: String,
+    /// Only this session.
+    pub session_id: Option<String>,
 }
 
-/// `{"config_key", "sessions": [{"session_id", "metrics": {field: value}, "updated_at"}]}`
+/// The current custom metrics of a config's sessions.
+#[utoipa::path(
+    get, path = "/api/v1/metrics", tag = "model-configs", operation_id = "read_metrics",
+    params(MetricsParams),
+    responses((status = 200, body = MetricsView))
+)]
 pub async fn read(
     State(state): State<AppState>,
     Auth(owner): Auth,
-    ApiQuery(q): ApiQuery<MetricsQuery>,
-) -> ApiResult<Json<Value>> {
-    let rows = state.store.session_metrics(owner.project_id, &q.config_key, q.session_id.as_deref()).await?;
+    mut query: QueryFields,
+) -> ApiResult<Json<MetricsView>> {
+    let config_key = query.required_text("config_key");
+    let session_id = query.text("session_id");
+    query.finish()?;
+    let MetricsParams { config_key, session_id } =
+        MetricsParams { config_key: config_key.unwrap_or_default(), session_id };
+    let rows = state.store.session_metrics(owner.project_id, &config_key, session_id.as_deref()).await?;
     let mut sessions: BTreeMap<&str, (Map<String, Value>, i64)> = BTreeMap::new();
     for r in &rows {
         let entry = sessions.entry(&r.session_id).or_default();
         entry.0.insert(r.field.clone(), r.value.clone());
         entry.1 = entry.1.max(r.updated_at);
     }
-    let list: Vec<Value> = sessions
+    let sessions = sessions
         .into_iter()
-        .map(
-            |(session, (metrics, updated))| json!({ "session_id": session, "metrics": metrics, "updated_at": updated }),
-        )
+        .map(|(session, (metrics, updated_at))| SessionMetrics { session_id: session.to_string(), metrics, updated_at })
         .collect();
-    Ok(Json(json!({ "config_key": q.config_key, "sessions": list })))
+    Ok(Json(MetricsView { config_key, sessions }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn names_missing_and_bad_fields() {
         let paths = |body: Value| -> Vec<String> {
-            parse_update(&body).err().map(|e| e.problems.into_iter().map(|p| p.path).collect()).unwrap_or_default()
+            MetricsUpdate::from_json(&body).err().map(|e| e.problems.into_iter().map(|p| p.path).collect()).unwrap_or_default()
         };
         assert!(paths(json!({"config_key": "k", "session_id": "s", "data": {"score": 1}})).is_empty());
         assert_eq!(paths(json!({"config_key": "k", "session_id": "s"})), ["data"]);

@@ -8,6 +8,7 @@ mod health;
 mod logs;
 mod metrics;
 mod model_configs;
+pub mod openapi;
 mod project;
 mod prompts;
 mod query;
@@ -20,7 +21,6 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -29,6 +29,10 @@ use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 pub use error::ApiError;
 
@@ -44,47 +48,63 @@ pub struct AppState {
     pub samples_arrived: Arc<Notify>,
 }
 
+/// Every API route with its OpenAPI operation: registering them together keeps the document
+/// and the router in step.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(logs::post_logs))
+        .routes(routes!(config::get_config))
+        .routes(routes!(prompts::list))
+        .routes(routes!(prompts::detail, prompts::patch))
+        .routes(routes!(prompts::reset_baseline))
+        .routes(routes!(prompts::drift_events))
+        .routes(routes!(prompts::samples))
+        .routes(routes!(project::get, project::patch))
+        .routes(routes!(model_configs::list, model_configs::publish))
+        .routes(routes!(model_configs::detail))
+        .routes(routes!(model_configs::version))
+        .routes(routes!(model_configs::archive))
+        .routes(routes!(model_configs::summary))
+        .routes(routes!(templates::list_templates, templates::publish_template))
+        .routes(routes!(templates::template_detail))
+        .routes(routes!(templates::list_ab_tests, templates::publish_ab_test))
+        .routes(routes!(templates::ab_test_detail))
+        .routes(routes!(traces::list))
+        .routes(routes!(traces::detail))
+        .routes(routes!(metrics::read))
+        // The Fallom SDK's own paths (configs, traces and prompts base URLs all point here).
+        .routes(routes!(model_configs::sdk_configs))
+        .routes(routes!(model_configs::sdk_config_version))
+        .routes(routes!(model_configs::record_session))
+        .routes(routes!(traces::ingest))
+        .routes(routes!(metrics::record))
+        .routes(routes!(templates::sdk_prompts))
+        .routes(routes!(templates::sdk_ab_tests))
+        .routes(routes!(health::live))
+        .routes(routes!(health::live_z))
+        .routes(routes!(health::ready))
+}
+
+/// The OpenAPI document the server serves at `/openapi.json`.
+pub fn api_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(api_routes().into_openapi())
+}
+
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
-    let api = Router::new()
-        .route("/api/v1/logs", post(logs::post_logs))
-        .route("/api/v1/config", get(config::get_config))
-        .route("/api/v1/prompts", get(prompts::list))
-        .route("/api/v1/prompts/{name}", get(prompts::detail).patch(prompts::patch))
-        .route("/api/v1/prompts/{name}/baseline/reset", post(prompts::reset_baseline))
-        .route("/api/v1/prompts/{name}/drift-events", get(prompts::drift_events))
-        .route("/api/v1/prompts/{name}/samples", get(prompts::samples))
-        .route("/api/v1/project", get(project::get).patch(project::patch))
-        .route("/api/v1/model-configs", get(model_configs::list).post(model_configs::publish))
-        .route("/api/v1/model-configs/{key}", get(model_configs::detail))
-        .route("/api/v1/model-configs/{key}/versions/{version}", get(model_configs::version))
-        .route("/api/v1/model-configs/{key}/archive", post(model_configs::archive))
-        .route("/api/v1/model-configs/{key}/summary", get(model_configs::summary))
-        .route("/api/v1/prompt-templates", get(templates::list_templates).post(templates::publish_template))
-        .route("/api/v1/prompt-templates/{key}", get(templates::template_detail))
-        .route("/api/v1/prompt-ab-tests", get(templates::list_ab_tests).post(templates::publish_ab_test))
-        .route("/api/v1/prompt-ab-tests/{key}", get(templates::ab_test_detail))
-        .route("/api/v1/traces", get(traces::list))
-        .route("/api/v1/traces/{trace_id}", get(traces::detail))
-        .route("/api/v1/metrics", get(metrics::read))
-        // The Fallom SDK's own paths (configs, traces and prompts base URLs all point here).
-        .route("/configs", get(model_configs::sdk_configs))
-        .route("/configs/{key}/version/{version}", get(model_configs::sdk_config_version))
-        .route("/sessions", post(model_configs::record_session))
-        .route("/v1/traces", post(traces::ingest))
-        .route("/spans", post(metrics::record))
-        .route("/prompts", get(templates::sdk_prompts))
-        .route("/prompt-ab-tests", get(templates::sdk_ab_tests))
-        .route("/health", get(health::live))
-        .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
-        .fallback(not_found);
+    let (api, doc) = api_routes().split_for_parts();
+    let doc = openapi::finish(doc);
+    // Swagger UI's files are compiled in; its default validator badge would call an outside
+    // service, so it is turned off.
+    let docs = SwaggerUi::new("/docs")
+        .url("/openapi.json", doc)
+        .config(SwaggerConfig::new(["/openapi.json"]).validator_url("none"));
+    let app = api.merge(Router::<AppState>::from(docs)).fallback(not_found);
 
     // The last layer added sees the request first. The body limit sits inside decompression,
     // so it bounds the decompressed size.
-    api.layer(DefaultBodyLimit::disable())
+    app.layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
-        .layer(axum::middleware::map_response_with_state(state.clone(), body::json_413))
         .layer(RequestDecompressionLayer::new())
         .layer(CompressionLayer::new())
         // A request that runs too long is a server-side problem the client should retry.
@@ -93,6 +113,8 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(settings.request_timeout_secs),
         ))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
+        // Outside everything that can answer on its own: 405, 413, 415, timeouts, panics.
+        .layer(axum::middleware::map_response_with_state(state.clone(), error::json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -4,236 +4,410 @@
 //! (an MD5 bucket of the session id against the weights), so the server's job is to serve
 //! valid configs and remember who got what.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Auth;
-use super::body::JsonBody;
+use super::body::Valid;
 use super::error::{ApiError, ApiResult};
-use super::query::{ApiPath, ApiQuery};
+use super::query::{ApiPath, QueryFields};
 use super::AppState;
-use crate::store::{ModelConfigVersion, SessionAssignment, VariantSummaryRow};
-use crate::validate::{type_name, Fields, Problems, MAX_PROMPT_NAME_CHARS};
+use crate::store::{ModelConfigVersion, SessionAssignment, SessionMetricRow, VariantSummaryRow};
+use crate::validate::limits::{MAX_ID_CHARS, MAX_MODEL_CHARS, MAX_NAME_CHARS, MAX_TARGETS, MAX_VERSION, OPERATORS};
+use crate::validate::shared::{check_key, check_weights};
+use crate::validate::{schemas, Fields, FromJson, Problems, ValidationError};
 
-const MAX_VARIANTS: usize = 100;
-const MAX_TARGETS: usize = 10_000;
-const MAX_MODEL_CHARS: usize = 200;
-const MAX_ID_CHARS: usize = 200;
-/// Weights are percentages; floating-point sums like 33.3 + 33.3 + 33.4 need a little room.
-const WEIGHT_SUM_TOLERANCE: f64 = 1e-6;
-const OPERATORS: &[&str] = &["eq", "neq", "in", "nin", "contains", "startsWith", "endsWith"];
-const TARGETING_KEYS: &[&str] = &["enabled", "individualTargets", "rules"];
-
-/// Keys go into SDK request paths unescaped (`/configs/{key}/version/{n}`), so characters
-/// that would change the path's meaning are refused.
-pub fn check_key(fields: &Fields, problems: &mut Problems) -> Option<String> {
-    let key = fields.required_str("key", MAX_PROMPT_NAME_CHARS, problems)?;
-    if let Some(c) =
-        key.chars().find(|c| matches!(c, '/' | '?' | '#' | '%' | '\\') || c.is_whitespace() || c.is_control())
-    {
-        problems.push(fields.path("key"), format!("must not contain {c:?}: SDKs put the key into URL paths as is"));
-        return None;
-    }
-    Some(key)
+/// One model and its share of sessions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModelVariant {
+    #[schema(schema_with = schemas::model)]
+    pub model: String,
+    /// Percent of sessions; the weights of a config sum to 100. Kept as sent (`70` stays `70`).
+    #[schema(schema_with = schemas::weight)]
+    pub weight: serde_json::Number,
 }
 
-/// Variant lists with percentage weights: each weight in 0..=100, all summing to 100. `each`
-/// checks a variant's other fields.
-pub fn check_weights(variants: &[Value], problems: &mut Problems, mut each: impl FnMut(&Fields, &mut Problems)) {
-    if variants.is_empty() || variants.len() > MAX_VARIANTS {
-        problems.push("variants", format!("must hold between 1 and {MAX_VARIANTS} variants, got {}", variants.len()));
-        return;
-    }
-    // The sum is only meaningful when every weight could be read.
-    let mut sum = Some(0.0);
-    for (i, v) in variants.iter().enumerate() {
-        let Some(f) = Fields::of(v, &format!("variants[{i}]"), problems) else {
-            sum = None;
-            continue;
-        };
-        let weight = match f.get("weight") {
-            None => Err("is required".to_string()),
-            Some(w) => match w.as_f64() {
-                Some(w) if (0.0..=100.0).contains(&w) => Ok(w),
-                Some(_) => Err("must be a percentage between 0 and 100".to_string()),
-                None => Err(format!("must be a number, got {}", type_name(w))),
-            },
-        };
-        match weight {
-            Ok(w) => sum = sum.map(|s| s + w),
-            Err(message) => {
-                problems.push(f.path("weight"), message);
-                sum = None;
-            }
-        }
-        each(&f, problems);
-    }
-    if let Some(sum) = sum.filter(|s| (s - 100.0).abs() > WEIGHT_SUM_TOLERANCE) {
-        problems.push("variants", format!("weights must sum to 100 (percent), they sum to {sum}"));
-    }
+/// Who gets which variant before the weights apply, in the Fallom SDK's shape.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Targeting {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Exact matches on a context field (checked first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 10000)]
+    pub individual_targets: Option<Vec<IndividualTarget>>,
+    /// The first rule whose conditions all hold picks the variant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 10000)]
+    pub rules: Option<Vec<TargetingRule>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IndividualTarget {
+    #[schema(schema_with = schemas::id)]
+    pub field: String,
+    #[schema(max_length = 200)]
+    pub value: String,
+    /// Index into `variants`.
+    #[schema(schema_with = schemas::variant_index)]
+    pub variant_index: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetingRule {
+    #[schema(min_items = 1)]
+    pub conditions: Vec<Condition>,
+    #[schema(schema_with = schemas::variant_index)]
+    pub variant_index: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Condition {
+    #[schema(schema_with = schemas::id)]
+    pub field: String,
+    pub operator: Operator,
+    /// A list of strings for `in` / `nin`, a string for the others.
+    pub value: ConditionValue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Operator {
+    Eq,
+    Neq,
+    In,
+    Nin,
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ConditionValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A new version of a config (the config is created by its first version).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct ModelConfigPublish {
+    /// No `/ ? # % \` or white space: SDKs put keys into URL paths as they are.
+    #[schema(schema_with = schemas::key)]
+    pub key: String,
+    /// 1 to 100 variants with distinct models; weights sum to 100.
+    #[schema(min_items = 1, max_items = 100)]
+    pub variants: Vec<ModelVariant>,
+    pub targeting: Option<Targeting>,
+}
+
+/// A config version in the shape the SDK reads.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SdkModelConfig {
+    pub key: String,
+    pub version: i64,
+    pub variants: Vec<ModelVariant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targeting: Option<Targeting>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelConfigVersionView {
+    #[serde(flatten)]
+    pub config: SdkModelConfig,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelConfigListItem {
+    pub key: String,
+    pub latest_version: i64,
+    pub archived: bool,
+    pub archived_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelConfigList {
+    pub model_configs: Vec<ModelConfigListItem>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelConfigDetail {
+    pub key: String,
+    pub latest_version: i64,
+    pub archived: bool,
+    /// Oldest first.
+    pub versions: Vec<ModelConfigVersionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelConfigArchived {
+    pub key: String,
+    pub archived: bool,
+}
+
+/// What `GET /configs` serves the SDK: the latest version of every active config.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SdkConfigs {
+    pub configs: Vec<SdkModelConfig>,
+}
+
+/// One assignment the SDK made; it must name a published config version.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SessionRecord {
+    #[schema(schema_with = schemas::name)]
+    pub config_key: String,
+    #[schema(schema_with = schemas::version)]
+    pub config_version: i64,
+    #[schema(schema_with = schemas::id)]
+    pub session_id: String,
+    #[schema(schema_with = schemas::model)]
+    pub assigned_model: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recorded {
+    #[schema(example = "recorded")]
+    pub status: &'static str,
+}
+
+/// One variant's traffic and outcomes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariantSummary {
+    pub model: String,
+    /// The weight in the shown version; null for models assigned only under other versions.
+    #[schema(value_type = Option<f64>)]
+    pub weight: Option<serde_json::Number>,
+    pub sessions: i64,
+    /// Assignments reported, repeats counted.
+    pub assignments: i64,
+    pub traces: i64,
+    pub spans: i64,
+    pub mean_latency_ms: Option<f64>,
+    /// Sums over the spans (saturating at 2^63 - 1).
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub errors: i64,
+    pub error_rate: Option<f64>,
+    /// Each numeric custom metric's latest value per session, averaged over the sessions.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelConfigSummary {
+    pub key: String,
+    /// The version asked for, or null for all versions.
+    pub version: Option<i64>,
+    pub latest_version: i64,
+    pub variants: Vec<VariantSummary>,
 }
 
 /// A model may appear once per config: the summary and the SDK's assignments go by model name.
-fn check_models(variants: &[Value], problems: &mut Problems) {
+fn read_variants(variants: &[Value], problems: &mut Problems) -> Vec<ModelVariant> {
     let mut seen: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
     check_weights(variants, problems, |f, problems| {
         if let Some(model) = f.required_str("model", MAX_MODEL_CHARS, problems) {
             if let Some(first) = seen.insert(model.clone(), f.path("model")) {
                 problems.push(f.path("model"), format!("repeats {first} ({model:?})"));
             }
+            if let Some(Value::Number(weight)) = f.get("weight") {
+                out.push(ModelVariant { model, weight: weight.clone() });
+            }
         }
     });
+    out
 }
 
-fn check_variant_index(f: &Fields, variant_count: usize, problems: &mut Problems) {
-    if let Some(i) = f.required_i64("variantIndex", 0, problems) {
-        if i as usize >= variant_count {
-            problems.push(
-                f.path("variantIndex"),
-                format!("is {i} but there are only {variant_count} variants (indexes start at 0)"),
-            );
-        }
+fn read_variant_index(f: &Fields, variant_count: usize, problems: &mut Problems) -> Option<i64> {
+    let i = f.required_int("variantIndex", 0, crate::validate::limits::MAX_VARIANT_INDEX, problems)?;
+    if i as usize >= variant_count {
+        problems.push(
+            f.path("variantIndex"),
+            format!("is {i} but there are only {variant_count} variants (indexes start at 0)"),
+        );
+        return None;
     }
+    Some(i)
 }
 
-fn check_condition(f: &Fields, problems: &mut Problems) {
-    f.required_str("field", MAX_ID_CHARS, problems);
-    let Some(operator) = f.required_str("operator", 20, problems) else { return };
-    if !OPERATORS.contains(&operator.as_str()) {
+fn read_condition(f: &Fields, problems: &mut Problems) -> Option<Condition> {
+    let field = f.required_str("field", MAX_ID_CHARS, problems);
+    let operator = f.required_str("operator", 20, problems)?;
+    let Ok(op) = serde_json::from_value::<Operator>(Value::String(operator.clone())) else {
         problems.push(f.path("operator"), format!("must be one of {}; got {operator:?}", OPERATORS.join(", ")));
-        return;
-    }
-    let wants_list = operator == "in" || operator == "nin";
-    match (f.get("value"), wants_list) {
-        (None, _) => problems.push(f.path("value"), "is required"),
-        (Some(Value::Array(items)), true) if items.iter().all(Value::is_string) => {}
-        (Some(_), true) => problems.push(f.path("value"), format!("must be an array of strings for `{operator}`")),
-        (Some(Value::String(_)), false) => {}
-        (Some(_), false) => problems.push(f.path("value"), format!("must be a string for `{operator}`")),
-    }
+        return None;
+    };
+    let wants_list = matches!(op, Operator::In | Operator::Nin);
+    let value = match (f.get("value"), wants_list) {
+        (None, _) => {
+            problems.push(f.path("value"), "is required");
+            None
+        }
+        (Some(Value::Array(items)), true) if items.iter().all(Value::is_string) => {
+            Some(ConditionValue::Many(items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()))
+        }
+        (Some(_), true) => {
+            problems.push(f.path("value"), format!("must be an array of strings for `{operator}`"));
+            None
+        }
+        (Some(Value::String(s)), false) => Some(ConditionValue::One(s.clone())),
+        (Some(_), false) => {
+            problems.push(f.path("value"), format!("must be a string for `{operator}`"));
+            None
+        }
+    };
+    Some(Condition { field: field?, operator: op, value: value? })
 }
 
 /// The SDK's targeting shape, checked so that the SDK can never be served something it would
 /// misread: known keys and operators, and variant indexes that exist.
-fn check_targeting(targeting: &Value, variant_count: usize, problems: &mut Problems) {
-    let Some(t) = Fields::of(targeting, "targeting", problems) else { return };
-    for key in t.object().keys().filter(|k| !TARGETING_KEYS.contains(&k.as_str())) {
-        problems.push(t.path(key), format!("is not a targeting field (known: {})", TARGETING_KEYS.join(", ")));
-    }
-    t.optional_bool("enabled", problems);
-    let too_many = |name: &str, n: usize, problems: &mut Problems| {
-        if n > MAX_TARGETS {
-            problems.push(t.path(name), format!("has {n} entries; at most {MAX_TARGETS} are accepted"));
-        }
-    };
-    if let Some(targets) = t.optional_array("individualTargets", problems) {
-        too_many("individualTargets", targets.len(), problems);
-        for (i, target) in targets.iter().enumerate() {
-            let Some(f) = Fields::of(target, &format!("targeting.individualTargets[{i}]"), problems) else { continue };
-            f.required_str("field", MAX_ID_CHARS, problems);
+fn read_targeting(targeting: &Value, variant_count: usize, problems: &mut Problems) -> Option<Targeting> {
+    let t = Fields::of(targeting, "targeting", problems)?;
+    t.refuse_unknown(&["enabled", "individualTargets", "rules"], "a targeting field", problems);
+    let enabled = t.optional_bool("enabled", problems);
+    let individual_targets = t.optional_array("individualTargets", MAX_TARGETS, problems).map(|targets| {
+        let read = targets.iter().enumerate().filter_map(|(i, target)| {
+            let f = Fields::of(target, &format!("targeting.individualTargets[{i}]"), problems)?;
+            let field = f.required_str("field", MAX_ID_CHARS, problems);
             if f.get("value").is_none() {
                 problems.push(f.path("value"), "is required");
             }
-            f.optional_str("value", MAX_ID_CHARS, problems);
-            check_variant_index(&f, variant_count, problems);
-        }
-    }
-    if let Some(rules) = t.optional_array("rules", problems) {
-        too_many("rules", rules.len(), problems);
-        for (i, rule) in rules.iter().enumerate() {
-            let Some(f) = Fields::of(rule, &format!("targeting.rules[{i}]"), problems) else { continue };
-            match f.required_array("conditions", problems) {
-                Some(conditions) if conditions.is_empty() => problems.push(f.path("conditions"), "must not be empty"),
-                Some(conditions) => {
-                    for (j, c) in conditions.iter().enumerate() {
-                        if let Some(cf) = Fields::of(c, &f.path(&format!("conditions[{j}]")), problems) {
-                            check_condition(&cf, problems);
-                        }
-                    }
-                }
-                None => {}
-            }
-            check_variant_index(&f, variant_count, problems);
-        }
-    }
-}
-
-struct NewConfig {
-    key: String,
-    variants: Value,
-    targeting: Option<Value>,
-}
-
-fn validate_config(body: &Value) -> Result<NewConfig, crate::validate::ValidationError> {
-    let mut problems = Problems::default();
-    let Some(f) = Fields::of(body, "", &mut problems) else { return Err(problems.fail("model config")) };
-    let key = check_key(&f, &mut problems);
-    let variants = f.required_array("variants", &mut problems);
-    if let Some(variants) = variants {
-        check_models(variants, &mut problems);
-    }
-    let targeting = f.get("targeting");
-    if let Some(t) = targeting {
-        check_targeting(t, variants.map_or(0, Vec::len), &mut problems);
-    }
-    let key = key.unwrap_or_default();
-    // Only what the SDK reads is kept: unknown variant fields are dropped.
-    let variants = variants
-        .map(|vs| Value::Array(vs.iter().map(|v| json!({ "model": v["model"], "weight": v["weight"] })).collect()));
-    problems.finish(
-        "model config",
-        NewConfig { key, variants: variants.unwrap_or_default(), targeting: targeting.cloned() },
-    )
-}
-
-/// The shape the SDK reads: `{key, version, variants, targeting?}`.
-fn sdk_json(v: &ModelConfigVersion) -> Value {
-    let mut out = json!({
-        "key": v.key,
-        "version": v.version,
-        "variants": serde_json::from_str::<Value>(&v.variants).unwrap_or(Value::Array(vec![])),
+            let value = f.optional_str("value", MAX_ID_CHARS, problems);
+            let variant_index = read_variant_index(&f, variant_count, problems);
+            Some(IndividualTarget { field: field?, value: value?, variant_index: variant_index? })
+        });
+        read.collect::<Vec<_>>()
     });
-    if let Some(t) = v.targeting.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()) {
-        out["targeting"] = t;
+    let rules = t.optional_array("rules", MAX_TARGETS, problems).map(|rules| {
+        let read = rules.iter().enumerate().filter_map(|(i, rule)| {
+            let f = Fields::of(rule, &format!("targeting.rules[{i}]"), problems)?;
+            let conditions = match f.required_array("conditions", MAX_TARGETS, problems) {
+                Some(conditions) if conditions.is_empty() => {
+                    problems.push(f.path("conditions"), "must not be empty");
+                    None
+                }
+                Some(conditions) => {
+                    let read: Vec<Option<Condition>> = conditions
+                        .iter()
+                        .enumerate()
+                        .map(|(j, c)| {
+                            let cf = Fields::of(c, &f.path(&format!("conditions[{j}]")), problems)?;
+                            read_condition(&cf, problems)
+                        })
+                        .collect();
+                    read.into_iter().collect::<Option<Vec<_>>>()
+                }
+                None => None,
+            };
+            let variant_index = read_variant_index(&f, variant_count, problems);
+            Some(TargetingRule { conditions: conditions?, variant_index: variant_index? })
+        });
+        read.collect::<Vec<_>>()
+    });
+    Some(Targeting { enabled, individual_targets, rules })
+}
+
+impl FromJson for ModelConfigPublish {
+    const WHAT: &'static str = "model config";
+
+    fn read(value: &Value, problems: &mut Problems) -> Option<Self> {
+        let f = Fields::of(value, "", problems)?;
+        let key = check_key(&f, problems);
+        let raw_variants = f.required_array("variants", usize::MAX, problems);
+        let variants = raw_variants.map(|v| read_variants(v, problems));
+        let targeting = match f.get("targeting") {
+            Some(t) => Some(read_targeting(t, raw_variants.map_or(0, Vec::len), problems)?),
+            None => None,
+        };
+        Some(ModelConfigPublish { key: key?, variants: variants?, targeting })
     }
-    out
 }
 
-fn version_json(v: &ModelConfigVersion) -> Value {
-    let mut out = sdk_json(v);
-    out["created_at"] = json!(v.created_at);
-    out
+impl FromJson for SessionRecord {
+    const WHAT: &'static str = "session";
+
+    fn read(value: &Value, problems: &mut Problems) -> Option<Self> {
+        let f = Fields::of(value, "", problems)?;
+        let config_key = f.required_str("config_key", MAX_NAME_CHARS, problems);
+        let config_version = f.required_int("config_version", 1, MAX_VERSION, problems);
+        let session_id = f.required_str("session_id", MAX_ID_CHARS, problems);
+        let assigned_model = f.required_str("assigned_model", MAX_MODEL_CHARS, problems);
+        Some(SessionRecord {
+            config_key: config_key?,
+            config_version: config_version?,
+            session_id: session_id?,
+            assigned_model: assigned_model?,
+        })
+    }
 }
 
+impl From<&ModelConfigVersion> for SdkModelConfig {
+    /// Variants and targeting were validated before they were stored, so they parse.
+    fn from(v: &ModelConfigVersion) -> Self {
+        SdkModelConfig {
+            key: v.key.clone(),
+            version: v.version,
+            variants: serde_json::from_str(&v.variants).unwrap_or_default(),
+            targeting: v.targeting.as_deref().and_then(|t| serde_json::from_str(t).ok()),
+        }
+    }
+}
+
+impl From<&ModelConfigVersion> for ModelConfigVersionView {
+    fn from(v: &ModelConfigVersion) -> Self {
+        ModelConfigVersionView { config: v.into(), created_at: v.created_at }
+    }
+}
+
+const KEY_PARAM: &str = "The config key";
+
+/// Publishes the next immutable version of a config (creating it, or un-archiving it).
+#[utoipa::path(
+    post, path = "/api/v1/model-configs", tag = "model-configs", operation_id = "publish_model_config",
+    request_body = ModelConfigPublish,
+    responses((status = 201, description = "The version published", body = ModelConfigVersionView))
+)]
 pub async fn publish(
     State(state): State<AppState>,
     Auth(owner): Auth,
-    JsonBody(body): JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let config = validate_config(&body)?;
-    let targeting = config.targeting.as_ref().map(Value::to_string);
-    let stored = state
-        .store
-        .publish_model_config(owner.project_id, &config.key, &config.variants.to_string(), targeting.as_deref())
-        .await?;
-    Ok((StatusCode::CREATED, Json(version_json(&stored))))
+    Valid(config): Valid<ModelConfigPublish>,
+) -> ApiResult<(StatusCode, Json<ModelConfigVersionView>)> {
+    let variants = serde_json::to_string(&config.variants).map_err(|_| ApiError::internal())?;
+    let targeting = config.targeting.as_ref().map(serde_json::to_string).transpose().map_err(|_| ApiError::internal())?;
+    let stored =
+        state.store.publish_model_config(owner.project_id, &config.key, &variants, targeting.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json((&stored).into())))
 }
 
-pub async fn list(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<Value>> {
+/// Every config of the project, archived ones included.
+#[utoipa::path(
+    get, path = "/api/v1/model-configs", tag = "model-configs", operation_id = "list_model_configs",
+    responses((status = 200, body = ModelConfigList))
+)]
+pub async fn list(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<ModelConfigList>> {
     let configs = state.store.model_configs(owner.project_id, None).await?;
-    let list: Vec<Value> = configs
-        .iter()
-        .map(|c| {
-            json!({ "key": c.key, "latest_version": c.latest_version, "archived": c.archived_at.is_some(),
-                    "archived_at": c.archived_at, "created_at": c.created_at })
+    let model_configs = configs
+        .into_iter()
+        .map(|c| ModelConfigListItem {
+            key: c.key,
+            latest_version: c.latest_version,
+            archived: c.archived_at.is_some(),
+            archived_at: c.archived_at,
+            created_at: c.created_at,
         })
         .collect();
-    Ok(Json(json!({ "model_configs": list })))
+    Ok(Json(ModelConfigList { model_configs }))
 }
 
 async fn versions_or_404(state: &AppState, project_id: i64, key: &str) -> ApiResult<Vec<ModelConfigVersion>> {
@@ -244,19 +418,25 @@ async fn versions_or_404(state: &AppState, project_id: i64, key: &str) -> ApiRes
     Ok(versions)
 }
 
+/// One config with all its versions.
+#[utoipa::path(
+    get, path = "/api/v1/model-configs/{key}", tag = "model-configs", operation_id = "get_model_config",
+    params(("key" = String, Path, description = KEY_PARAM)),
+    responses((status = 200, body = ModelConfigDetail))
+)]
 pub async fn detail(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(key): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ModelConfigDetail>> {
     let versions = versions_or_404(&state, owner.project_id, &key).await?;
     let config = state.store.model_configs(owner.project_id, Some(&key)).await?;
-    Ok(Json(json!({
-        "key": key,
-        "latest_version": versions.last().map(|v| v.version),
-        "archived": config.first().is_some_and(|c| c.archived_at.is_some()),
-        "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
-    })))
+    Ok(Json(ModelConfigDetail {
+        key,
+        latest_version: versions.last().map_or(0, |v| v.version),
+        archived: config.first().is_some_and(|c| c.archived_at.is_some()),
+        versions: versions.iter().map(ModelConfigVersionView::from).collect(),
+    }))
 }
 
 async fn one_version(state: &AppState, project_id: i64, key: &str, version: i64) -> ApiResult<ModelConfigVersion> {
@@ -267,82 +447,99 @@ async fn one_version(state: &AppState, project_id: i64, key: &str, version: i64)
         .ok_or_else(|| ApiError::not_found(format!("model config `{key}` has no version {version} in this project")))
 }
 
+/// One version of a config.
+#[utoipa::path(
+    get, path = "/api/v1/model-configs/{key}/versions/{version}", tag = "model-configs",
+    operation_id = "get_model_config_version",
+    params(("key" = String, Path, description = KEY_PARAM), ("version" = i64, Path, minimum = 1)),
+    responses((status = 200, body = ModelConfigVersionView))
+)]
 pub async fn version(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath((key, version)): ApiPath<(String, i64)>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(version_json(&one_version(&state, owner.project_id, &key, version).await?)))
+) -> ApiResult<Json<ModelConfigVersionView>> {
+    Ok(Json((&one_version(&state, owner.project_id, &key, version).await?).into()))
 }
 
+/// Hides a config from `GET /configs`; pinned versions keep answering.
+#[utoipa::path(
+    post, path = "/api/v1/model-configs/{key}/archive", tag = "model-configs", operation_id = "archive_model_config",
+    params(("key" = String, Path, description = KEY_PARAM)),
+    responses((status = 200, body = ModelConfigArchived))
+)]
 pub async fn archive(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(key): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ModelConfigArchived>> {
     if !state.store.archive_model_config(owner.project_id, &key).await? {
         return Err(ApiError::not_found(format!("no model config with key `{key}` in this project")));
     }
-    Ok(Json(json!({ "key": key, "archived": true })))
+    Ok(Json(ModelConfigArchived { key, archived: true }))
 }
 
-/// `GET /configs`: the latest version of every active config, for the SDK.
-pub async fn sdk_configs(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<Value>> {
+/// The Fallom SDK's config sync: the latest version of every active config.
+#[utoipa::path(
+    get, path = "/configs", tag = "sdk", operation_id = "sdk_list_configs",
+    responses((status = 200, body = SdkConfigs))
+)]
+pub async fn sdk_configs(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<SdkConfigs>> {
     let configs = state.store.latest_model_configs(owner.project_id).await?;
-    Ok(Json(json!({ "configs": configs.iter().map(sdk_json).collect::<Vec<_>>() })))
+    Ok(Json(SdkConfigs { configs: configs.iter().map(SdkModelConfig::from).collect() }))
 }
 
-/// `GET /configs/{key}/version/{n}`: one pinned version, for the SDK.
+/// The Fallom SDK's version pinning: one config version.
+#[utoipa::path(
+    get, path = "/configs/{key}/version/{version}", tag = "sdk", operation_id = "sdk_get_config_version",
+    params(("key" = String, Path, description = KEY_PARAM), ("version" = i64, Path, minimum = 1)),
+    responses((status = 200, body = SdkModelConfig))
+)]
 pub async fn sdk_config_version(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath((key, version)): ApiPath<(String, i64)>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(sdk_json(&one_version(&state, owner.project_id, &key, version).await?)))
+) -> ApiResult<Json<SdkModelConfig>> {
+    Ok(Json((&one_version(&state, owner.project_id, &key, version).await?).into()))
 }
 
-fn parse_assignment(body: &Value) -> Result<(String, i64, String, String), crate::validate::ValidationError> {
-    let mut problems = Problems::default();
-    let mut read = || {
-        let f = Fields::of(body, "", &mut problems)?;
-        let key = f.required_str("config_key", MAX_PROMPT_NAME_CHARS, &mut problems);
-        let version = f.required_i64("config_version", 1, &mut problems);
-        let session = f.required_str("session_id", MAX_ID_CHARS, &mut problems);
-        let model = f.required_str("assigned_model", MAX_MODEL_CHARS, &mut problems);
-        Some((key?, version?, session?, model?))
-    };
-    match read() {
-        Some(parsed) => Ok(parsed),
-        None => Err(problems.fail("session")),
-    }
-}
-
-/// `POST /sessions`: the SDK's record of one assignment.
+/// The Fallom SDK's record of one assignment (repeats are counted, not stored twice). A config
+/// or version that was never published is a 422; the SDK sends this fire-and-forget and
+/// ignores the answer, so that never disturbs an app.
+#[utoipa::path(
+    post, path = "/sessions", tag = "sdk", operation_id = "sdk_record_session",
+    request_body = SessionRecord,
+    responses((status = 202, body = Recorded))
+)]
 pub async fn record_session(
     State(state): State<AppState>,
     Auth(owner): Auth,
-    JsonBody(body): JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (key, version, session, model) = parse_assignment(&body)?;
-    let assignment =
-        SessionAssignment { config_key: &key, config_version: version, session_id: &session, assigned_model: &model };
+    Valid(record): Valid<SessionRecord>,
+) -> ApiResult<(StatusCode, Json<Recorded>)> {
+    let (key, version) = (&record.config_key, record.config_version);
+    if state.store.model_config_version(owner.project_id, key, version).await?.is_none() {
+        let message = format!("model config `{key}` has no version {version} in this project");
+        return Err(ValidationError::single(SessionRecord::WHAT, "config_version", message).into());
+    }
+    let assignment = SessionAssignment {
+        config_key: key,
+        config_version: version,
+        session_id: &record.session_id,
+        assigned_model: &record.assigned_model,
+    };
     state.store.record_session(owner.project_id, &assignment).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "recorded" }))))
+    Ok((StatusCode::ACCEPTED, Json(Recorded { status: "recorded" })))
 }
 
-#[derive(Deserialize)]
-pub struct SummaryQuery {
-    version: Option<i64>,
-}
-
-/// Mean of each numeric custom metric per model, over the sessions assigned that model.
+/// Mean of each numeric custom metric per model, over the sessions assigned that model. Means
+/// that are not finite (sums of huge values) are left out rather than served as null.
 fn metric_means(
-    metrics: &[crate::store::SessionMetricRow],
+    metrics: &[SessionMetricRow],
     session_models: &[(String, String)],
 ) -> HashMap<String, BTreeMap<String, f64>> {
-    let mut models_of: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut models_of: HashMap<&str, HashSet<&str>> = HashMap::new();
     for (session, model) in session_models {
-        models_of.entry(session).or_default().push(model);
+        models_of.entry(session).or_default().insert(model);
     }
     let mut sums: HashMap<String, BTreeMap<String, (f64, u64)>> = HashMap::new();
     for m in metrics {
@@ -354,77 +551,109 @@ fn metric_means(
         }
     }
     sums.into_iter()
-        .map(|(model, fields)| (model, fields.into_iter().map(|(f, (sum, n))| (f, sum / n as f64)).collect()))
+        .map(|(model, fields)| {
+            let means = fields.into_iter().map(|(f, (sum, n))| (f, sum / n as f64)).filter(|(_, m)| m.is_finite());
+            (model, means.collect())
+        })
         .collect()
 }
 
-fn variant_json(v: &VariantSummaryRow, weight: Option<&Value>, metrics: Option<&BTreeMap<String, f64>>) -> Value {
-    json!({
-        "model": v.model, "weight": weight, "sessions": v.sessions, "assignments": v.assignments,
-        "traces": v.traces, "spans": v.spans, "mean_latency_ms": v.mean_latency_ms,
-        "input_tokens": v.input_tokens.unwrap_or(0), "output_tokens": v.output_tokens.unwrap_or(0),
-        "errors": v.errors, "error_rate": if v.spans > 0 { Some(v.errors as f64 / v.spans as f64) } else { None },
-        "metrics": metrics.cloned().unwrap_or_default(),
-    })
+fn variant_summary(
+    v: VariantSummaryRow,
+    weight: Option<serde_json::Number>,
+    metrics: Option<&BTreeMap<String, f64>>) -> VariantSummary {
+    VariantSummary {
+        error_rate: (v.spans > 0).then(|| v.errors as f64 / v.spans as f64),
+        model: v.model,
+        weight,
+        sessions: v.sessions,
+        assignments: v.assignments,
+        traces: v.traces,
+        spans: v.spans,
+        mean_latency_ms: v.mean_latency_ms,
+        input_tokens: v.input_tokens.unwrap_or(0),
+        output_tokens: v.output_tokens.unwrap_or(0),
+        errors: v.errors,
+        metrics: metrics.cloned().unwrap_or_default(),
+    }
 }
 
-/// `GET /api/v1/model-configs/{key}/summary`: per variant, sessions, traces, latency, tokens,
-/// error rate and the sessions' latest custom metrics averaged.
+/// Optional version filter of the summary.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryParams {
+    /// Only the sessions assigned under this version.
+    #[param(minimum = 1)]
+    pub version: Option<i64>,
+}
+
+/// Per variant: sessions, traces, latency, tokens, error rate and the sessions' latest custom
+/// metrics averaged.
+#[utoipa::path(
+    get, path = "/api/v1/model-configs/{key}/summary", tag = "model-configs", operation_id = "model_config_summary",
+    params(("key" = String, Path, description = KEY_PARAM), SummaryParams),
+    responses((status = 200, body = ModelConfigSummary))
+)]
 pub async fn summary(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(key): ApiPath<String>,
-    ApiQuery(q): ApiQuery<SummaryQuery>,
-) -> ApiResult<Json<Value>> {
+    mut query: QueryFields,
+) -> ApiResult<Json<ModelConfigSummary>> {
+    let SummaryParams { version } = SummaryParams { version: query.int("version", 1, i64::MAX) };
+    query.finish()?;
     let versions = versions_or_404(&state, owner.project_id, &key).await?;
-    let shown = match q.version {
+    let shown = match version {
         Some(n) => versions
             .iter()
             .find(|v| v.version == n)
             .ok_or_else(|| ApiError::not_found(format!("model config `{key}` has no version {n} in this project")))?,
         None => versions.last().expect("versions_or_404 returns at least one"),
     };
-    let mut rows = state.store.variant_summaries(owner.project_id, &key, q.version).await?;
+    let mut rows = state.store.variant_summaries(owner.project_id, &key, version).await?;
     let metrics = state.store.session_metrics(owner.project_id, &key, None).await?;
-    let session_models = state.store.session_models(owner.project_id, &key, q.version).await?;
+    let session_models = state.store.session_models(owner.project_id, &key, version).await?;
     let means = metric_means(&metrics, &session_models);
 
     // Variants of the shown version come first, in config order, even before any traffic.
-    let configured: Vec<Value> = serde_json::from_str(&shown.variants).unwrap_or_default();
-    let mut out = Vec::new();
-    for v in &configured {
-        let model = v["model"].as_str().unwrap_or_default();
-        let row = match rows.iter().position(|r| r.model == model) {
+    let mut variants = Vec::new();
+    for v in SdkModelConfig::from(shown).variants {
+        let row = match rows.iter().position(|r| r.model == v.model) {
             Some(i) => rows.remove(i),
-            None => VariantSummaryRow { model: model.to_string(), ..Default::default() },
+            None => VariantSummaryRow { model: v.model.clone(), ..Default::default() },
         };
-        out.push(variant_json(&row, Some(&v["weight"]), means.get(model)));
+        variants.push(variant_summary(row, Some(v.weight), means.get(&v.model)));
     }
     // Models assigned under other versions (or a fallback) are listed after, without a weight.
-    out.extend(rows.iter().map(|r| variant_json(r, None, means.get(&r.model))));
-    Ok(Json(json!({
-        "key": key, "version": q.version, "latest_version": versions.last().map(|v| v.version), "variants": out,
-    })))
+    variants.extend(rows.into_iter().map(|r| {
+        let metrics = means.get(&r.model).cloned();
+        variant_summary(r, None, metrics.as_ref())
+    }));
+    let latest_version = versions.last().map_or(0, |v| v.version);
+    Ok(Json(ModelConfigSummary { key, version, latest_version, variants }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn paths(body: Value) -> Vec<String> {
-        match validate_config(&body) {
+        match ModelConfigPublish::from_json(&body) {
             Ok(_) => vec![],
             Err(e) => e.problems.into_iter().map(|p| p.path).collect(),
         }
     }
 
     #[test]
-    fn accepts_the_sdk_shape() {
+    fn accepts_the_sdk_shape_and_stores_it_as_sent() {
         let body = json!({"key": "summarizer", "variants": [{"model": "gpt-4o", "weight": 70},
             {"model": "claude", "weight": 30}], "targeting": {"enabled": true,
             "individualTargets": [{"field": "customerId", "value": "u1", "variantIndex": 1}],
             "rules": [{"conditions": [{"field": "plan", "operator": "in", "value": ["pro"]}], "variantIndex": 0}]}});
-        assert!(paths(body).is_empty());
+        let parsed = ModelConfigPublish::from_json(&body).unwrap();
+        assert_eq!(serde_json::to_value(&parsed.targeting).unwrap(), body["targeting"]);
+        assert_eq!(serde_json::to_value(&parsed.variants).unwrap(), body["variants"]);
         assert!(paths(json!({"key": "k", "variants": [{"model": "a", "weight": 33.3}, {"model": "b", "weight": 33.3},
             {"model": "c", "weight": 33.4}]}))
         .is_empty());
@@ -454,18 +683,33 @@ mod tests {
     }
 
     #[test]
+    fn sessions_refuse_versions_out_of_range() {
+        let body = json!({"config_key": "k", "config_version": 1e300, "session_id": "s", "assigned_model": "m"});
+        let err = SessionRecord::from_json(&body).unwrap_err();
+        assert_eq!(err.problems[0].path, "config_version");
+        assert!(err.problems[0].message.contains("from 1 to 2147483647"), "{:?}", err.problems);
+    }
+
+    #[test]
     fn metric_means_follow_assignments() {
-        let row = |session: &str, field: &str, value: Value| crate::store::SessionMetricRow {
+        let row = |session: &str, field: &str, value: Value| SessionMetricRow {
             config_key: "k".into(),
             session_id: session.into(),
             field: field.into(),
             value,
             updated_at: 0,
         };
-        let metrics = [row("s1", "score", json!(1.0)), row("s2", "score", json!(3.0)), row("s3", "label", json!("x"))];
+        let metrics = [
+            row("s1", "score", json!(1.0)),
+            row("s2", "score", json!(3.0)),
+            row("s3", "label", json!("x")),
+            row("s1", "huge", json!(1e308)),
+            row("s2", "huge", json!(1e308)),
+        ];
         let pairs = [("s1".to_string(), "a".to_string()), ("s2".to_string(), "a".to_string())];
         let means = metric_means(&metrics, &pairs);
         assert_eq!(means["a"]["score"], 2.0);
+        assert!(!means["a"].contains_key("huge"));
         assert!(!means.contains_key("b"));
     }
 }

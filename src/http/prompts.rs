@@ -5,17 +5,220 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Auth;
-use super::body::JsonBody;
+use super::body::Valid;
 use super::error::{ApiError, ApiResult};
-use super::query::{page_limit, ApiPath, ApiQuery};
+use super::query::{ApiPath, QueryFields};
 use super::AppState;
-use crate::store::{BaselineRow, DriftEventRow, PromptPatch, PromptRow, SampleRow};
+use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion, SampleState};
+use crate::store::{BaselineRow, DriftEventRow, PromptPatch, PromptRow, SampleCounts, SampleRow};
+use crate::validate::limits::{MAX_BASELINE_SAMPLES, MAX_LENGTH_DRIFT_THRESHOLD, MIN_BASELINE_SAMPLES};
+use crate::validate::{schemas, Fields, FromJson, Problems};
 
-const MAX_MIN_BASELINE_SAMPLES: i64 = 10_000;
+/// One version's baseline (`learning` with no samples before its first one).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BaselineView {
+    pub baseline_status: BaselineStatus,
+    pub baseline_sample_count: i64,
+    /// The embedding model its vectors came from.
+    pub model_id: Option<String>,
+    /// The latest semantic score (1.0 = as close to the baseline as the baseline itself).
+    pub semantic_score: Option<f64>,
+    /// The latest length score (baseline standard deviations; + longer, - shorter).
+    pub length_score: Option<f64>,
+    pub updated_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionBaselines {
+    pub a: BaselineView,
+    pub b: BaselineView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LatestScores {
+    pub semantic_score: Option<f64>,
+    pub length_score: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DriftEventView {
+    pub id: i64,
+    pub version: PromptVersion,
+    pub kind: DriftKind,
+    pub score: f64,
+    pub threshold: f64,
+    pub window_size: i64,
+    /// The sample whose arrival fired the detector.
+    pub sample_id: i64,
+    /// `b` when this event switched the active version.
+    pub switched_to: Option<PromptVersion>,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+}
+
+/// A prompt with its config, both versions' baselines and its open drift.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptView {
+    pub name: String,
+    pub active_prompt: PromptVersion,
+    pub status: PromptStatus,
+    /// The active version's baseline.
+    pub baseline_status: BaselineStatus,
+    pub baseline_sample_count: i64,
+    pub min_baseline_samples: i64,
+    pub drift_threshold: f64,
+    pub length_drift_threshold: f64,
+    pub auto_switch_enabled: bool,
+    pub versions: VersionBaselines,
+    pub latest_scores: LatestScores,
+    /// The newest drift event while `status` is `drifted`, else null.
+    pub open_drift: Option<DriftEventView>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptList {
+    pub prompts: Vec<PromptView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SampleCountsView {
+    pub total: i64,
+    /// Waiting for their embedding or their score.
+    pub pending: i64,
+    pub done: i64,
+    pub failed: i64,
+}
+
+/// The single-prompt view: the prompt and its sample counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptDetail {
+    #[serde(flatten)]
+    pub prompt: PromptView,
+    pub samples: SampleCountsView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DriftEventPage {
+    /// Oldest first.
+    pub events: Vec<DriftEventView>,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    pub next_before: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SampleView {
+    pub id: i64,
+    pub prompt_version: PromptVersion,
+    pub input_text: Option<String>,
+    pub response_text: String,
+    pub model: Option<String>,
+    /// Characters.
+    pub response_length: i64,
+    pub received_at: i64,
+    pub state: SampleState,
+    /// Cosine similarity to the baseline centroid.
+    pub similarity: Option<f64>,
+    pub semantic_score: Option<f64>,
+    pub length_score: Option<f64>,
+    pub processed_at: Option<i64>,
+    /// Why embedding failed, for `failed` samples.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SamplePage {
+    /// Newest first.
+    pub samples: Vec<SampleView>,
+    pub next_before: Option<i64>,
+}
+
+/// Settings to change (at least one); absent ones keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+pub struct PromptSettingsPatch {
+    /// Semantic drift fires below this ratio.
+    #[schema(schema_with = schemas::ratio)]
+    pub drift_threshold: Option<f64>,
+    /// Length drift fires when |length score| exceeds this.
+    #[schema(schema_with = schemas::length_threshold)]
+    pub length_drift_threshold: Option<f64>,
+    #[schema(schema_with = schemas::min_baseline_samples)]
+    pub min_baseline_samples: Option<i64>,
+    pub auto_switch_enabled: Option<bool>,
+    pub active_prompt: Option<PromptVersion>,
+    pub status: Option<PromptStatus>,
+}
+
+const PATCH_FIELDS: &[&str] = &[
+    "drift_threshold",
+    "length_drift_threshold",
+    "min_baseline_samples",
+    "auto_switch_enabled",
+    "active_prompt",
+    "status",
+];
+
+/// One of an enum's names, or a problem listing them.
+fn enum_field<T: std::str::FromStr + Copy>(f: &Fields, name: &str, all: &[T], problems: &mut Problems) -> Option<T>
+where
+    T: std::fmt::Display,
+{
+    let allowed: Vec<String> = all.iter().map(|v| format!("\"{v}\"")).collect();
+    match f.get(name)? {
+        Value::String(s) => {
+            let parsed = s.parse().ok();
+            if parsed.is_none() {
+                problems.push(f.path(name), format!("must be {}", allowed.join(" or ")));
+            }
+            parsed
+        }
+        _ => {
+            problems.push(f.path(name), format!("must be {}", allowed.join(" or ")));
+            None
+        }
+    }
+}
+
+impl FromJson for PromptSettingsPatch {
+    const WHAT: &'static str = "prompt settings";
+
+    fn read(value: &Value, problems: &mut Problems) -> Option<Self> {
+        let f = Fields::of(value, "", problems)?;
+        f.refuse_unknown(PATCH_FIELDS, "a setting", problems);
+        if f.object().is_empty() {
+            problems.push("body", format!("names no setting to change (known: {})", PATCH_FIELDS.join(", ")));
+        }
+        for (key, _) in f.object().iter().filter(|(k, v)| v.is_null() && PATCH_FIELDS.contains(&k.as_str())) {
+            problems.push(key.clone(), "must not be null (leave a setting out to keep it)");
+        }
+        let length_drift_threshold =
+            f.optional_number("length_drift_threshold", 0.0, MAX_LENGTH_DRIFT_THRESHOLD, problems);
+        if length_drift_threshold == Some(0.0) {
+            problems.push("length_drift_threshold", "must be above 0");
+        }
+        Some(PromptSettingsPatch {
+            drift_threshold: f.optional_number("drift_threshold", 0.0, 1.0, problems),
+            length_drift_threshold,
+            min_baseline_samples: f.optional_int(
+                "min_baseline_samples",
+                MIN_BASELINE_SAMPLES,
+                MAX_BASELINE_SAMPLES,
+                problems,
+            ),
+            auto_switch_enabled: f.optional_bool("auto_switch_enabled", problems),
+            active_prompt: enum_field(&f, "active_prompt", PromptVersion::ALL, problems),
+            status: enum_field(&f, "status", PromptStatus::ALL, problems),
+        })
+    }
+}
 
 async fn find_prompt(state: &AppState, project_id: i64, name: &str) -> ApiResult<PromptRow> {
     state
@@ -25,61 +228,96 @@ async fn find_prompt(state: &AppState, project_id: i64, name: &str) -> ApiResult
         .ok_or_else(|| ApiError::not_found(format!("no prompt named `{name}` in this project")))
 }
 
-fn baseline_json(b: Option<&BaselineRow>) -> Value {
-    match b {
-        Some(b) => json!({
-            "baseline_status": b.status,
-            "baseline_sample_count": b.sample_count,
-            "model_id": b.model_id,
-            "semantic_score": b.semantic_score,
-            "length_score": b.length_score,
-            "updated_at": b.updated_at,
-        }),
-        None => {
-            json!({ "baseline_status": "learning", "baseline_sample_count": 0, "model_id": null,
-                        "semantic_score": null, "length_score": null, "updated_at": null })
+impl From<Option<&BaselineRow>> for BaselineView {
+    fn from(b: Option<&BaselineRow>) -> Self {
+        match b {
+            Some(b) => BaselineView {
+                baseline_status: b.status,
+                baseline_sample_count: b.sample_count,
+                model_id: b.model_id.clone(),
+                semantic_score: b.semantic_score,
+                length_score: b.length_score,
+                updated_at: Some(b.updated_at),
+            },
+            None => BaselineView {
+                baseline_status: BaselineStatus::Learning,
+                baseline_sample_count: 0,
+                model_id: None,
+                semantic_score: None,
+                length_score: None,
+                updated_at: None,
+            },
         }
     }
 }
 
-fn event_json(e: &DriftEventRow) -> Value {
-    json!({
-        "id": e.id, "version": e.version, "kind": e.kind, "score": e.score, "threshold": e.threshold,
-        "window_size": e.window_size, "sample_id": e.sample_id, "switched_to": e.switched_to,
-        "created_at": e.created_at,
-    })
+impl From<&DriftEventRow> for DriftEventView {
+    fn from(e: &DriftEventRow) -> Self {
+        DriftEventView {
+            id: e.id,
+            version: e.version,
+            kind: e.kind,
+            score: e.score,
+            threshold: e.threshold,
+            window_size: e.window_size,
+            sample_id: e.sample_id,
+            switched_to: e.switched_to,
+            created_at: e.created_at,
+        }
+    }
 }
 
-/// A prompt with its config, both versions' baselines and its open drift (if `status` is drifted).
-fn prompt_json(p: &PromptRow, baselines: &[&BaselineRow], latest_event: Option<&DriftEventRow>) -> Value {
-    let versions: Map<String, Value> = ["a", "b"]
-        .iter()
-        .map(|v| (v.to_string(), baseline_json(baselines.iter().find(|b| b.version == *v).copied())))
-        .collect();
-    let active = baselines.iter().find(|b| b.version == p.active_prompt).copied();
-    let open_drift = if p.status == "drifted" { latest_event.map(event_json) } else { None };
-    json!({
-        "name": p.name,
-        "active_prompt": p.active_prompt,
-        "status": p.status,
-        "baseline_status": active.map(|b| b.status.as_str()).unwrap_or("learning"),
-        "baseline_sample_count": active.map(|b| b.sample_count).unwrap_or(0),
-        "min_baseline_samples": p.min_baseline_samples,
-        "drift_threshold": p.drift_threshold,
-        "length_drift_threshold": p.length_drift_threshold,
-        "auto_switch_enabled": p.auto_switch_enabled,
-        "versions": versions,
-        "latest_scores": json!({
-            "semantic_score": active.and_then(|b| b.semantic_score),
-            "length_score": active.and_then(|b| b.length_score),
-        }),
-        "open_drift": open_drift,
-        "created_at": p.created_at,
-        "updated_at": p.updated_at,
-    })
+impl From<&SampleRow> for SampleView {
+    fn from(s: &SampleRow) -> Self {
+        SampleView {
+            id: s.id,
+            prompt_version: s.prompt_version,
+            input_text: s.input_text.clone(),
+            response_text: s.response_text.clone(),
+            model: s.model.clone(),
+            response_length: s.response_length,
+            received_at: s.received_at,
+            state: s.state,
+            similarity: s.similarity,
+            semantic_score: s.semantic_score,
+            length_score: s.length_score,
+            processed_at: s.processed_at,
+            error: s.error.clone(),
+        }
+    }
 }
 
-pub async fn list(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<Value>> {
+/// A prompt with its config, both versions' baselines and its open drift (if it is drifted).
+fn prompt_view(p: &PromptRow, baselines: &[&BaselineRow], latest_event: Option<&DriftEventRow>) -> PromptView {
+    let of = |v: PromptVersion| baselines.iter().find(|b| b.version == v).copied();
+    let active = of(p.active_prompt);
+    PromptView {
+        name: p.name.clone(),
+        active_prompt: p.active_prompt,
+        status: p.status,
+        baseline_status: active.map_or(BaselineStatus::Learning, |b| b.status),
+        baseline_sample_count: active.map_or(0, |b| b.sample_count),
+        min_baseline_samples: p.min_baseline_samples,
+        drift_threshold: p.drift_threshold,
+        length_drift_threshold: p.length_drift_threshold,
+        auto_switch_enabled: p.auto_switch_enabled,
+        versions: VersionBaselines { a: of(PromptVersion::A).into(), b: of(PromptVersion::B).into() },
+        latest_scores: LatestScores {
+            semantic_score: active.and_then(|b| b.semantic_score),
+            length_score: active.and_then(|b| b.length_score),
+        },
+        open_drift: latest_event.filter(|_| p.status == PromptStatus::Drifted).map(DriftEventView::from),
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+    }
+}
+
+/// Every prompt of the key's project, by name.
+#[utoipa::path(
+    get, path = "/api/v1/prompts", tag = "drift", operation_id = "list_prompts",
+    responses((status = 200, body = PromptList))
+)]
+pub async fn list(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<PromptList>> {
     let prompts = state.store.prompts(owner.project_id).await?;
     let baselines = state.store.baselines(owner.project_id, None).await?;
     let events = state.store.latest_drift_events(owner.project_id).await?;
@@ -87,164 +325,168 @@ pub async fn list(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult
     for b in &baselines {
         by_prompt.entry(b.prompt_id).or_default().push(b);
     }
-    let list: Vec<Value> = prompts
+    let prompts = prompts
         .iter()
         .map(|p| {
             let own = by_prompt.get(&p.id).map(Vec::as_slice).unwrap_or(&[]);
-            prompt_json(p, own, events.iter().find(|e| e.prompt_id == p.id))
+            prompt_view(p, own, events.iter().find(|e| e.prompt_id == p.id))
         })
         .collect();
-    Ok(Json(json!({ "prompts": list })))
+    Ok(Json(PromptList { prompts }))
 }
 
+/// One prompt, with its sample counts.
+#[utoipa::path(
+    get, path = "/api/v1/prompts/{name}", tag = "drift", operation_id = "get_prompt",
+    params(("name" = String, Path, description = "The prompt name, percent-encoded")),
+    responses((status = 200, body = PromptDetail))
+)]
 pub async fn detail(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(name): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(detail_json(&state, owner.project_id, &name).await?))
+) -> ApiResult<Json<PromptDetail>> {
+    Ok(Json(prompt_detail(&state, owner.project_id, &name).await?))
 }
 
 /// The single-prompt view. The sample counts are read *first*: each scoring transaction marks
 /// samples done together with the prompt and baseline it changed, so reading the prompt and its
 /// baselines afterwards guarantees they include every sample counted as done (a client waiting
 /// for `pending == 0` then sees the state that processing produced).
-async fn detail_json(state: &AppState, project_id: i64, name: &str) -> ApiResult<Value> {
+async fn prompt_detail(state: &AppState, project_id: i64, name: &str) -> ApiResult<PromptDetail> {
     let id = find_prompt(state, project_id, name).await?.id;
-    let counts = state.store.sample_counts(id).await?;
+    let SampleCounts { total, pending, done, failed } = state.store.sample_counts(id).await?;
     let p = find_prompt(state, project_id, name).await?;
     let baselines = state.store.baselines(project_id, Some(p.id)).await?;
     let latest = state.store.drift_events(p.id, 1, 0).await?;
-    let mut body = prompt_json(&p, &baselines.iter().collect::<Vec<_>>(), latest.first());
-    body["samples"] =
-        json!({ "total": counts.total, "pending": counts.pending, "done": counts.done, "failed": counts.failed });
-    Ok(body)
+    let prompt = prompt_view(&p, &baselines.iter().collect::<Vec<_>>(), latest.first());
+    Ok(PromptDetail { prompt, samples: SampleCountsView { total, pending, done, failed } })
 }
 
+/// Changes a prompt's settings; every problem is listed in one 422.
+#[utoipa::path(
+    patch, path = "/api/v1/prompts/{name}", tag = "drift", operation_id = "patch_prompt",
+    params(("name" = String, Path, description = "The prompt name, percent-encoded")),
+    request_body = PromptSettingsPatch,
+    responses((status = 200, description = "The prompt after the change", body = PromptDetail))
+)]
 pub async fn patch(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(name): ApiPath<String>,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+    Valid(patch): Valid<PromptSettingsPatch>,
+) -> ApiResult<Json<PromptDetail>> {
     let p = find_prompt(&state, owner.project_id, &name).await?;
-    let patch = parse_patch(&body)?;
-    state.store.update_prompt_settings(p.id, &patch).await?;
-    Ok(Json(detail_json(&state, owner.project_id, &name).await?))
-}
-
-fn invalid(field: &str, message: &str) -> ApiError {
-    ApiError::unprocessable("validation_failed", format!("{field}: {message}"))
-        .with_details(json!({ "problems": [{ "field": field, "message": message }] }))
-}
-
-/// Validates a PATCH body: only known fields, each within its range.
-pub fn parse_patch(body: &Value) -> ApiResult<PromptPatch> {
-    let Some(fields) = body.as_object() else {
-        return Err(invalid("body", "must be a JSON object of settings to change"));
+    let change = PromptPatch {
+        drift_threshold: patch.drift_threshold,
+        length_drift_threshold: patch.length_drift_threshold,
+        min_baseline_samples: patch.min_baseline_samples,
+        auto_switch_enabled: patch.auto_switch_enabled,
+        active_prompt: patch.active_prompt,
+        status: patch.status,
     };
-    if fields.is_empty() {
-        return Err(invalid("body", "names no setting to change"));
-    }
-    let mut patch = PromptPatch::default();
-    for (key, value) in fields {
-        match key.as_str() {
-            "drift_threshold" => match value.as_f64() {
-                Some(v) if (0.0..=1.0).contains(&v) => patch.drift_threshold = Some(v),
-                _ => return Err(invalid(key, "must be a number from 0 to 1 (a similarity ratio)")),
-            },
-            "length_drift_threshold" => match value.as_f64() {
-                Some(v) if v > 0.0 && v <= 100.0 => patch.length_drift_threshold = Some(v),
-                _ => return Err(invalid(key, "must be a number above 0 and at most 100 (standard deviations)")),
-            },
-            "min_baseline_samples" => match value.as_i64() {
-                Some(v) if (2..=MAX_MIN_BASELINE_SAMPLES).contains(&v) => patch.min_baseline_samples = Some(v),
-                _ => return Err(invalid(key, "must be a whole number from 2 to 10000")),
-            },
-            "auto_switch_enabled" => match value.as_bool() {
-                Some(v) => patch.auto_switch_enabled = Some(v),
-                None => return Err(invalid(key, "must be true or false")),
-            },
-            "active_prompt" => match value.as_str() {
-                Some(v @ ("a" | "b")) => patch.active_prompt = Some(v.to_string()),
-                _ => return Err(invalid(key, "must be \"a\" or \"b\"")),
-            },
-            "status" => match value.as_str() {
-                Some(v @ ("active" | "drifted")) => patch.status = Some(v.to_string()),
-                _ => return Err(invalid(key, "must be \"active\" or \"drifted\"")),
-            },
-            other => {
-                return Err(invalid(
-                    other,
-                    "is not a setting; known: drift_threshold, length_drift_threshold, min_baseline_samples, \
-                     auto_switch_enabled, active_prompt, status",
-                ))
-            }
-        }
-    }
-    Ok(patch)
+    state.store.update_prompt_settings(p.id, &change).await?;
+    Ok(Json(prompt_detail(&state, owner.project_id, &name).await?))
 }
 
+/// Makes the active version learn its baseline again from its next samples, and sets the
+/// prompt's status back to `active`.
+#[utoipa::path(
+    post, path = "/api/v1/prompts/{name}/baseline/reset", tag = "drift", operation_id = "reset_baseline",
+    params(("name" = String, Path, description = "The prompt name, percent-encoded")),
+    responses((status = 200, description = "The prompt after the reset", body = PromptDetail))
+)]
 pub async fn reset_baseline(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(name): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PromptDetail>> {
     let p = find_prompt(&state, owner.project_id, &name).await?;
-    state.store.reset_baseline(p.id, &p.active_prompt).await?;
-    Ok(Json(detail_json(&state, owner.project_id, &name).await?))
+    state.store.reset_baseline(p.id, p.active_prompt).await?;
+    Ok(Json(prompt_detail(&state, owner.project_id, &name).await?))
 }
 
-#[derive(Deserialize)]
+/// Keyset paging of a list ordered by id, newest first.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
-    limit: Option<String>,
-    before: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// The `next_before` of the previous page.
+    #[param(minimum = 1)]
+    pub before: Option<i64>,
 }
 
 impl Page {
-    fn parse(&self) -> ApiResult<(i64, i64)> {
-        let before = match &self.before {
-            None => 0,
-            Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 1).ok_or_else(|| {
-                ApiError::bad_request("invalid_query", "before must be a whole number from 1 (a next_before value)")
-            })?,
-        };
-        Ok((page_limit(self.limit.as_deref())?, before))
+    /// The page size and the id to start below (0 = from the newest).
+    fn read(mut q: QueryFields) -> ApiResult<(i64, i64)> {
+        let page = Page { limit: Some(q.page_limit()), before: q.int("before", 1, i64::MAX) };
+        q.finish()?;
+        Ok((page.limit.unwrap_or_default(), page.before.unwrap_or(0)))
     }
 }
 
+/// A prompt's drift events with their scores, oldest first within the page.
+#[utoipa::path(
+    get, path = "/api/v1/prompts/{name}/drift-events", tag = "drift", operation_id = "list_drift_events",
+    params(("name" = String, Path, description = "The prompt name, percent-encoded"), Page),
+    responses((status = 200, body = DriftEventPage))
+)]
 pub async fn drift_events(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(page): ApiQuery<Page>,
-) -> ApiResult<Json<Value>> {
-    let (limit, before) = page.parse()?;
+    query: QueryFields,
+) -> ApiResult<Json<DriftEventPage>> {
+    let (limit, before) = Page::read(query)?;
     let p = find_prompt(&state, owner.project_id, &name).await?;
     let mut events = state.store.drift_events(p.id, limit, before).await?;
     let next_before = (events.len() as i64 == limit).then(|| events.last().map(|e| e.id)).flatten();
     events.reverse(); // oldest first reads like a timeline
-    Ok(Json(json!({ "events": events.iter().map(event_json).collect::<Vec<_>>(), "next_before": next_before })))
+    Ok(Json(DriftEventPage { events: events.iter().map(DriftEventView::from).collect(), next_before }))
 }
 
-fn sample_json(s: &SampleRow) -> Value {
-    json!({
-        "id": s.id, "prompt_version": s.prompt_version, "input_text": s.input_text, "response_text": s.response_text,
-        "model": s.model, "response_length": s.response_length, "received_at": s.received_at, "state": s.state,
-        "similarity": s.similarity, "semantic_score": s.semantic_score, "length_score": s.length_score,
-        "processed_at": s.processed_at, "error": s.error,
-    })
-}
-
+/// A prompt's samples with their state and scores, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/prompts/{name}/samples", tag = "drift", operation_id = "list_samples",
+    params(("name" = String, Path, description = "The prompt name, percent-encoded"), Page),
+    responses((status = 200, body = SamplePage))
+)]
 pub async fn samples(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(page): ApiQuery<Page>,
-) -> ApiResult<Json<Value>> {
-    let (limit, before) = page.parse()?;
+    query: QueryFields,
+) -> ApiResult<Json<SamplePage>> {
+    let (limit, before) = Page::read(query)?;
     let p = find_prompt(&state, owner.project_id, &name).await?;
     let samples = state.store.samples(p.id, limit, before).await?;
     let next_before = (samples.len() as i64 == limit).then(|| samples.last().map(|s| s.id)).flatten();
-    Ok(Json(json!({ "samples": samples.iter().map(sample_json).collect::<Vec<_>>(), "next_before": next_before })))
+    Ok(Json(SamplePage { samples: samples.iter().map(SampleView::from).collect(), next_before }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn paths(body: Value) -> Vec<String> {
+        match PromptSettingsPatch::from_json(&body) {
+            Ok(_) => vec![],
+            Err(e) => e.problems.into_iter().map(|p| p.path).collect(),
+        }
+    }
+
+    #[test]
+    fn lists_every_problem() {
+        assert!(paths(json!({"drift_threshold": 0.5, "active_prompt": "b"})).is_empty());
+        assert_eq!(
+            paths(json!({"drift_threshold": 2, "min_baseline_samples": 1e300, "active_prompt": "c", "x": 1})),
+            ["x", "drift_threshold", "min_baseline_samples", "active_prompt"]
+        );
+        assert_eq!(paths(json!({})), ["body"]);
+        assert_eq!(paths(json!({"status": null})), ["status"]);
+        assert_eq!(paths(json!({"length_drift_threshold": 0})), ["length_drift_threshold"]);
+    }
 }

@@ -1,44 +1,82 @@
 //! Query-string and path extractors whose rejections use the API's JSON error shape (axum's
-//! own answer a bad `?limit=abc` or a malformed `%` escape with plain text). Both refuse an
-//! encoded NUL (`%00`): no stored name contains one, and Postgres cannot compare text with it.
+//! own answer a bad `?limit=abc` or a malformed `%` escape with plain text). Query parameters
+//! are read as text and checked by [`QueryFields`], so a bad value is a 422 naming the
+//! parameter, like a bad body field. Both refuse an encoded NUL (`%00`): no stored name
+//! contains one, and Postgres cannot compare text with it.
+
+use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, ApiResult};
-
-/// Page sizes of every paged list.
-pub const DEFAULT_PAGE: i64 = 50;
-pub const MAX_PAGE: i64 = 500;
-
-/// The `limit` query parameter of a paged list: absent means the default.
-pub fn page_limit(raw: Option<&str>) -> ApiResult<i64> {
-    match raw {
-        None => Ok(DEFAULT_PAGE),
-        Some(s) => s.parse::<i64>().ok().filter(|v| (1..=MAX_PAGE).contains(v)).ok_or_else(|| {
-            ApiError::bad_request("invalid_query", format!("limit must be a whole number from 1 to {MAX_PAGE}"))
-        }),
-    }
-}
+use crate::validate::limits::{DEFAULT_PAGE, MAX_PAGE};
+use crate::validate::Problems;
 
 fn has_encoded_nul(raw: &str) -> bool {
     raw.as_bytes().windows(3).any(|w| w == b"%00")
 }
 
-pub struct ApiQuery<T>(pub T);
+/// The query string's parameters, checked one by one; every problem is reported at once.
+pub struct QueryFields {
+    params: HashMap<String, String>,
+    problems: Problems,
+}
 
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+impl<S: Send + Sync> FromRequestParts<S> for QueryFields {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         if has_encoded_nul(parts.uri.query().unwrap_or("")) {
             return Err(ApiError::bad_request("invalid_query", "the query string must not contain %00 (NUL)"));
         }
-        Query::<T>::from_request_parts(parts, state)
+        let Query(params) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
-            .map(|Query(q)| ApiQuery(q))
-            .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+            .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+        Ok(QueryFields { params, problems: Problems::default() })
+    }
+}
+
+impl QueryFields {
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.params.get(name).cloned()
+    }
+
+    /// A parameter that must be present and not empty.
+    pub fn required_text(&mut self, name: &str) -> Option<String> {
+        let value = self.params.get(name).filter(|v| !v.is_empty()).cloned();
+        if value.is_none() {
+            self.problems.push(name, "is required");
+        }
+        value
+    }
+
+    /// A whole number from `min` to `max`, if the parameter is there.
+    pub fn int(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
+        let raw = self.params.get(name)?;
+        match raw.trim().parse::<i64>() {
+            Ok(v) if (min..=max).contains(&v) => Some(v),
+            _ => {
+                self.problems.push(name, format!("must be a whole number from {min} to {max}, got {raw:?}"));
+                None
+            }
+        }
+    }
+
+    /// Records a problem with a parameter that the caller checked itself.
+    pub fn reject(&mut self, name: &str, message: &str) {
+        self.problems.push(name, message);
+    }
+
+    /// The `limit` of a paged list: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
+    pub fn page_limit(&mut self) -> i64 {
+        self.int("limit", 1, MAX_PAGE).unwrap_or(DEFAULT_PAGE)
+    }
+
+    /// A 422 naming every bad parameter, if there was one.
+    pub fn finish(self) -> ApiResult<()> {
+        self.problems.finish("query", Some(())).map_err(ApiError::from)
     }
 }
 

@@ -10,19 +10,82 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Auth;
 use super::body::{parse_json, read_body};
 use super::error::{ApiError, ApiResult};
-use super::query::{page_limit, ApiPath, ApiQuery};
+use super::query::{ApiPath, QueryFields};
 use super::AppState;
-use crate::store::{NewSpan, SpanFilter, SpanRow, TraceStatus, TraceSummaryRow};
+use crate::domain::{SpanSource, SpanStatus};
+use crate::store::{NewSpan, SpanFilter, SpanRow, SpansStored, TraceStatus, TraceSummaryRow};
+use crate::traces::fallom::FallomSpan;
 use crate::traces::{fallom, otlp, IngestOptions};
 
-/// Most Fallom spans in one JSON array (the SDK sends one at a time).
-const MAX_FALLOM_SPANS: usize = 1000;
+/// The JSON bodies `POST /v1/traces` takes: a Fallom span, an array of them, or an OTLP/JSON
+/// export.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the wire format; bodies are told apart by shape in `ingest`
+pub enum TracesJson {
+    Span(FallomSpan),
+    /// 1 to 1000 spans, stored all or nothing.
+    Spans(Vec<FallomSpan>),
+    Otlp(OtlpExport),
+}
+
+/// OTLP/HTTP JSON (`ExportTraceServiceRequest`, lowerCamelCase field names, ids in hex).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct OtlpExport {
+    #[schema(value_type = Vec<Object>, rename = "resourceSpans")]
+    pub resource_spans: Vec<Value>,
+}
+
+/// OTLP/HTTP protobuf: an encoded `ExportTraceServiceRequest` (or, in answers,
+/// `ExportTraceServiceResponse`).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct OtlpProtobuf(Vec<u8>);
+
+/// The answer to Fallom spans.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpansAccepted {
+    #[schema(example = "accepted")]
+    pub status: &'static str,
+    pub stored: usize,
+    /// Spans already stored (same trace and span id), skipped.
+    pub duplicates: usize,
+    /// Drift samples taken from the spans' responses.
+    pub samples: usize,
+}
+
+/// The OTLP/JSON answer: `partialSuccess` names the spans rejected, if any.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OtlpExportResult {
+    pub partial_success: Option<OtlpPartialSuccess>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OtlpPartialSuccess {
+    pub rejected_spans: i64,
+    pub error_message: String,
+}
+
+impl From<ExportTraceServiceResponse> for OtlpExportResult {
+    fn from(r: ExportTraceServiceResponse) -> Self {
+        OtlpExportResult {
+            partial_success: r.partial_success.map(|p| OtlpPartialSuccess {
+                rejected_spans: p.rejected_spans,
+                error_message: p.error_message,
+            }),
+        }
+    }
+}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Encoding {
@@ -36,14 +99,30 @@ fn request_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
         "application/json" | "" => Ok(Encoding::Json),
-        other => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        other => Err(ApiError::unsupported_media_type(
             "unsupported_media_type",
             format!("content type {other:?} is not accepted: send application/x-protobuf (OTLP) or application/json"),
         )),
     }
 }
 
+/// Trace ingest for the Fallom SDK and OpenTelemetry OTLP/HTTP exporters (gzip accepted).
+/// OTLP is answered in the request's encoding; spans with bad ids are rejected alone and
+/// counted in `partialSuccess`. A span already stored is skipped.
+#[utoipa::path(
+    post, path = "/v1/traces", tag = "sdk", operation_id = "ingest_traces",
+    request_body(content(
+        (TracesJson = "application/json"),
+        (OtlpProtobuf = "application/x-protobuf"),
+    )),
+    responses(
+        (status = 202, description = "Fallom spans stored", body = SpansAccepted),
+        (status = 200, description = "OTLP export stored (the answer is in the request's encoding)", content(
+            (OtlpExportResult = "application/json"),
+            (OtlpProtobuf = "application/x-protobuf"),
+        )),
+    )
+)]
 pub async fn ingest(State(state): State<AppState>, Auth(owner): Auth, request: Request) -> ApiResult<Response> {
     let encoding = request_encoding(request.headers())?;
     let body = read_body(request, &state).await?;
@@ -69,18 +148,14 @@ pub async fn ingest(State(state): State<AppState>, Auth(owner): Auth, request: R
     if value.get("resourceSpans").is_some() {
         let export = otlp::decode_json(value).map_err(|m| ApiError::bad_request("invalid_otlp_json", m))?;
         let answer = store_otlp(&state, owner.project_id, &export, options).await?;
-        return Ok(Json(serde_json::to_value(answer).map_err(|_| ApiError::internal())?).into_response());
+        return Ok(Json(OtlpExportResult::from(answer)).into_response());
     }
 
-    let spans = fallom::parse(&value, options, MAX_FALLOM_SPANS)?;
+    let spans = fallom::parse(&value, options)?;
     let stored = store(&state, owner.project_id, &spans).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "status": "accepted", "stored": stored.stored, "duplicates": stored.duplicates, "samples": stored.samples,
-        })),
-    )
-        .into_response())
+    let answer =
+        SpansAccepted { status: "accepted", stored: stored.stored, duplicates: stored.duplicates, samples: stored.samples };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 /// Stores an OTLP export's valid spans; the answer names the ones rejected.
@@ -95,7 +170,7 @@ async fn store_otlp(
     Ok(otlp::response(&decoded.rejected))
 }
 
-async fn store(state: &AppState, project_id: i64, spans: &[NewSpan]) -> ApiResult<crate::store::SpansStored> {
+async fn store(state: &AppState, project_id: i64, spans: &[NewSpan]) -> ApiResult<SpansStored> {
     if spans.is_empty() {
         return Ok(Default::default());
     }
@@ -106,102 +181,259 @@ async fn store(state: &AppState, project_id: i64, spans: &[NewSpan]) -> ApiResul
     Ok(stored)
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    config_key: Option<String>,
-    session_id: Option<String>,
-    customer_id: Option<String>,
-    model: Option<String>,
-    status: Option<String>,
-    /// Epoch milliseconds, inclusive.
-    from: Option<i64>,
-    /// Epoch milliseconds, exclusive.
-    to: Option<i64>,
-    limit: Option<String>,
-    /// The `next_before` cursor of the previous page.
-    before: Option<String>,
+/// One trace in a list: its spans' aggregates.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TraceSummary {
+    pub trace_id: String,
+    /// The root span's name.
+    pub name: Option<String>,
+    pub session_id: Option<String>,
+    pub config_key: Option<String>,
+    pub customer_id: Option<String>,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub duration_ms: i64,
+    pub span_count: i64,
+    pub error_count: i64,
+    /// `ERROR` when any span failed.
+    pub status: SpanStatus,
+    /// Sums over the spans, saturating at 2^63 - 1.
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
 }
 
-fn parse_status(status: &str) -> Result<TraceStatus, ApiError> {
-    match status.to_ascii_uppercase().as_str() {
-        "ERROR" => Ok(TraceStatus::Error),
-        "OK" => Ok(TraceStatus::Ok),
-        _ => Err(ApiError::bad_request("invalid_query", format!("status must be OK or ERROR, got {status:?}"))),
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TracePage {
+    /// Newest first.
+    pub traces: Vec<TraceSummary>,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    pub next_before: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenUsageView {
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub total_tokens: Option<i64>,
+}
+
+/// A stored span.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpanView {
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub source: SpanSource,
+    pub name: String,
+    pub kind: Option<String>,
+    pub model: Option<String>,
+    pub session_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub config_key: Option<String>,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub duration_ms: i64,
+    pub status: SpanStatus,
+    pub error_message: Option<String>,
+    pub time_to_first_token_ms: Option<i64>,
+    pub is_streaming: Option<bool>,
+    pub usage: TokenUsageView,
+    /// The request content (null when the project does not capture content).
+    pub request: Option<String>,
+    pub response_text: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub tags: Option<Value>,
+    pub prompt_key: Option<String>,
+    pub prompt_version: Option<i64>,
+    pub prompt_ab_test_key: Option<String>,
+    pub prompt_variant_index: Option<i64>,
+    /// The remaining attributes (OTLP resource attributes under `otel.resource`).
+    #[schema(value_type = Object)]
+    pub attributes: Map<String, Value>,
+    /// The drift sample taken from this span's response, if any.
+    pub sample_id: Option<i64>,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TraceDetail {
+    pub trace_id: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub duration_ms: i64,
+    pub span_count: usize,
+    /// In start order.
+    pub spans: Vec<SpanView>,
+}
+
+/// Filters of the trace list; session, config and customer are the trace's (the first value
+/// its spans carried), a model matches when any span used it.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TraceListParams {
+    pub config_key: Option<String>,
+    pub session_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub model: Option<String>,
+    /// `ERROR`: some span failed; `OK`: none did.
+    #[param(pattern = "^(OK|ERROR)$")]
+    pub status: Option<String>,
+    /// The trace's start, epoch milliseconds, inclusive.
+    pub from: Option<i64>,
+    /// The trace's start, epoch milliseconds, exclusive.
+    pub to: Option<i64>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// The `next_before` of the previous page.
+    pub before: Option<String>,
+}
+
+fn parse_status(q: &mut QueryFields, raw: Option<&str>) -> Option<TraceStatus> {
+    match raw? {
+        "ERROR" => Some(TraceStatus::Error),
+        "OK" => Some(TraceStatus::Ok),
+        other => {
+            q.reject("status", &format!("must be OK or ERROR, got {other:?}"));
+            None
+        }
     }
 }
 
 /// Cursors are `<start_ms>.<trace_id>`: the sort key of the last trace on a page.
-fn parse_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
-    cursor.split_once('.').and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_string()))).ok_or_else(|| {
-        ApiError::bad_request("invalid_query", "before must be a next_before value from a previous page")
-    })
+fn parse_cursor(q: &mut QueryFields, raw: Option<&str>) -> Option<(i64, String)> {
+    let parsed = raw?.split_once('.').and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_string())));
+    if parsed.is_none() {
+        q.reject("before", "must be a next_before value from a previous page");
+    }
+    parsed
 }
 
-fn summary_json(t: &TraceSummaryRow) -> Value {
-    json!({
-        "trace_id": t.trace_id, "name": t.root_name, "session_id": t.session_id, "config_key": t.config_key,
-        "customer_id": t.customer_id, "start_ms": t.start_ms, "end_ms": t.end_ms,
-        "duration_ms": t.end_ms - t.start_ms, "span_count": t.span_count, "error_count": t.error_count,
-        "status": if t.error_count > 0 { "ERROR" } else { "OK" },
-        "input_tokens": t.input_tokens, "output_tokens": t.output_tokens,
-    })
+impl From<&TraceSummaryRow> for TraceSummary {
+    fn from(t: &TraceSummaryRow) -> Self {
+        TraceSummary {
+            trace_id: t.trace_id.clone(),
+            name: t.root_name.clone(),
+            session_id: t.session_id.clone(),
+            config_key: t.config_key.clone(),
+            customer_id: t.customer_id.clone(),
+            start_ms: t.start_ms,
+            end_ms: t.end_ms,
+            duration_ms: t.end_ms.saturating_sub(t.start_ms),
+            span_count: t.span_count,
+            error_count: t.error_count,
+            status: if t.error_count > 0 { SpanStatus::Error } else { SpanStatus::Ok },
+            input_tokens: t.input_tokens,
+            output_tokens: t.output_tokens,
+        }
+    }
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    Auth(owner): Auth,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let limit = page_limit(q.limit.as_deref())?;
+/// Traces of the project, newest first, one row per trace.
+#[utoipa::path(
+    get, path = "/api/v1/traces", tag = "traces", operation_id = "list_traces",
+    params(TraceListParams),
+    responses((status = 200, body = TracePage))
+)]
+pub async fn list(State(state): State<AppState>, Auth(owner): Auth, mut q: QueryFields) -> ApiResult<Json<TracePage>> {
+    let params = TraceListParams {
+        limit: Some(q.page_limit()),
+        config_key: q.text("config_key"),
+        session_id: q.text("session_id"),
+        customer_id: q.text("customer_id"),
+        model: q.text("model"),
+        status: q.text("status"),
+        from: q.int("from", i64::MIN, i64::MAX),
+        to: q.int("to", i64::MIN, i64::MAX),
+        before: q.text("before"),
+    };
+    let status = parse_status(&mut q, params.status.as_deref());
+    let before = parse_cursor(&mut q, params.before.as_deref());
+    q.finish()?;
+    let limit = params.limit.unwrap_or_default();
     let filter = SpanFilter {
-        config_key: q.config_key,
-        session_id: q.session_id,
-        customer_id: q.customer_id,
-        model: q.model,
-        status: q.status.as_deref().map(parse_status).transpose()?,
-        from_ms: q.from,
-        to_ms: q.to,
-        before: q.before.as_deref().map(parse_cursor).transpose()?,
+        config_key: params.config_key,
+        session_id: params.session_id,
+        customer_id: params.customer_id,
+        model: params.model,
+        status,
+        from_ms: params.from,
+        to_ms: params.to,
+        before,
         limit,
     };
     let traces = state.store.trace_summaries(owner.project_id, &filter).await?;
     let next_before =
         (traces.len() as i64 == limit).then(|| traces.last().map(|t| format!("{}.{}", t.start_ms, t.trace_id)));
-    Ok(Json(json!({
-        "traces": traces.iter().map(summary_json).collect::<Vec<_>>(),
-        "next_before": next_before.flatten(),
-    })))
+    Ok(Json(TracePage { traces: traces.iter().map(TraceSummary::from).collect(), next_before: next_before.flatten() }))
 }
 
-pub fn span_json(row: &SpanRow) -> Value {
-    let s = &row.span;
-    json!({
-        "trace_id": s.trace_id, "span_id": s.span_id, "parent_span_id": s.parent_span_id, "source": s.source,
-        "name": s.name, "kind": s.kind, "model": s.model, "session_id": s.session_id,
-        "customer_id": s.customer_id, "config_key": s.config_key, "start_ms": s.start_ms, "end_ms": s.end_ms,
-        "duration_ms": s.duration_ms, "status": s.status, "error_message": s.error_message,
-        "time_to_first_token_ms": s.time_to_first_token_ms, "is_streaming": s.is_streaming,
-        "usage": { "input_tokens": s.usage.input, "output_tokens": s.usage.output, "total_tokens": s.usage.total },
-        "request": s.request_text, "response_text": s.response_text, "metadata": s.metadata, "tags": s.tags,
-        "prompt_key": s.prompt_key, "prompt_version": s.prompt_version,
-        "prompt_ab_test_key": s.prompt_ab_test_key, "prompt_variant_index": s.prompt_variant_index,
-        "attributes": s.attributes, "sample_id": row.sample_id, "received_at": row.received_at,
-    })
+impl From<&SpanRow> for SpanView {
+    fn from(row: &SpanRow) -> Self {
+        let s = &row.span;
+        SpanView {
+            trace_id: s.trace_id.clone(),
+            span_id: s.span_id.clone(),
+            parent_span_id: s.parent_span_id.clone(),
+            source: s.source,
+            name: s.name.clone(),
+            kind: s.kind.clone(),
+            model: s.model.clone(),
+            session_id: s.session_id.clone(),
+            customer_id: s.customer_id.clone(),
+            config_key: s.config_key.clone(),
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            duration_ms: s.duration_ms,
+            status: s.status,
+            error_message: s.error_message.clone(),
+            time_to_first_token_ms: s.time_to_first_token_ms,
+            is_streaming: s.is_streaming,
+            usage: TokenUsageView {
+                input_tokens: s.usage.input,
+                output_tokens: s.usage.output,
+                total_tokens: s.usage.total,
+            },
+            request: s.request_text.clone(),
+            response_text: s.response_text.clone(),
+            metadata: s.metadata.clone(),
+            tags: s.tags.clone(),
+            prompt_key: s.prompt_key.clone(),
+            prompt_version: s.prompt_version,
+            prompt_ab_test_key: s.prompt_ab_test_key.clone(),
+            prompt_variant_index: s.prompt_variant_index,
+            attributes: s.attributes.clone(),
+            sample_id: row.sample_id,
+            received_at: row.received_at,
+        }
+    }
 }
 
+/// One trace with all its spans.
+#[utoipa::path(
+    get, path = "/api/v1/traces/{trace_id}", tag = "traces", operation_id = "get_trace",
+    params(("trace_id" = String, Path)),
+    responses((status = 200, body = TraceDetail))
+)]
 pub async fn detail(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(trace_id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TraceDetail>> {
     let spans = state.store.trace_spans(owner.project_id, &trace_id).await?;
     if spans.is_empty() {
         return Err(ApiError::not_found(format!("no trace with id `{trace_id}` in this project")));
     }
-    let start = spans.iter().map(|s| s.span.start_ms).min().unwrap_or(0);
-    let end = spans.iter().map(|s| s.span.end_ms).max().unwrap_or(0);
-    Ok(Json(json!({
-        "trace_id": trace_id, "start_ms": start, "end_ms": end, "duration_ms": end - start,
-        "span_count": spans.len(), "spans": spans.iter().map(span_json).collect::<Vec<_>>(),
-    })))
+    let start_ms = spans.iter().map(|s| s.span.start_ms).min().unwrap_or(0);
+    let end_ms = spans.iter().map(|s| s.span.end_ms).max().unwrap_or(0);
+    Ok(Json(TraceDetail {
+        trace_id,
+        start_ms,
+        end_ms,
+        duration_ms: end_ms.saturating_sub(start_ms),
+        span_count: spans.len(),
+        spans: spans.iter().map(SpanView::from).collect(),
+    }))
 }

@@ -4,13 +4,14 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::prompts::{PromptRow, PROMPT_COLUMNS};
-use super::{now_ms, Store};
+use super::{get_enum, get_optional_enum, now_ms, Store, StoreResult};
+use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion, SampleState};
 
 #[derive(Debug, Clone)]
 pub struct BaselineRow {
     pub prompt_id: i64,
-    pub version: String,
-    pub status: String,
+    pub version: PromptVersion,
+    pub status: BaselineStatus,
     pub sample_count: i64,
     pub model_id: Option<String>,
     pub semantic_score: Option<f64>,
@@ -22,13 +23,13 @@ pub struct BaselineRow {
 pub struct DriftEventRow {
     pub id: i64,
     pub prompt_id: i64,
-    pub version: String,
-    pub kind: String,
+    pub version: PromptVersion,
+    pub kind: DriftKind,
     pub score: f64,
     pub threshold: f64,
     pub window_size: i64,
     pub sample_id: i64,
-    pub switched_to: Option<String>,
+    pub switched_to: Option<PromptVersion>,
     pub created_at: i64,
 }
 
@@ -36,18 +37,18 @@ const EVENT_COLUMNS: &str =
     "id, prompt_id, version, kind, score, threshold, window_size, sample_id, switched_to, created_at";
 
 impl DriftEventRow {
-    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+    fn from_row(r: &AnyRow) -> StoreResult<Self> {
         Ok(DriftEventRow {
-            id: r.try_get(0)?,
-            prompt_id: r.try_get(1)?,
-            version: r.try_get(2)?,
-            kind: r.try_get(3)?,
-            score: r.try_get(4)?,
-            threshold: r.try_get(5)?,
-            window_size: r.try_get(6)?,
-            sample_id: r.try_get(7)?,
-            switched_to: r.try_get(8)?,
-            created_at: r.try_get(9)?,
+            id: r.try_get("id")?,
+            prompt_id: r.try_get("prompt_id")?,
+            version: get_enum(r, "version")?,
+            kind: get_enum(r, "kind")?,
+            score: r.try_get("score")?,
+            threshold: r.try_get("threshold")?,
+            window_size: r.try_get("window_size")?,
+            sample_id: r.try_get("sample_id")?,
+            switched_to: get_optional_enum(r, "switched_to")?,
+            created_at: r.try_get("created_at")?,
         })
     }
 }
@@ -55,13 +56,13 @@ impl DriftEventRow {
 #[derive(Debug, Clone)]
 pub struct SampleRow {
     pub id: i64,
-    pub prompt_version: String,
+    pub prompt_version: PromptVersion,
     pub input_text: Option<String>,
     pub response_text: String,
     pub model: Option<String>,
     pub response_length: i64,
     pub received_at: i64,
-    pub state: String,
+    pub state: SampleState,
     pub similarity: Option<f64>,
     pub semantic_score: Option<f64>,
     pub length_score: Option<f64>,
@@ -84,25 +85,25 @@ pub struct PromptPatch {
     pub length_drift_threshold: Option<f64>,
     pub min_baseline_samples: Option<i64>,
     pub auto_switch_enabled: Option<bool>,
-    pub active_prompt: Option<String>,
-    pub status: Option<String>,
+    pub active_prompt: Option<PromptVersion>,
+    pub status: Option<PromptStatus>,
 }
 
 impl Store {
-    pub async fn prompt_by_name(&self, project_id: i64, name: &str) -> Result<Option<PromptRow>, sqlx::Error> {
+    pub async fn prompt_by_name(&self, project_id: i64, name: &str) -> StoreResult<Option<PromptRow>> {
         let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts p WHERE p.project_id = $1 AND p.name = $2");
         let row = sqlx::query(&sql).bind(project_id).bind(name).fetch_optional(&self.read).await?;
         row.as_ref().map(PromptRow::from_row).transpose()
     }
 
-    pub async fn prompts(&self, project_id: i64) -> Result<Vec<PromptRow>, sqlx::Error> {
+    pub async fn prompts(&self, project_id: i64) -> StoreResult<Vec<PromptRow>> {
         let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts p WHERE p.project_id = $1 ORDER BY p.name");
         let rows = sqlx::query(&sql).bind(project_id).fetch_all(&self.read).await?;
         rows.iter().map(PromptRow::from_row).collect()
     }
 
     /// Baselines of every prompt of the project (or of one prompt).
-    pub async fn baselines(&self, project_id: i64, prompt_id: Option<i64>) -> Result<Vec<BaselineRow>, sqlx::Error> {
+    pub async fn baselines(&self, project_id: i64, prompt_id: Option<i64>) -> StoreResult<Vec<BaselineRow>> {
         let rows = sqlx::query(
             "SELECT b.prompt_id, b.version, b.status, b.sample_count, b.model_id, b.semantic_score, b.length_score, \
                     b.updated_at \
@@ -116,21 +117,21 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(BaselineRow {
-                    prompt_id: r.try_get(0)?,
-                    version: r.try_get(1)?,
-                    status: r.try_get(2)?,
-                    sample_count: r.try_get(3)?,
-                    model_id: r.try_get(4)?,
-                    semantic_score: r.try_get(5)?,
-                    length_score: r.try_get(6)?,
-                    updated_at: r.try_get(7)?,
+                    prompt_id: r.try_get("prompt_id")?,
+                    version: get_enum(r, "version")?,
+                    status: get_enum(r, "status")?,
+                    sample_count: r.try_get("sample_count")?,
+                    model_id: r.try_get("model_id")?,
+                    semantic_score: r.try_get("semantic_score")?,
+                    length_score: r.try_get("length_score")?,
+                    updated_at: r.try_get("updated_at")?,
                 })
             })
             .collect()
     }
 
     /// The newest drift event of every prompt of the project.
-    pub async fn latest_drift_events(&self, project_id: i64) -> Result<Vec<DriftEventRow>, sqlx::Error> {
+    pub async fn latest_drift_events(&self, project_id: i64) -> StoreResult<Vec<DriftEventRow>> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM drift_events WHERE id IN \
              (SELECT MAX(id) FROM drift_events WHERE project_id = $1 GROUP BY prompt_id)"
@@ -145,7 +146,7 @@ impl Store {
         prompt_id: i64,
         limit: i64,
         before: i64,
-    ) -> Result<Vec<DriftEventRow>, sqlx::Error> {
+    ) -> StoreResult<Vec<DriftEventRow>> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM drift_events WHERE prompt_id = $1 AND ($2 = 0 OR id < $2) \
              ORDER BY id DESC LIMIT $3"
@@ -155,7 +156,7 @@ impl Store {
     }
 
     /// A prompt's samples, newest first, before sample id `before` (0 = from the newest).
-    pub async fn samples(&self, prompt_id: i64, limit: i64, before: i64) -> Result<Vec<SampleRow>, sqlx::Error> {
+    pub async fn samples(&self, prompt_id: i64, limit: i64, before: i64) -> StoreResult<Vec<SampleRow>> {
         let rows = sqlx::query(
             "SELECT id, prompt_version, input_text, response_text, model, response_length, received_at, state, \
                     similarity, semantic_score, length_score, processed_at, error \
@@ -169,46 +170,44 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(SampleRow {
-                    id: r.try_get(0)?,
-                    prompt_version: r.try_get(1)?,
-                    input_text: r.try_get(2)?,
-                    response_text: r.try_get(3)?,
-                    model: r.try_get(4)?,
-                    response_length: r.try_get(5)?,
-                    received_at: r.try_get(6)?,
-                    state: r.try_get(7)?,
-                    similarity: r.try_get(8)?,
-                    semantic_score: r.try_get(9)?,
-                    length_score: r.try_get(10)?,
-                    processed_at: r.try_get(11)?,
-                    error: r.try_get(12)?,
+                    id: r.try_get("id")?,
+                    prompt_version: get_enum(r, "prompt_version")?,
+                    input_text: r.try_get("input_text")?,
+                    response_text: r.try_get("response_text")?,
+                    model: r.try_get("model")?,
+                    response_length: r.try_get("response_length")?,
+                    received_at: r.try_get("received_at")?,
+                    state: get_enum(r, "state")?,
+                    similarity: r.try_get("similarity")?,
+                    semantic_score: r.try_get("semantic_score")?,
+                    length_score: r.try_get("length_score")?,
+                    processed_at: r.try_get("processed_at")?,
+                    error: r.try_get("error")?,
                 })
             })
             .collect()
     }
 
-    pub async fn sample_counts(&self, prompt_id: i64) -> Result<SampleCounts, sqlx::Error> {
-        let rows = sqlx::query("SELECT state, COUNT(*) FROM samples WHERE prompt_id = $1 GROUP BY state")
+    pub async fn sample_counts(&self, prompt_id: i64) -> StoreResult<SampleCounts> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM samples WHERE prompt_id = $1 GROUP BY state")
             .bind(prompt_id)
             .fetch_all(&self.read)
             .await?;
         let mut counts = SampleCounts::default();
         for r in rows {
-            let state: String = r.try_get(0)?;
-            let n: i64 = r.try_get(1)?;
+            let n: i64 = r.try_get("n")?;
             counts.total += n;
-            match state.as_str() {
+            match get_enum(&r, "state")? {
                 // "embedded" is still waiting to be scored: pending for anyone watching
-                "pending" | "embedded" => counts.pending += n,
-                "done" => counts.done += n,
-                "failed" => counts.failed += n,
-                _ => {}
+                SampleState::Pending | SampleState::Embedded => counts.pending += n,
+                SampleState::Done => counts.done += n,
+                SampleState::Failed => counts.failed += n,
             }
         }
         Ok(counts)
     }
 
-    pub async fn update_prompt_settings(&self, prompt_id: i64, patch: &PromptPatch) -> Result<(), sqlx::Error> {
+    pub async fn update_prompt_settings(&self, prompt_id: i64, patch: &PromptPatch) -> StoreResult<()> {
         sqlx::query(
             "UPDATE prompts SET drift_threshold = COALESCE($1, drift_threshold), \
                  length_drift_threshold = COALESCE($2, length_drift_threshold), \
@@ -224,8 +223,8 @@ impl Store {
         .bind(patch.length_drift_threshold)
         .bind(patch.min_baseline_samples)
         .bind(patch.auto_switch_enabled.map(i64::from))
-        .bind(patch.active_prompt.as_deref())
-        .bind(patch.status.as_deref())
+        .bind(patch.active_prompt.map(PromptVersion::as_str))
+        .bind(patch.status.map(PromptStatus::as_str))
         .bind(now_ms())
         .bind(prompt_id)
         .execute(&self.write)
@@ -235,11 +234,11 @@ impl Store {
 
     /// Forgets the baseline of one version (it learns again from its next samples) and marks the
     /// prompt active again.
-    pub async fn reset_baseline(&self, prompt_id: i64, version: &str) -> Result<(), sqlx::Error> {
+    pub async fn reset_baseline(&self, prompt_id: i64, version: PromptVersion) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query("DELETE FROM prompt_baselines WHERE prompt_id = $1 AND version = $2")
             .bind(prompt_id)
-            .bind(version)
+            .bind(version.as_str())
             .execute(&mut *tx)
             .await?;
         sqlx::query("UPDATE prompts SET status = 'active', updated_at = $1 WHERE id = $2")
@@ -247,6 +246,7 @@ impl Store {
             .bind(prompt_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(())
     }
 }

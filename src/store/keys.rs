@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Store};
+use super::{now_ms, Store, StoreResult};
 
 /// Who a valid key belongs to.
 #[derive(Debug, Clone)]
@@ -23,16 +23,16 @@ pub struct ApiKeyRow {
 
 impl Store {
     /// Returns the project's id, creating the project if it does not exist yet.
-    pub async fn ensure_project(&self, name: &str) -> Result<i64, sqlx::Error> {
+    pub async fn ensure_project(&self, name: &str) -> StoreResult<i64> {
         sqlx::query("INSERT INTO projects (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .bind(now_ms())
             .execute(&self.write)
             .await?;
-        sqlx::query("SELECT id FROM projects WHERE name = $1").bind(name).fetch_one(&self.write).await?.try_get(0)
+        Ok(sqlx::query("SELECT id FROM projects WHERE name = $1").bind(name).fetch_one(&self.write).await?.try_get(0)?)
     }
 
-    pub async fn insert_api_key(&self, project_id: i64, prefix: &str, key_hash: &str) -> Result<(), sqlx::Error> {
+    pub async fn insert_api_key(&self, project_id: i64, prefix: &str, key_hash: &str) -> StoreResult<()> {
         sqlx::query("INSERT INTO api_keys (project_id, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(project_id)
             .bind(prefix)
@@ -44,7 +44,7 @@ impl Store {
     }
 
     /// The owner of an active (not revoked) key with this hash.
-    pub async fn find_active_key(&self, key_hash: &str) -> Result<Option<KeyOwner>, sqlx::Error> {
+    pub async fn find_active_key(&self, key_hash: &str) -> StoreResult<Option<KeyOwner>> {
         let row = sqlx::query(
             "SELECT k.project_id, p.capture_content FROM api_keys k JOIN projects p ON p.id = k.project_id \
              WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
@@ -57,7 +57,7 @@ impl Store {
     }
 
     /// The project's name and privacy setting.
-    pub async fn project_settings(&self, project_id: i64) -> Result<(String, bool), sqlx::Error> {
+    pub async fn project_settings(&self, project_id: i64) -> StoreResult<(String, bool)> {
         let row = sqlx::query("SELECT name, capture_content FROM projects WHERE id = $1")
             .bind(project_id)
             .fetch_one(&self.read)
@@ -65,7 +65,7 @@ impl Store {
         Ok((row.try_get(0)?, row.try_get::<i64, _>(1)? != 0))
     }
 
-    pub async fn set_capture_content(&self, project_id: i64, capture: bool) -> Result<(), sqlx::Error> {
+    pub async fn set_capture_content(&self, project_id: i64, capture: bool) -> StoreResult<()> {
         sqlx::query("UPDATE projects SET capture_content = $1 WHERE id = $2")
             .bind(capture as i64)
             .bind(project_id)
@@ -74,11 +74,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn count_api_keys(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query("SELECT COUNT(*) FROM api_keys").fetch_one(&self.read).await?.try_get(0)
+    pub async fn count_api_keys(&self) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM api_keys").fetch_one(&self.read).await?.try_get(0)?)
     }
 
-    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
+    pub async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRow>> {
         let rows = sqlx::query(
             "SELECT k.prefix, p.name, k.created_at, k.revoked_at FROM api_keys k \
              JOIN projects p ON p.id = k.project_id ORDER BY k.id",
@@ -99,7 +99,7 @@ impl Store {
 
     /// Revokes the active key shown as `prefix` by `keys list` (or whose full text hashes to
     /// `key_hash`); returns how many keys were revoked.
-    pub async fn revoke_api_keys(&self, prefix: &str, key_hash: &str) -> Result<u64, sqlx::Error> {
+    pub async fn revoke_api_keys(&self, prefix: &str, key_hash: &str) -> StoreResult<u64> {
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at = $1 WHERE revoked_at IS NULL AND (prefix = $2 OR key_hash = $3)",
         )

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::{Any, Row, Transaction};
 
 use super::prompts::{get_or_create_prompt, PromptHandle};
-use super::{now_ms, Store};
+use super::{now_ms, Store, StoreResult};
 
 /// A validated log, ready to store.
 #[derive(Debug, Clone)]
@@ -38,34 +38,34 @@ impl SampleInserter {
         tx: &mut Transaction<'static, Any>,
         project_id: i64,
         log: &NewLog,
-    ) -> Result<i64, sqlx::Error> {
+    ) -> StoreResult<i64> {
         if !self.prompts.contains_key(&log.prompt_name) {
             let handle = get_or_create_prompt(tx, project_id, &log.prompt_name).await?;
             self.prompts.insert(log.prompt_name.clone(), handle);
         }
         let prompt = &self.prompts[&log.prompt_name];
-        sqlx::query(
+        let row = sqlx::query(
             "INSERT INTO samples (project_id, prompt_id, prompt_version, input_text, response_text, model, \
                                   response_length, received_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(project_id)
         .bind(prompt.id)
-        .bind(&prompt.active_prompt)
+        .bind(prompt.active_prompt.as_str())
         .bind(log.input_text.as_deref())
         .bind(&log.response_text)
         .bind(log.model.as_deref())
         .bind(log.response_text.chars().count() as i64)
         .bind(self.received_at)
         .fetch_one(&mut **tx)
-        .await?
-        .try_get(0)
+        .await?;
+        Ok(row.try_get("id")?)
     }
 }
 
 impl Store {
     /// Stores the logs as pending samples; returns their ids in the order given.
-    pub async fn insert_logs(&self, project_id: i64, logs: &[NewLog]) -> Result<Vec<i64>, sqlx::Error> {
+    pub async fn insert_logs(&self, project_id: i64, logs: &[NewLog]) -> StoreResult<Vec<i64>> {
         let mut tx = self.write.begin().await?;
         let mut samples = SampleInserter::new();
         let mut ids = Vec::with_capacity(logs.len());

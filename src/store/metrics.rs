@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use sqlx::Row;
 
-use super::{now_ms, Store};
+use super::{now_ms, Store, StoreResult};
 
 #[derive(Debug, Clone)]
 pub struct SessionMetricRow {
@@ -23,7 +23,7 @@ impl Store {
         config_key: &str,
         session_id: &str,
         data: &Map<String, Value>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
         for (field, value) in data {
@@ -42,7 +42,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The current metrics of a config, optionally of one session, by session then field.
@@ -51,7 +52,7 @@ impl Store {
         project_id: i64,
         config_key: &str,
         session_id: Option<&str>,
-    ) -> Result<Vec<SessionMetricRow>, sqlx::Error> {
+    ) -> StoreResult<Vec<SessionMetricRow>> {
         let rows = sqlx::query(
             "SELECT config_key, session_id, field, value, updated_at FROM session_metrics \
              WHERE project_id = $1 AND config_key = $2 AND ($3 IS NULL OR session_id = $3) \

@@ -4,6 +4,7 @@
 //! features (row locks, SKIP LOCKED) differ, and those branch on [`Backend`].
 
 mod dashboard;
+mod error;
 mod keys;
 mod logs;
 mod metrics;
@@ -18,10 +19,11 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
+pub use error::{Error as StoreError, StoreResult};
 pub use dashboard::{BaselineRow, DriftEventRow, PromptPatch, SampleCounts, SampleRow};
 pub use keys::KeyOwner;
 pub use logs::NewLog;
@@ -62,12 +64,25 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
 }
 
-/// A unique or primary-key constraint refused the row (Postgres 23505, SQLite 2067/1555).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("23505" | "2067" | "1555")),
-        _ => false,
-    }
+/// Reads a text column that holds one of an enum's names (see `crate::domain`).
+fn get_enum<T>(row: &AnyRow, column: &str) -> StoreResult<T>
+where
+    T: FromStr<Err = crate::domain::UnknownName>,
+{
+    Ok(row.try_get::<String, _>(column)?.parse()?)
+}
+
+/// Like [`get_enum`] for a nullable column.
+fn get_optional_enum<T>(row: &AnyRow, column: &str) -> StoreResult<Option<T>>
+where
+    T: FromStr<Err = crate::domain::UnknownName>,
+{
+    Ok(row.try_get::<Option<String>, _>(column)?.map(|s| s.parse()).transpose()?)
+}
+
+/// Booleans are stored as 0/1 integers on both backends.
+fn get_bool(row: &AnyRow, column: &str) -> StoreResult<bool> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
 }
 
 pub fn now_ms() -> i64 {
@@ -131,8 +146,9 @@ impl Store {
     }
 
     /// True when the database answers a trivial query.
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ())
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
     }
 
     pub async fn close(&self) {

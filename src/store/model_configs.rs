@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{now_ms, Store};
+use super::{now_ms, Store, StoreResult};
 
 /// One published version of a config. `variants` and `targeting` are JSON text, validated
 /// before they were stored.
@@ -35,7 +35,7 @@ pub struct SessionAssignment<'a> {
 
 const VERSION_COLUMNS: &str = "c.key, v.version, v.variants, v.targeting, v.created_at";
 
-fn version_from_row(r: &AnyRow) -> Result<ModelConfigVersion, sqlx::Error> {
+fn version_from_row(r: &AnyRow) -> StoreResult<ModelConfigVersion> {
     Ok(ModelConfigVersion {
         key: r.try_get(0)?,
         version: r.try_get(1)?,
@@ -53,7 +53,7 @@ impl Store {
         key: &str,
         variants: &str,
         targeting: Option<&str>,
-    ) -> Result<ModelConfigVersion, sqlx::Error> {
+    ) -> StoreResult<ModelConfigVersion> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
         sqlx::query(
@@ -102,7 +102,7 @@ impl Store {
     }
 
     /// The latest version of every config that is not archived, by key.
-    pub async fn latest_model_configs(&self, project_id: i64) -> Result<Vec<ModelConfigVersion>, sqlx::Error> {
+    pub async fn latest_model_configs(&self, project_id: i64) -> StoreResult<Vec<ModelConfigVersion>> {
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM model_configs c \
              JOIN model_config_versions v ON v.config_id = c.id \
@@ -120,7 +120,7 @@ impl Store {
         &self,
         project_id: i64,
         key: &str,
-    ) -> Result<Vec<ModelConfigVersion>, sqlx::Error> {
+    ) -> StoreResult<Vec<ModelConfigVersion>> {
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM model_configs c JOIN model_config_versions v ON v.config_id = c.id \
              WHERE c.project_id = $1 AND c.key = $2 ORDER BY v.version"
@@ -134,7 +134,7 @@ impl Store {
         project_id: i64,
         key: &str,
         version: i64,
-    ) -> Result<Option<ModelConfigVersion>, sqlx::Error> {
+    ) -> StoreResult<Option<ModelConfigVersion>> {
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM model_configs c JOIN model_config_versions v ON v.config_id = c.id \
              WHERE c.project_id = $1 AND c.key = $2 AND v.version = $3"
@@ -144,7 +144,7 @@ impl Store {
     }
 
     /// The project's configs, or only the one with `key`.
-    pub async fn model_configs(&self, project_id: i64, key: Option<&str>) -> Result<Vec<ModelConfigRow>, sqlx::Error> {
+    pub async fn model_configs(&self, project_id: i64, key: Option<&str>) -> StoreResult<Vec<ModelConfigRow>> {
         let rows = sqlx::query(
             "SELECT c.key, (SELECT MAX(version) FROM model_config_versions WHERE config_id = c.id), \
                     c.archived_at, c.created_at \
@@ -167,7 +167,7 @@ impl Store {
     }
 
     /// Hides the config from `GET /configs`; its versions stay readable. False if no such key.
-    pub async fn archive_model_config(&self, project_id: i64, key: &str) -> Result<bool, sqlx::Error> {
+    pub async fn archive_model_config(&self, project_id: i64, key: &str) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE model_configs SET archived_at = COALESCE(archived_at, $3) WHERE project_id = $1 AND key = $2",
         )
@@ -180,7 +180,7 @@ impl Store {
     }
 
     /// Stores the assignment the first time; a repeat only bumps its count and last-seen time.
-    pub async fn record_session(&self, project_id: i64, a: &SessionAssignment<'_>) -> Result<(), sqlx::Error> {
+    pub async fn record_session(&self, project_id: i64, a: &SessionAssignment<'_>) -> StoreResult<()> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO model_sessions (project_id, config_key, config_version, session_id, assigned_model, \

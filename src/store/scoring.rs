@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use sqlx::{Any, Row, Transaction};
 
 use super::prompts::{PromptRow, PROMPT_COLUMNS};
-use super::{now_ms, Backend, Store};
+use super::{get_enum, now_ms, Backend, Store, StoreResult};
+use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion, SampleState};
 
 /// A sample claimed for embedding.
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ pub struct ClaimedSample {
 /// its embedding (then everything after it waits too).
 pub struct UnscoredSample {
     pub id: i64,
-    pub version: String,
+    pub version: PromptVersion,
     pub vector: Option<Vec<f32>>,
     pub model_id: Option<String>,
     pub response_length: i64,
@@ -34,8 +35,8 @@ pub struct StoredBaseline {
 }
 
 pub struct BaselineUpdate<'a> {
-    pub version: &'a str,
-    pub status: &'a str,
+    pub version: PromptVersion,
+    pub status: BaselineStatus,
     pub sample_count: i64,
     pub model_id: Option<&'a str>,
     pub semantic_score: Option<f64>,
@@ -43,14 +44,14 @@ pub struct BaselineUpdate<'a> {
     pub state: String,
 }
 
-pub struct NewDriftEvent<'a> {
-    pub version: &'a str,
-    pub kind: &'a str,
+pub struct NewDriftEvent {
+    pub version: PromptVersion,
+    pub kind: DriftKind,
     pub score: f64,
     pub threshold: f64,
     pub window_size: i64,
     pub sample_id: i64,
-    pub switched_to: Option<&'a str>,
+    pub switched_to: Option<PromptVersion>,
 }
 
 pub fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
@@ -64,7 +65,7 @@ pub fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
 impl Store {
     /// Claims up to `limit` pending samples (oldest first) whose claim is free or expired.
     /// On Postgres, `SKIP LOCKED` lets several replicas claim disjoint batches at once.
-    pub async fn claim_pending(&self, limit: i64, claim_ms: i64) -> Result<Vec<ClaimedSample>, sqlx::Error> {
+    pub async fn claim_pending(&self, limit: i64, claim_ms: i64) -> StoreResult<Vec<ClaimedSample>> {
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -81,10 +82,10 @@ impl Store {
             .iter()
             .map(|r| {
                 Ok(ClaimedSample {
-                    id: r.try_get(0)?,
-                    prompt_id: r.try_get(1)?,
-                    response_text: r.try_get(2)?,
-                    attempts: r.try_get(3)?,
+                    id: r.try_get("id")?,
+                    prompt_id: r.try_get("prompt_id")?,
+                    response_text: r.try_get("response_text")?,
+                    attempts: r.try_get("attempts")?,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -93,7 +94,7 @@ impl Store {
     }
 
     /// Stores vectors of claimed samples; a sample someone else already finished is left alone.
-    pub async fn store_embeddings(&self, vectors: &[(i64, Vec<f32>)], model_id: &str) -> Result<(), sqlx::Error> {
+    pub async fn store_embeddings(&self, vectors: &[(i64, Vec<f32>)], model_id: &str) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         for (id, vector) in vectors {
             sqlx::query(
@@ -106,11 +107,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Gives up on a sample that could not be embedded; it no longer holds up its prompt.
-    pub async fn mark_failed(&self, id: i64, error: &str) -> Result<(), sqlx::Error> {
+    pub async fn mark_failed(&self, id: i64, error: &str) -> StoreResult<()> {
         sqlx::query(
             "UPDATE samples SET state = 'failed', error = $1, processed_at = $2 WHERE id = $3 AND state = 'pending'",
         )
@@ -124,7 +126,7 @@ impl Store {
 
     /// Starts the transaction that scores one prompt; holds the prompt's row lock until commit,
     /// so two workers never interleave one prompt's samples.
-    pub async fn begin_scoring(&self, prompt_id: i64) -> Result<Option<ScoringTx>, sqlx::Error> {
+    pub async fn begin_scoring(&self, prompt_id: i64) -> StoreResult<Option<ScoringTx>> {
         let mut tx = self.write.begin().await?;
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE",
@@ -147,7 +149,7 @@ pub struct ScoringTx {
 
 impl ScoringTx {
     /// The prompt's samples not yet scored, oldest first, up to `limit`.
-    pub async fn unscored_samples(&mut self, limit: i64) -> Result<Vec<UnscoredSample>, sqlx::Error> {
+    pub async fn unscored_samples(&mut self, limit: i64) -> StoreResult<Vec<UnscoredSample>> {
         let rows = sqlx::query(
             "SELECT id, prompt_version, state, embedding, model_id, response_length FROM samples \
              WHERE prompt_id = $1 AND state IN ('pending', 'embedded') ORDER BY id LIMIT $2",
@@ -158,26 +160,32 @@ impl ScoringTx {
         .await?;
         rows.iter()
             .map(|r| {
-                let state: String = r.try_get(2)?;
-                let embedding: Option<Vec<u8>> = r.try_get(3)?;
+                let state: SampleState = get_enum(r, "state")?;
+                let embedding: Option<Vec<u8>> = r.try_get("embedding")?;
                 Ok(UnscoredSample {
-                    id: r.try_get(0)?,
-                    version: r.try_get(1)?,
-                    vector: if state == "embedded" { embedding.map(|b| vector_from_bytes(&b)) } else { None },
-                    model_id: r.try_get(4)?,
-                    response_length: r.try_get(5)?,
+                    id: r.try_get("id")?,
+                    version: get_enum(r, "prompt_version")?,
+                    vector: match state {
+                        SampleState::Embedded => embedding.map(|b| vector_from_bytes(&b)),
+                        _ => None,
+                    },
+                    model_id: r.try_get("model_id")?,
+                    response_length: r.try_get("response_length")?,
                 })
             })
             .collect()
     }
 
-    pub async fn baselines(&mut self) -> Result<HashMap<String, StoredBaseline>, sqlx::Error> {
+    pub async fn baselines(&mut self) -> StoreResult<HashMap<PromptVersion, StoredBaseline>> {
         let rows = sqlx::query("SELECT version, state, model_id FROM prompt_baselines WHERE prompt_id = $1")
             .bind(self.prompt.id)
             .fetch_all(&mut *self.tx)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, StoredBaseline { state: r.try_get(1)?, model_id: r.try_get(2)? })))
+            .map(|r| {
+                let stored = StoredBaseline { state: r.try_get("state")?, model_id: r.try_get("model_id")? };
+                Ok((get_enum(r, "version")?, stored))
+            })
             .collect()
     }
 
@@ -187,7 +195,7 @@ impl ScoringTx {
         similarity: Option<f64>,
         semantic_score: Option<f64>,
         length_score: Option<f64>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE samples SET state = 'done', similarity = $1, semantic_score = $2, length_score = $3, \
                     processed_at = $4 WHERE id = $5",
@@ -205,7 +213,7 @@ impl ScoringTx {
         Ok(())
     }
 
-    pub async fn insert_event(&mut self, e: &NewDriftEvent<'_>) -> Result<(), sqlx::Error> {
+    pub async fn insert_event(&mut self, e: &NewDriftEvent) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO drift_events (project_id, prompt_id, version, kind, score, threshold, window_size, \
                                        sample_id, switched_to, created_at) \
@@ -213,20 +221,20 @@ impl ScoringTx {
         )
         .bind(self.prompt.project_id)
         .bind(self.prompt.id)
-        .bind(e.version)
-        .bind(e.kind)
+        .bind(e.version.as_str())
+        .bind(e.kind.as_str())
         .bind(e.score)
         .bind(e.threshold)
         .bind(e.window_size)
         .bind(e.sample_id)
-        .bind(e.switched_to)
+        .bind(e.switched_to.map(PromptVersion::as_str))
         .bind(now_ms())
         .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
 
-    pub async fn save_baseline(&mut self, b: &BaselineUpdate<'_>) -> Result<(), sqlx::Error> {
+    pub async fn save_baseline(&mut self, b: &BaselineUpdate<'_>) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO prompt_baselines (prompt_id, version, status, sample_count, model_id, semantic_score, \
                                            length_score, state, updated_at) \
@@ -241,8 +249,8 @@ impl ScoringTx {
         // Postgres statement then rejects the other kind, so this one is not cached.
         .persistent(false)
         .bind(self.prompt.id)
-        .bind(b.version)
-        .bind(b.status)
+        .bind(b.version.as_str())
+        .bind(b.status.as_str())
         .bind(b.sample_count)
         .bind(b.model_id)
         .bind(b.semantic_score)
@@ -255,10 +263,10 @@ impl ScoringTx {
     }
 
     /// Writes the prompt's status and active version (changed by drift and auto-switch).
-    pub async fn update_prompt(&mut self, status: &str, active_prompt: &str) -> Result<(), sqlx::Error> {
+    pub async fn update_prompt(&mut self, status: PromptStatus, active_prompt: PromptVersion) -> StoreResult<()> {
         sqlx::query("UPDATE prompts SET status = $1, active_prompt = $2, updated_at = $3 WHERE id = $4")
-            .bind(status)
-            .bind(active_prompt)
+            .bind(status.as_str())
+            .bind(active_prompt.as_str())
             .bind(now_ms())
             .bind(self.prompt.id)
             .execute(&mut *self.tx)
@@ -266,14 +274,15 @@ impl ScoringTx {
         Ok(())
     }
 
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+    pub async fn commit(self) -> StoreResult<()> {
+        self.tx.commit().await?;
+        Ok(())
     }
 }
 
 impl Store {
     /// Prompts that have embedded samples still waiting to be scored.
-    pub async fn prompts_with_embedded_samples(&self) -> Result<Vec<i64>, sqlx::Error> {
+    pub async fn prompts_with_embedded_samples(&self) -> StoreResult<Vec<i64>> {
         // The IN term repeats the partial index's predicate word for word: SQLite uses a partial
         // index only when it can see that, and this runs on every idle poll.
         let rows = sqlx::query(
@@ -281,6 +290,6 @@ impl Store {
         )
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(|r| r.try_get(0)).collect()
+        Ok(rows.iter().map(|r| r.try_get("prompt_id")).collect::<Result<_, _>>()?)
     }
 }

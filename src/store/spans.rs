@@ -7,7 +7,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::logs::{NewLog, SampleInserter};
-use super::Store;
+use super::{get_enum, Store, StoreResult};
+use crate::domain::{SpanSource, SpanStatus};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TokenUsage {
@@ -22,8 +23,8 @@ pub struct NewSpan {
     pub trace_id: String,
     pub span_id: String,
     pub parent_span_id: Option<String>,
-    /// "fallom" or "otlp": which wire format it came in.
-    pub source: &'static str,
+    /// Which wire format it came in.
+    pub source: SpanSource,
     pub session_id: Option<String>,
     pub customer_id: Option<String>,
     pub config_key: Option<String>,
@@ -33,7 +34,7 @@ pub struct NewSpan {
     pub start_ms: i64,
     pub end_ms: i64,
     pub duration_ms: i64,
-    pub status: String,
+    pub status: SpanStatus,
     pub error_message: Option<String>,
     pub time_to_first_token_ms: Option<i64>,
     pub is_streaming: Option<bool>,
@@ -140,7 +141,7 @@ impl TraceRollups {
         row.start_ms = row.start_ms.min(s.start_ms);
         row.end_ms = row.end_ms.max(s.end_ms);
         row.span_count += 1;
-        row.error_count += i64::from(s.status == "ERROR");
+        row.error_count += i64::from(s.status == SpanStatus::Error);
         row.input_tokens = add_tokens(row.input_tokens, s.usage.input);
         row.output_tokens = add_tokens(row.output_tokens, s.usage.output);
         row.session_id = row.session_id.take().or_else(|| s.session_id.clone());
@@ -153,7 +154,7 @@ impl TraceRollups {
 
     /// Merges the batch into the stored rows. Rows go in trace-id order (the map's), so
     /// concurrent batches lock shared traces in the same order and cannot deadlock.
-    async fn upsert(&self, tx: &mut Transaction<'static, Any>, project_id: i64) -> Result<(), sqlx::Error> {
+    async fn upsert(&self, tx: &mut Transaction<'static, Any>, project_id: i64) -> StoreResult<()> {
         const COLUMNS: usize = 12;
         // Well under SQLite's and Postgres's limits on parameters per statement.
         const ROWS_PER_STATEMENT: usize = 500;
@@ -211,55 +212,56 @@ fn json_column(text: Option<String>) -> Option<Value> {
     text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
-fn source_name(source: &str) -> &'static str {
-    if source == "fallom" {
-        "fallom"
-    } else {
-        "otlp"
-    }
-}
-
-fn span_from_row(r: &AnyRow) -> Result<SpanRow, sqlx::Error> {
-    let attributes = match json_column(r.try_get(29)?) {
+fn span_from_row(r: &AnyRow) -> StoreResult<SpanRow> {
+    let attributes = match json_column(r.try_get("attributes")?) {
         Some(Value::Object(map)) => map,
         _ => Map::new(),
     };
     let span = NewSpan {
-        trace_id: r.try_get(1)?,
-        span_id: r.try_get(2)?,
-        parent_span_id: r.try_get(3)?,
-        source: source_name(&r.try_get::<String, _>(4)?),
-        session_id: r.try_get(5)?,
-        customer_id: r.try_get(6)?,
-        config_key: r.try_get(7)?,
-        name: r.try_get(8)?,
-        kind: r.try_get(9)?,
-        model: r.try_get(10)?,
-        start_ms: r.try_get(11)?,
-        end_ms: r.try_get(12)?,
-        duration_ms: r.try_get(13)?,
-        status: r.try_get(14)?,
-        error_message: r.try_get(15)?,
-        time_to_first_token_ms: r.try_get(16)?,
-        is_streaming: r.try_get::<Option<i64>, _>(17)?.map(|v| v != 0),
-        usage: TokenUsage { input: r.try_get(18)?, output: r.try_get(19)?, total: r.try_get(20)? },
-        request_text: r.try_get(21)?,
-        response_text: r.try_get(22)?,
-        metadata: json_column(r.try_get(23)?),
-        tags: json_column(r.try_get(24)?),
-        prompt_key: r.try_get(25)?,
-        prompt_version: r.try_get(26)?,
-        prompt_ab_test_key: r.try_get(27)?,
-        prompt_variant_index: r.try_get(28)?,
+        trace_id: r.try_get("trace_id")?,
+        span_id: r.try_get("span_id")?,
+        parent_span_id: r.try_get("parent_span_id")?,
+        source: get_enum(r, "source")?,
+        session_id: r.try_get("session_id")?,
+        customer_id: r.try_get("customer_id")?,
+        config_key: r.try_get("config_key")?,
+        name: r.try_get("name")?,
+        kind: r.try_get("kind")?,
+        model: r.try_get("model")?,
+        start_ms: r.try_get("start_ms")?,
+        end_ms: r.try_get("end_ms")?,
+        duration_ms: r.try_get("duration_ms")?,
+        status: get_enum(r, "status")?,
+        error_message: r.try_get("error_message")?,
+        time_to_first_token_ms: r.try_get("time_to_first_token_ms")?,
+        is_streaming: r.try_get::<Option<i64>, _>("is_streaming")?.map(|v| v != 0),
+        usage: TokenUsage {
+            input: r.try_get("input_tokens")?,
+            output: r.try_get("output_tokens")?,
+            total: r.try_get("total_tokens")?,
+        },
+        request_text: r.try_get("request_text")?,
+        response_text: r.try_get("response_text")?,
+        metadata: json_column(r.try_get("metadata")?),
+        tags: json_column(r.try_get("tags")?),
+        prompt_key: r.try_get("prompt_key")?,
+        prompt_version: r.try_get("prompt_version")?,
+        prompt_ab_test_key: r.try_get("prompt_ab_test_key")?,
+        prompt_variant_index: r.try_get("prompt_variant_index")?,
         attributes,
         sample: None,
     };
-    Ok(SpanRow { id: r.try_get(0)?, span, sample_id: r.try_get(30)?, received_at: r.try_get(31)? })
+    Ok(SpanRow {
+        id: r.try_get("id")?,
+        span,
+        sample_id: r.try_get("sample_id")?,
+        received_at: r.try_get("received_at")?,
+    })
 }
 
 impl Store {
     /// Stores new spans and their drift samples in one transaction.
-    pub async fn insert_spans(&self, project_id: i64, spans: &[NewSpan]) -> Result<SpansStored, sqlx::Error> {
+    pub async fn insert_spans(&self, project_id: i64, spans: &[NewSpan]) -> StoreResult<SpansStored> {
         let mut tx = self.write.begin().await?;
         let mut samples = SampleInserter::new();
         let mut outcome = SpansStored::default();
@@ -279,7 +281,7 @@ impl Store {
             .bind(&s.trace_id)
             .bind(&s.span_id)
             .bind(s.parent_span_id.as_deref())
-            .bind(s.source)
+            .bind(s.source.as_str())
             .bind(s.session_id.as_deref())
             .bind(s.customer_id.as_deref())
             .bind(s.config_key.as_deref())
@@ -289,7 +291,7 @@ impl Store {
             .bind(s.start_ms)
             .bind(s.end_ms)
             .bind(s.duration_ms)
-            .bind(&s.status)
+            .bind(s.status.as_str())
             .bind(s.error_message.as_deref())
             .bind(s.time_to_first_token_ms)
             .bind(s.is_streaming.map(i64::from))
@@ -315,7 +317,7 @@ impl Store {
             outcome.stored += 1;
             rollups.add(s);
             if let Some(sample) = &s.sample {
-                let span_row_id: i64 = row.try_get(0)?;
+                let span_row_id: i64 = row.try_get("id")?;
                 let sample_id = samples.insert(&mut tx, project_id, sample).await?;
                 sqlx::query("UPDATE spans SET sample_id = $1 WHERE id = $2")
                     .bind(sample_id)
@@ -331,7 +333,7 @@ impl Store {
     }
 
     /// Traces matching the filter, newest first, from the per-trace rollup.
-    pub async fn trace_summaries(&self, project_id: i64, f: &SpanFilter) -> Result<Vec<TraceSummaryRow>, sqlx::Error> {
+    pub async fn trace_summaries(&self, project_id: i64, f: &SpanFilter) -> StoreResult<Vec<TraceSummaryRow>> {
         // Conditions and their values, numbered in the order they are pushed.
         let mut conditions = vec!["t.project_id = $1".to_string()];
         let mut texts: Vec<&str> = Vec::new();
@@ -397,24 +399,24 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(TraceSummaryRow {
-                    trace_id: r.try_get(0)?,
-                    start_ms: r.try_get(1)?,
-                    end_ms: r.try_get(2)?,
-                    span_count: r.try_get(3)?,
-                    error_count: r.try_get(4)?,
-                    input_tokens: r.try_get(5)?,
-                    output_tokens: r.try_get(6)?,
-                    session_id: r.try_get(7)?,
-                    config_key: r.try_get(8)?,
-                    customer_id: r.try_get(9)?,
-                    root_name: r.try_get(10)?,
+                    trace_id: r.try_get("trace_id")?,
+                    start_ms: r.try_get("start_ms")?,
+                    end_ms: r.try_get("end_ms")?,
+                    span_count: r.try_get("span_count")?,
+                    error_count: r.try_get("error_count")?,
+                    input_tokens: r.try_get("input_tokens")?,
+                    output_tokens: r.try_get("output_tokens")?,
+                    session_id: r.try_get("session_id")?,
+                    config_key: r.try_get("config_key")?,
+                    customer_id: r.try_get("customer_id")?,
+                    root_name: r.try_get("root_name")?,
                 })
             })
             .collect()
     }
 
     /// Every span of one trace, in start order.
-    pub async fn trace_spans(&self, project_id: i64, trace_id: &str) -> Result<Vec<SpanRow>, sqlx::Error> {
+    pub async fn trace_spans(&self, project_id: i64, trace_id: &str) -> StoreResult<Vec<SpanRow>> {
         let sql =
             format!("SELECT {SPAN_COLUMNS} FROM spans WHERE project_id = $1 AND trace_id = $2 ORDER BY start_ms, id");
         let rows = sqlx::query(&sql).bind(project_id).bind(trace_id).fetch_all(&self.read).await?;

@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use super::Store;
+use super::{Store, StoreResult};
 
 #[derive(Debug, Clone, Default)]
 pub struct VariantSummaryRow {
@@ -30,7 +30,7 @@ impl Store {
         project_id: i64,
         config_key: &str,
         version: Option<i64>,
-    ) -> Result<Vec<VariantSummaryRow>, sqlx::Error> {
+    ) -> StoreResult<Vec<VariantSummaryRow>> {
         let sql = format!(
             "SELECT assigned_model, COUNT(DISTINCT session_id), CAST(SUM(seen_count) AS BIGINT) FROM model_sessions \
              WHERE {IN_SCOPE} GROUP BY assigned_model ORDER BY assigned_model"
@@ -77,7 +77,7 @@ impl Store {
         project_id: i64,
         config_key: &str,
         version: Option<i64>,
-    ) -> Result<Vec<(String, String)>, sqlx::Error> {
+    ) -> StoreResult<Vec<(String, String)>> {
         let sql = format!("SELECT DISTINCT session_id, assigned_model FROM model_sessions WHERE {IN_SCOPE}");
         let rows = sqlx::query(&sql).bind(project_id).bind(config_key).bind(version).fetch_all(&self.read).await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()

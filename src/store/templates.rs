@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{is_unique_violation, now_ms, Store};
+use super::{now_ms, Store, StoreError, StoreResult};
 
 #[derive(Debug, Clone)]
 pub struct PromptTemplateRow {
@@ -29,7 +29,7 @@ pub struct PromptAbTestRow {
 const PUBLISH_ATTEMPTS: usize = 5;
 
 /// Runs one "insert the next version" statement, again if a concurrent publisher took the number.
-async fn with_publish_retries<F, Fut>(mut attempt: F) -> Result<AnyRow, sqlx::Error>
+async fn with_publish_retries<F, Fut>(mut attempt: F) -> StoreResult<AnyRow>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<AnyRow, sqlx::Error>>,
@@ -37,14 +37,14 @@ where
     let mut tries = 0;
     loop {
         tries += 1;
-        match attempt().await {
-            Err(e) if tries < PUBLISH_ATTEMPTS && is_unique_violation(&e) => continue,
+        match attempt().await.map_err(StoreError::from) {
+            Err(StoreError::Conflict(_)) if tries < PUBLISH_ATTEMPTS => continue,
             other => return other,
         }
     }
 }
 
-fn template_from_row(r: &AnyRow) -> Result<PromptTemplateRow, sqlx::Error> {
+fn template_from_row(r: &AnyRow) -> StoreResult<PromptTemplateRow> {
     Ok(PromptTemplateRow {
         key: r.try_get(0)?,
         version: r.try_get(1)?,
@@ -54,7 +54,7 @@ fn template_from_row(r: &AnyRow) -> Result<PromptTemplateRow, sqlx::Error> {
     })
 }
 
-fn ab_test_from_row(r: &AnyRow) -> Result<PromptAbTestRow, sqlx::Error> {
+fn ab_test_from_row(r: &AnyRow) -> StoreResult<PromptAbTestRow> {
     Ok(PromptAbTestRow {
         key: r.try_get(0)?,
         version: r.try_get(1)?,
@@ -70,7 +70,7 @@ impl Store {
         key: &str,
         system_prompt: &str,
         user_template: &str,
-    ) -> Result<PromptTemplateRow, sqlx::Error> {
+    ) -> StoreResult<PromptTemplateRow> {
         let now = now_ms();
         let row = with_publish_retries(|| {
             sqlx::query(
@@ -95,7 +95,7 @@ impl Store {
         project_id: i64,
         key: &str,
         variants: &str,
-    ) -> Result<PromptAbTestRow, sqlx::Error> {
+    ) -> StoreResult<PromptAbTestRow> {
         let now = now_ms();
         let row = with_publish_retries(|| {
             sqlx::query(
@@ -121,7 +121,7 @@ impl Store {
         &self,
         project_id: i64,
         key: Option<&str>,
-    ) -> Result<Vec<PromptTemplateRow>, sqlx::Error> {
+    ) -> StoreResult<Vec<PromptTemplateRow>> {
         let rows = sqlx::query(
             "SELECT key, version, system_prompt, user_template, created_at FROM prompt_templates \
              WHERE project_id = $1 AND ($2 IS NULL OR key = $2) ORDER BY key, version",
@@ -138,7 +138,7 @@ impl Store {
         &self,
         project_id: i64,
         key: Option<&str>,
-    ) -> Result<Vec<PromptAbTestRow>, sqlx::Error> {
+    ) -> StoreResult<Vec<PromptAbTestRow>> {
         let rows = match key {
             Some(key) => {
                 sqlx::query(

@@ -7,6 +7,8 @@
 use serde_json::{Map, Value};
 
 use crate::store::TokenUsage;
+use crate::validate::limits::MAX_TOKENS;
+use crate::validate::whole_number;
 
 /// Attribute keys that carry request or response content (dropped when a project does not
 /// capture content). Indexed legacy keys (`gen_ai.prompt.0.content`) are matched by
@@ -166,18 +168,23 @@ pub fn genai_event_content<'a>(
     (request, non_empty(responses.join("\n")))
 }
 
+/// The first of `keys` holding a token count: a whole number from 0 to [`MAX_TOKENS`]
+/// (as a number or as text). Anything else (negative, huge, fractional) is no count at all:
+/// the raw attribute is kept, but no sum or total is built from it.
 fn first_int(object: &Map<String, Value>, keys: &[&str]) -> Option<i64> {
-    keys.iter().find_map(|k| match object.get(*k)? {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
+    keys.iter()
+        .find_map(|k| match object.get(*k)? {
+            number @ Value::Number(_) => whole_number(number),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+        .filter(|n| (0..=MAX_TOKENS).contains(n))
 }
 
 fn completed(mut usage: TokenUsage) -> TokenUsage {
     if usage.total.is_none() {
         if let (Some(i), Some(o)) = (usage.input, usage.output) {
-            usage.total = Some(i + o);
+            usage.total = Some(i.saturating_add(o));
         }
     }
     usage
@@ -272,6 +279,16 @@ mod tests {
         assert_eq!(u, TokenUsage { input: Some(5), output: Some(6), total: Some(11) });
         let u = genai_usage(&attrs(json!({"gen_ai.usage.prompt_tokens": 2, "gen_ai.usage.completion_tokens": "9"})));
         assert_eq!(u, TokenUsage { input: Some(2), output: Some(9), total: Some(11) });
+    }
+
+    #[test]
+    fn token_counts_out_of_range_are_no_counts() {
+        let u = fallom_usage(&json!(r#"{"prompt_tokens": -5, "completion_tokens": 9223372036854775807}"#));
+        assert_eq!(u, TokenUsage { input: None, output: None, total: None });
+        let u = genai_usage(&attrs(json!({"gen_ai.usage.input_tokens": 1e300, "gen_ai.usage.output_tokens": 2})));
+        assert_eq!(u, TokenUsage { input: None, output: Some(2), total: None });
+        let u = genai_usage(&attrs(json!({"gen_ai.usage.input_tokens": 1_000_000_000_000_i64, "gen_ai.usage.output_tokens": 1})));
+        assert_eq!(u.total, Some(1_000_000_000_001));
     }
 
     #[test]

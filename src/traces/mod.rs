@@ -12,11 +12,8 @@ use serde_json::Value;
 use crate::store::{NewLog, NewSpan};
 use crate::validate::{replace_nul, replace_nul_in};
 
-/// Longest identifier / name stored from a span; longer ones are refused (ids) or cut (names).
-pub const MAX_ID_CHARS: usize = 200;
-pub const MAX_NAME_CHARS: usize = 1000;
 /// Prompt names for drift samples follow the logs API's limit.
-const MAX_SAMPLE_PROMPT_CHARS: usize = crate::validate::MAX_PROMPT_NAME_CHARS;
+const MAX_SAMPLE_PROMPT_CHARS: usize = crate::validate::limits::MAX_NAME_CHARS;
 
 #[derive(Debug, Clone, Copy)]
 pub struct IngestOptions {
@@ -35,7 +32,7 @@ fn truncate_chars(text: &str, max: usize) -> String {
 
 /// Every text a span is stored with, NUL-free (OTLP protobuf strings can hold NUL too).
 fn replace_nul_in_span(span: &mut NewSpan) {
-    for text in [&mut span.trace_id, &mut span.span_id, &mut span.name, &mut span.status] {
+    for text in [&mut span.trace_id, &mut span.span_id, &mut span.name] {
         replace_nul_in(text);
     }
     for text in [

@@ -12,7 +12,9 @@ use prost::Message;
 use serde_json::{Map, Value};
 
 use super::content::{genai_event_content, genai_model, genai_request_text, genai_response_text, genai_usage};
-use super::{finish_span, IngestOptions, MAX_ID_CHARS, MAX_NAME_CHARS};
+use super::{finish_span, IngestOptions};
+use crate::validate::limits::{MAX_ERROR_CHARS, MAX_ID_CHARS, MAX_SPAN_NAME_CHARS};
+use crate::domain::{SpanSource, SpanStatus};
 use crate::store::NewSpan;
 
 /// Rejected-span reasons named in `partial_success.error_message`, at most this many.
@@ -112,28 +114,28 @@ fn convert(span: &Span, resource: &Map<String, Value>, scope_name: &str) -> Resu
         .filter(|_| status_code == StatusCode::Error)
         .map(|s| s.message.clone())
         .filter(|m| !m.is_empty())
-        .or_else(|| string_attr(&attributes, &["error.type"]).filter(|_| status_code == StatusCode::Error));
+        .or_else(|| string_attr(&attributes, &["error.type"]).filter(|_| status_code == StatusCode::Error))
+        .map(|m| m.chars().take(MAX_ERROR_CHARS).collect());
 
     let mut out = NewSpan {
         trace_id: hex::encode(&span.trace_id),
         span_id: hex::encode(&span.span_id),
         parent_span_id: (!span.parent_span_id.is_empty()).then(|| hex::encode(&span.parent_span_id)),
-        source: "otlp",
+        source: SpanSource::Otlp,
         session_id: string_attr(&attributes, &["session.id", "fallom.session_id", "gen_ai.conversation.id"]),
         customer_id: string_attr(&attributes, &["user.id", "enduser.id", "fallom.customer_id"]),
         config_key: string_attr(&attributes, &["fallom.config_key"]),
-        name: span.name.chars().take(MAX_NAME_CHARS).collect(),
+        name: span.name.chars().take(MAX_SPAN_NAME_CHARS).collect(),
         kind: Some(if is_llm { "llm" } else { kind_name(span.kind) }.to_string()),
         model: genai_model(&attributes),
         start_ms,
         end_ms,
         duration_ms: end_ms - start_ms,
         status: match status_code {
-            StatusCode::Ok => "OK",
-            StatusCode::Error => "ERROR",
-            StatusCode::Unset => "UNSET",
-        }
-        .to_string(),
+            StatusCode::Ok => SpanStatus::Ok,
+            StatusCode::Error => SpanStatus::Error,
+            StatusCode::Unset => SpanStatus::Unset,
+        },
         error_message,
         usage: genai_usage(&attributes),
         request_text: genai_request_text(&attributes),
@@ -228,7 +230,7 @@ mod tests {
         assert_eq!((s.start_ms, s.duration_ms), (1000, 500));
         assert_eq!((s.usage.input, s.usage.output, s.usage.total), (Some(12), Some(5), Some(17)));
         assert_eq!(s.model.as_deref(), Some("gpt-4o"));
-        assert_eq!((s.kind.as_deref(), s.status.as_str()), (Some("llm"), "OK"));
+        assert_eq!((s.kind.as_deref(), s.status), (Some("llm"), SpanStatus::Ok));
         assert_eq!(s.session_id.as_deref(), Some("sess"));
         assert_eq!(s.sample.as_ref().unwrap().response_text, "Hello there.");
     }
@@ -258,7 +260,7 @@ mod tests {
         let s = &decoded.spans[0];
         assert_eq!(s.trace_id, "5b8efff798038103d269b633813fc60c");
         assert_eq!((s.duration_ms, s.usage.input), (1000, Some(7)));
-        assert_eq!((s.status.as_str(), s.error_message.as_deref()), ("ERROR", Some("boom")));
+        assert_eq!((s.status, s.error_message.as_deref()), (SpanStatus::Error, Some("boom")));
         assert_eq!(s.attributes["otel.resource"]["service.name"], "bot");
         assert!(decode_json(serde_json::json!({"resourceSpans": [{"scopeSpans": "nope"}]})).is_err());
     }

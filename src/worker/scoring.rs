@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 
-use crate::drift::{Baseline, Thresholds};
-use crate::store::{BaselineUpdate, NewDriftEvent, Store};
+use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion};
+use crate::drift::{self, Baseline, Thresholds};
+use crate::store::{BaselineUpdate, NewDriftEvent, Store, StoreResult};
 
 /// Most samples scored in one transaction (a long backlog is scored in several).
 const MAX_SAMPLES_PER_TX: i64 = 500;
@@ -19,7 +20,7 @@ struct Working {
 }
 
 /// Returns how many samples were scored.
-pub async fn score_prompt(store: &Store, prompt_id: i64) -> Result<usize, sqlx::Error> {
+pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
     let Some(mut tx) = store.begin_scoring(prompt_id).await? else {
         return Ok(0);
     };
@@ -27,7 +28,7 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> Result<usize, sqlx::
     if samples.first().is_none_or(|s| s.vector.is_none()) {
         return Ok(0); // the oldest still waits for its embedding; keep arrival order
     }
-    let mut working: HashMap<String, Working> = HashMap::new();
+    let mut working: HashMap<PromptVersion, Working> = HashMap::new();
     for (version, stored) in tx.baselines().await? {
         let baseline = serde_json::from_str(&stored.state).unwrap_or_else(|e| {
             tracing::error!(prompt_id, %version, error = %e, "unreadable baseline state; learning again");
@@ -46,14 +47,14 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> Result<usize, sqlx::
         length_drift_threshold: p.length_drift_threshold,
     };
     let (auto_switch, original_status, original_active) =
-        (p.auto_switch_enabled, p.status.clone(), p.active_prompt.clone());
-    let mut status = original_status.clone();
-    let mut active = original_active.clone();
+        (p.auto_switch_enabled, p.status, p.active_prompt);
+    let mut status = original_status;
+    let mut active = original_active;
     let mut scored = 0;
 
     for sample in &samples {
         let Some(vector) = &sample.vector else { break };
-        let w = working.entry(sample.version.clone()).or_insert_with(|| Working {
+        let w = working.entry(sample.version).or_insert_with(|| Working {
             baseline: Baseline::new(),
             model_id: sample.model_id.clone(),
             semantic_score: None,
@@ -75,22 +76,22 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> Result<usize, sqlx::
         }
         tx.finish_sample(sample.id, outcome.similarity, outcome.semantic_score, outcome.length_score).await?;
         for signal in &outcome.signals {
-            status = "drifted".to_string();
+            status = PromptStatus::Drifted;
             // Switch only when the active version "a" is the one drifting.
-            let switch = auto_switch && active == "a" && sample.version == "a";
+            let switch = auto_switch && active == PromptVersion::A && sample.version == PromptVersion::A;
             if switch {
-                active = "b".to_string();
+                active = PromptVersion::B;
             }
             tracing::info!(prompt_id, version = %sample.version, kind = signal.kind.as_str(), score = signal.score,
                 threshold = signal.threshold, sample_id = sample.id, switched = switch, "drift detected");
             tx.insert_event(&NewDriftEvent {
-                version: &sample.version,
-                kind: signal.kind.as_str(),
+                version: sample.version,
+                kind: drift_kind(signal.kind),
                 score: signal.score,
                 threshold: signal.threshold,
                 window_size: signal.window_size as i64,
                 sample_id: sample.id,
-                switched_to: switch.then_some("b"),
+                switched_to: switch.then_some(PromptVersion::B),
             })
             .await?;
         }
@@ -100,8 +101,8 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> Result<usize, sqlx::
     for (version, w) in working.iter().filter(|(_, w)| w.touched) {
         let state = serde_json::to_string(&w.baseline).expect("baseline state serialises");
         tx.save_baseline(&BaselineUpdate {
-            version,
-            status: w.baseline.status().as_str(),
+            version: *version,
+            status: baseline_status(w.baseline.status()),
             sample_count: w.baseline.sample_count() as i64,
             model_id: w.model_id.as_deref(),
             semantic_score: w.semantic_score,
@@ -111,8 +112,24 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> Result<usize, sqlx::
         .await?;
     }
     if status != original_status || active != original_active {
-        tx.update_prompt(&status, &active).await?;
+        tx.update_prompt(status, active).await?;
     }
     tx.commit().await?;
     Ok(scored)
+}
+
+/// The engine's names for what it found, as the store records them (`drift/` imports nothing
+/// from the crate, so the mapping lives here).
+fn drift_kind(kind: drift::DriftKind) -> DriftKind {
+    match kind {
+        drift::DriftKind::Semantic => DriftKind::Semantic,
+        drift::DriftKind::Length => DriftKind::Length,
+    }
+}
+
+fn baseline_status(status: drift::BaselineStatus) -> BaselineStatus {
+    match status {
+        drift::BaselineStatus::Learning => BaselineStatus::Learning,
+        drift::BaselineStatus::Ready => BaselineStatus::Ready,
+    }
 }

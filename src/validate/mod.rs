@@ -1,13 +1,16 @@
 //! Field-by-field validation of JSON request bodies that reports every problem at once, each
 //! with the path of the field it is about (`variants[1].weight`), so a client can fix a whole
-//! request in one go. The HTTP layer turns a [`ValidationError`] into a 422.
+//! request in one go. Every typed request body implements [`FromJson`] with these readers; the
+//! HTTP layer turns a [`ValidationError`] into the one 422 shape of the API. Limits live in
+//! [`limits`]; checks shared by several resources live in [`shared`].
+
+pub mod limits;
+pub mod schemas;
+pub mod shared;
 
 use serde_json::{Map, Value};
 
-/// Longest prompt name (drift prompts, config keys, template keys) the API accepts.
-pub const MAX_PROMPT_NAME_CHARS: usize = 200;
-
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
     pub path: String,
     pub message: String,
@@ -18,6 +21,13 @@ pub struct Problem {
 pub struct ValidationError {
     pub what: &'static str,
     pub problems: Vec<Problem>,
+}
+
+impl ValidationError {
+    /// A request with one problem.
+    pub fn single(what: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError { what, problems: vec![Problem { path: path.into(), message: message.into() }] }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -36,22 +46,34 @@ impl Problems {
         self.0.is_empty()
     }
 
-    /// The error for a request that could not be read; callers reach this only after a
-    /// problem was recorded, but an empty list still yields a meaningful error.
-    pub fn fail(mut self, what: &'static str) -> ValidationError {
-        if self.0.is_empty() {
-            self.push("body", "is not valid");
+    /// `value` if it was read and nothing was found wrong, else the error describing `what`
+    /// was invalid (with a generic problem if a reader failed without recording one).
+    pub fn finish<T>(mut self, what: &'static str, value: Option<T>) -> Result<T, ValidationError> {
+        match value {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ => {
+                if self.0.is_empty() {
+                    self.push("body", "is not valid");
+                }
+                Err(ValidationError { what, problems: self.0 })
+            }
         }
-        ValidationError { what, problems: self.0 }
     }
+}
 
-    /// `value` if nothing was found wrong, else the error describing `what` was invalid.
-    pub fn finish<T>(self, what: &'static str, value: T) -> Result<T, ValidationError> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(ValidationError { what, problems: self.0 })
-        }
+/// A typed request body read from JSON by hand, so that *every* problem is reported (serde
+/// stops at the first). Its OpenAPI schema is derived from the same struct.
+pub trait FromJson: Sized {
+    /// What the body is, for the 422 message ("log batch", "model config").
+    const WHAT: &'static str;
+
+    /// Reads the body, recording each problem; `None` if it cannot be built.
+    fn read(value: &Value, problems: &mut Problems) -> Option<Self>;
+
+    fn from_json(value: &Value) -> Result<Self, ValidationError> {
+        let mut problems = Problems::default();
+        let parsed = Self::read(value, &mut problems);
+        problems.finish(Self::WHAT, parsed)
     }
 }
 
@@ -83,6 +105,14 @@ pub fn replace_nul(value: &mut Value) {
         }
         _ => {}
     }
+}
+
+/// The exact integer a JSON number holds, if it holds one: an integer literal, or a float with
+/// no fraction whose magnitude is below 2^53 (so the conversion is exact).
+pub fn whole_number(value: &Value) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    let n = value.as_number()?;
+    n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < EXACT).map(|f| f as i64))
 }
 
 pub fn type_name(value: &Value) -> &'static str {
@@ -165,37 +195,42 @@ impl<'a> Fields<'a> {
         Some(value)
     }
 
-    /// An integer (a float with no fraction, as some clients send, is accepted).
-    pub fn optional_i64(&self, name: &str, min: i64, problems: &mut Problems) -> Option<i64> {
+    /// An integer from `min` to `max`. A float with no fraction (as some clients send) counts
+    /// when it is exact (below 2^53); `1e300` is out of range, never clamped.
+    pub fn optional_int(&self, name: &str, min: i64, max: i64, problems: &mut Problems) -> Option<i64> {
         let value = self.get(name)?;
-        let number = match value {
-            Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
-            _ => None,
-        };
-        match number {
-            Some(n) if n < min => {
-                problems.push(self.path(name), format!("must be at least {min}"));
+        let integral = value.as_f64().is_some_and(|f| f.fract() == 0.0);
+        match whole_number(value) {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ if integral => {
+                problems.push(self.path(name), format!("must be an integer from {min} to {max}"));
                 None
             }
-            Some(n) => Some(n),
-            None => {
-                self.wrong_type(name, "an integer", value, problems);
+            _ => {
+                self.wrong_type(name, &format!("an integer from {min} to {max}"), value, problems);
                 None
             }
         }
     }
 
-    pub fn required_i64(&self, name: &str, min: i64, problems: &mut Problems) -> Option<i64> {
+    pub fn required_int(&self, name: &str, min: i64, max: i64, problems: &mut Problems) -> Option<i64> {
         if self.get(name).is_none() {
             problems.push(self.path(name), "is required");
             return None;
         }
-        self.optional_i64(name, min, problems)
+        self.optional_int(name, min, max, problems)
     }
 
-    pub fn optional_f64(&self, name: &str, problems: &mut Problems) -> Option<f64> {
+    /// A finite number from `min` to `max` (inclusive).
+    pub fn optional_number(&self, name: &str, min: f64, max: f64, problems: &mut Problems) -> Option<f64> {
         match self.get(name)? {
-            Value::Number(n) => n.as_f64(),
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if (min..=max).contains(&f) => Some(f),
+                _ => {
+                    problems.push(self.path(name), format!("must be a number from {min} to {max}"));
+                    None
+                }
+            },
             other => {
                 self.wrong_type(name, "a number", other, problems);
                 None
@@ -223,8 +258,13 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub fn optional_array(&self, name: &str, problems: &mut Problems) -> Option<&'a Vec<Value>> {
+    /// An array of at most `max_items` items.
+    pub fn optional_array(&self, name: &str, max_items: usize, problems: &mut Problems) -> Option<&'a Vec<Value>> {
         match self.get(name)? {
+            Value::Array(a) if a.len() > max_items => {
+                problems.push(self.path(name), format!("has {} items; at most {max_items} are accepted", a.len()));
+                None
+            }
             Value::Array(a) => Some(a),
             other => {
                 self.wrong_type(name, "an array", other, problems);
@@ -233,12 +273,19 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub fn required_array(&self, name: &str, problems: &mut Problems) -> Option<&'a Vec<Value>> {
+    pub fn required_array(&self, name: &str, max_items: usize, problems: &mut Problems) -> Option<&'a Vec<Value>> {
         if self.get(name).is_none() {
             problems.push(self.path(name), "is required");
             return None;
         }
-        self.optional_array(name, problems)
+        self.optional_array(name, max_items, problems)
+    }
+
+    /// Records a problem for every key of the object not in `known`.
+    pub fn refuse_unknown(&self, known: &[&str], what: &str, problems: &mut Problems) {
+        for key in self.object.keys().filter(|k| !known.contains(&k.as_str())) {
+            problems.push(self.path(key), format!("is not {what} (known: {})", known.join(", ")));
+        }
     }
 }
 

@@ -1,0 +1,112 @@
+//! The closed sets of values the server stores and serves: a prompt's version and status, a
+//! sample's processing state, a span's status. Each is stored as its lowercase (or, for span
+//! status, uppercase) name so both backends read it the same way, and served as that name.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Defines a string-valued enum with its wire names, `as_str`, `Display` and `FromStr`.
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        /// The first value listed (what a new row starts as).
+        impl Default for $name {
+            fn default() -> Self {
+                $name::ALL[0]
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownName;
+
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(UnknownName { kind: stringify!($name), name: other.to_string() }),
+                }
+            }
+        }
+    };
+}
+
+/// A stored or sent name that is not one of an enum's values.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{name}` is not a valid {kind}")]
+pub struct UnknownName {
+    pub kind: &'static str,
+    pub name: String,
+}
+
+named_enum! {
+    /// A prompt's version as the DriftBalloon SDK knows it: the primary `a` and the fallback `b`.
+    PromptVersion { A = "a", B = "b" }
+}
+
+named_enum! {
+    /// A baseline's state: `learning` until `min_baseline_samples` samples are in, then `ready`.
+    BaselineStatus { Learning = "learning", Ready = "ready" }
+}
+
+named_enum! {
+    /// `drifted` once a detector fired (until a person sets it back or resets the baseline).
+    PromptStatus { Active = "active", Drifted = "drifted" }
+}
+
+named_enum! {
+    /// A sample's way through the worker: `pending` (waiting for its embedding) -> `embedded`
+    /// (waiting to be scored in arrival order) -> `done`; `failed` = could not be embedded.
+    SampleState { Pending = "pending", Embedded = "embedded", Done = "done", Failed = "failed" }
+}
+
+named_enum! {
+    /// A span's status: Fallom sends `OK`/`ERROR`; `UNSET` is OpenTelemetry's default.
+    SpanStatus { Ok = "OK", Error = "ERROR", Unset = "UNSET" }
+}
+
+named_enum! {
+    /// The wire format a span arrived in.
+    SpanSource { Fallom = "fallom", Otlp = "otlp" }
+}
+
+named_enum! {
+    /// What a drift event is about.
+    DriftKind { Semantic = "semantic", Length = "length" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for v in SampleState::ALL {
+            assert_eq!(v.as_str().parse::<SampleState>().unwrap(), *v);
+        }
+        assert_eq!(serde_json::to_string(&SpanStatus::Error).unwrap(), "\"ERROR\"");
+        assert!("c".parse::<PromptVersion>().is_err());
+    }
+}

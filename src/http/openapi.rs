@@ -1,0 +1,188 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and
+//! their typed bodies (the routes and the document are registered together, so they cannot
+//! drift apart). What every operation shares is added here by rule rather than repeated in
+//! each annotation: the two auth schemes, and the error answers each kind of operation can
+//! give (every operation: 500, 503; with a key: 401; with a body: 400, 413, 415, 422; with
+//! path parameters: 400, 404; with query parameters: 400, 422).
+
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, RefOr, Response};
+use utoipa::OpenApi;
+
+use super::error::{ErrorBody, ValidationErrorBody};
+
+/// Paths that need no key.
+pub const PUBLIC_PATHS: &[&str] = &["/health", "/healthz", "/readyz"];
+
+const DESCRIPTION: &str = "\
+Self-hosted LLM drift detection: log model responses, get drift verdicts per prompt, and serve \
+model A/B configs, traces, custom metrics and prompt templates to the DriftBalloon and Fallom SDKs \
+and to OpenTelemetry exporters.
+
+**Auth.** Every operation except the health checks needs an API key, sent as \
+`X-API-Key: db_sk_...` or `Authorization: Bearer db_sk_...`. A key sees only its own project.
+
+**Errors.** Every error answer, from every layer, is JSON: \
+`{\"error\": {\"code\", \"message\", \"details\"}}`. A 422 lists every problem of the request in \
+`details.problems` as `{path, message}`. A path with no such method is a 405 with an `Allow` \
+header; an unknown path is a 404; a 503 (database unavailable, or the request ran past the \
+server's timeout) carries `Retry-After`.";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "DriftBalloon server", description = DESCRIPTION, license(name = "MIT")),
+    tags(
+        (name = "drift", description = "Logs, prompts, baselines, drift events and samples"),
+        (name = "sdk", description = "The paths the DriftBalloon and Fallom SDKs and OTLP exporters call"),
+        (name = "model-configs", description = "Model A/B configs, their traffic summary and custom metrics"),
+        (name = "prompts", description = "Prompt templates and prompt A/B tests"),
+        (name = "traces", description = "Stored traces"),
+        (name = "project", description = "The key's project"),
+        (name = "health", description = "Liveness and readiness (no key)"),
+    ),
+    components(schemas(ErrorBody, ValidationErrorBody))
+)]
+pub struct ApiDoc;
+
+fn error_response(description: &str, schema: &str) -> ResponseBuilder {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build())
+}
+
+fn integer_header(description: &str) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).build()))
+        .description(Some(description))
+        .build()
+}
+
+/// The shared error answers, by the name operations refer to them with.
+fn error_responses() -> Vec<(&'static str, Response)> {
+    let error = "ErrorBody";
+    vec![
+        (
+            "BadRequest",
+            error_response(
+                "The request cannot be read: not JSON (`invalid_json`), not OTLP (`invalid_protobuf`, \
+                 `invalid_otlp_json`), a malformed path or query string (`invalid_path`, `invalid_query`)",
+                error,
+            )
+            .build(),
+        ),
+        ("Unauthorized", error_response("No API key, or an unknown or revoked one", error).build()),
+        ("NotFound", error_response("No such resource in the key's project", error).build()),
+        (
+            "MethodNotAllowed",
+            error_response("The path exists but not with this method", error)
+                .header(
+                    "Allow",
+                    HeaderBuilder::new()
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String).build()))
+                        .description(Some("The methods the path accepts"))
+                        .build(),
+                )
+                .build(),
+        ),
+        ("PayloadTooLarge", error_response("The body, after gzip decoding, is over `body_limit_bytes`", error).build()),
+        (
+            "UnsupportedMediaType",
+            error_response(
+                "A `Content-Encoding` other than gzip, or (on `/v1/traces`) a content type other than \
+                 JSON or protobuf",
+                error,
+            )
+            .build(),
+        ),
+        (
+            "ValidationFailed",
+            error_response("The request is well-formed but wrong: every problem is listed", "ValidationErrorBody")
+                .build(),
+        ),
+        ("Internal", error_response("A server fault (logged; the cause is never sent)", error).build()),
+        (
+            "Unavailable",
+            error_response(
+                "The database is unavailable (`unavailable`) or the request ran past the server's \
+                 timeout (`timeout`); retry",
+                error,
+            )
+            .header("Retry-After", integer_header("Seconds to wait before retrying"))
+            .build(),
+        ),
+    ]
+}
+
+/// Adds the answers an operation of this kind can give, keeping any it documents itself.
+fn add_error_answers(op: &mut Operation, public: bool) {
+    let params = op.parameters.as_deref().unwrap_or_default();
+    let has = |place: ParameterIn| {
+        params.iter().any(|p| matches!(p, RefOr::T(p) if std::mem::discriminant(&p.parameter_in) == std::mem::discriminant(&place)))
+    };
+    let (in_path, in_query) = (has(ParameterIn::Path), has(ParameterIn::Query));
+    let mut answers = vec![("500", "Internal"), ("503", "Unavailable")];
+    if !public {
+        answers.push(("401", "Unauthorized"));
+    }
+    if op.request_body.is_some() {
+        answers.extend([("400", "BadRequest"), ("413", "PayloadTooLarge"), ("415", "UnsupportedMediaType")]);
+        answers.push(("422", "ValidationFailed"));
+    }
+    if in_path {
+        answers.extend([("400", "BadRequest"), ("404", "NotFound")]);
+    }
+    if in_query {
+        answers.extend([("400", "BadRequest"), ("422", "ValidationFailed")]);
+    }
+    for (status, name) in answers {
+        op.responses.responses.entry(status.to_string()).or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+    }
+}
+
+/// Completes the generated document: auth schemes, per-operation security and error answers.
+pub fn finish(mut doc: OpenApiDoc) -> OpenApiDoc {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.security_schemes.insert(
+        "api_key".into(),
+        RefOr::T(SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-API-Key",
+            "An API key, `db_sk_...` (what the DriftBalloon SDK sends)",
+        )))),
+    );
+    components.security_schemes.insert(
+        "bearer".into(),
+        RefOr::T(SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("The same API key as a bearer token (what the Fallom SDK and OTLP exporters send)"))
+                .build(),
+        )),
+    );
+    for (name, response) in error_responses() {
+        components.responses.insert(name.to_string(), RefOr::T(response));
+    }
+    let key_auth =
+        vec![SecurityRequirement::new("api_key", Vec::<String>::new()), SecurityRequirement::new("bearer", Vec::<String>::new())];
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let public = PUBLIC_PATHS.contains(&path.as_str());
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ];
+        for op in operations.into_iter().flatten() {
+            op.security = Some(if public { Vec::new() } else { key_auth.clone() });
+            add_error_answers(op, public);
+        }
+    }
+    doc
+}

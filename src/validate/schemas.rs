@@ -1,0 +1,120 @@
+//! OpenAPI schemas of constrained fields, built from the constants in
+//! [`crate::validate::limits`] (utoipa's attribute limits take only literals), so the document
+//! always states the limits the request readers enforce. Used as
+//! `#[schema(schema_with = schemas::name)]` on request fields. "Optional" variants also allow
+//! `null`, which the readers treat as absent (the SDKs send `null` for unset fields).
+
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::{RefOr, Schema};
+
+use crate::validate::limits::*;
+
+/// Not blank: at least one character that is not white space (the readers refuse "   ").
+const NOT_BLANK: &str = r"\S";
+
+fn types(t: Type, nullable: bool) -> SchemaType {
+    if nullable {
+        SchemaType::Array(vec![t, Type::Null])
+    } else {
+        SchemaType::Type(t)
+    }
+}
+
+/// A required, non-blank string of at most `max` characters.
+pub fn required_text(max: usize) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(max)).pattern(Some(NOT_BLANK))
+}
+
+/// An optional string of at most `max` characters (null allowed).
+pub fn optional_text(max: usize) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(types(Type::String, true)).max_length(Some(max))
+}
+
+/// An integer from `min` to `max`.
+pub fn int(min: i64, max: i64, nullable: bool) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(types(Type::Integer, nullable))
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
+        .minimum(Some(min as f64))
+        .maximum(Some(max as f64))
+}
+
+/// Defines a `fn NAME() -> RefOr<Schema>` for `schema_with`.
+macro_rules! schema_fn {
+    ($($(#[$meta:meta])* $name:ident => $body:expr;)+) => {
+        $(
+            $(#[$meta])*
+            pub fn $name() -> RefOr<Schema> {
+                RefOr::T(Schema::Object($body.build()))
+            }
+        )+
+    };
+}
+
+schema_fn! {
+    /// Prompt names, config keys, template and A/B test keys.
+    name => required_text(MAX_NAME_CHARS);
+    optional_name => optional_text(MAX_NAME_CHARS);
+    /// Keys SDKs put into URL paths: no `/ ? # % \`, no white space.
+    key => required_text(MAX_NAME_CHARS).pattern(Some(r"^[^/?#%\\\s\x00-\x1f\x7f-\x9f]+$"));
+    id => required_text(MAX_ID_CHARS);
+    optional_id => optional_text(MAX_ID_CHARS);
+    model => required_text(MAX_MODEL_CHARS);
+    optional_model => optional_text(MAX_MODEL_CHARS);
+    span_name => required_text(MAX_SPAN_NAME_CHARS);
+    optional_kind => optional_text(MAX_KIND_CHARS);
+    optional_error => optional_text(MAX_ERROR_CHARS);
+    template => ObjectBuilder::new().schema_type(Type::String).max_length(Some(MAX_TEMPLATE_CHARS));
+    required_template => required_text(MAX_TEMPLATE_CHARS);
+    time => required_text(MAX_TIME_CHARS);
+    version => int(1, MAX_VERSION, false);
+    optional_version => int(1, MAX_VERSION, true);
+    optional_duration_ms => int(0, MAX_DURATION_MS, true);
+    duration_ms => int(0, MAX_DURATION_MS, false);
+    optional_variant_index => int(0, MAX_VARIANT_INDEX, true);
+    variant_index => int(0, MAX_VARIANT_INDEX, false);
+    /// A percentage weight.
+    weight => ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(Some(100.0));
+    /// Tokens of one span (documented on span reads; sums saturate at i64::MAX).
+    optional_tokens => int(0, i64::MAX, true);
+}
+
+/// Span tags: at most [`MAX_TAGS`] strings of at most [`MAX_ID_CHARS`] characters.
+pub fn optional_tags() -> RefOr<Schema> {
+    let array = ArrayBuilder::new()
+        .schema_type(types(Type::Array, true))
+        .items(optional_text(MAX_ID_CHARS).schema_type(Type::String))
+        .max_items(Some(MAX_TAGS));
+    RefOr::T(Schema::Array(array.build()))
+}
+
+/// `drift_threshold` of a prompt: a similarity ratio from 0 to 1.
+pub fn ratio() -> RefOr<Schema> {
+    RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(Some(1.0)).build()))
+}
+
+/// `length_drift_threshold` of a prompt: standard deviations, above 0.
+pub fn length_threshold() -> RefOr<Schema> {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .exclusive_minimum(Some(0.0))
+        .maximum(Some(MAX_LENGTH_DRIFT_THRESHOLD));
+    RefOr::T(Schema::Object(schema.build()))
+}
+
+/// `min_baseline_samples` of a prompt.
+pub fn min_baseline_samples() -> RefOr<Schema> {
+    RefOr::T(Schema::Object(int(MIN_BASELINE_SAMPLES, MAX_BASELINE_SAMPLES, false).build()))
+}
+
+/// Custom metrics: 1 to [`MAX_METRIC_FIELDS`] fields with any values, names of 1 to
+/// [`MAX_ID_CHARS`] characters.
+pub fn metric_data() -> RefOr<Schema> {
+    let names = ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(MAX_ID_CHARS));
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .min_properties(Some(1))
+        .max_properties(Some(MAX_METRIC_FIELDS))
+        .property_names(Some(names));
+    RefOr::T(Schema::Object(schema.build()))
+}
