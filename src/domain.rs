@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 macro_rules! named_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }
@@ -26,6 +26,18 @@ macro_rules! named_enum {
                 }
             }
         }
+
+        // Written by hand: utoipa's derive does not see `serde(rename)` made by a macro.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let schema = utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]));
+                utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(schema.build()))
+            }
+        }
+
+        impl ToSchema for $name {}
 
         /// The first value listed (what a new row starts as).
         impl Default for $name {

@@ -100,6 +100,7 @@ pub async fn record(
 #[into_params(parameter_in = Query)]
 pub struct MetricsParams {
     /// The config whose sessions to read.
+    #[param(min_length = 1)]
     pub config_key: String,
     /// Only this session.
     pub session_id: Option<String>,

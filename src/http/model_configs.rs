@@ -421,7 +421,7 @@ async fn versions_or_404(state: &AppState, project_id: i64, key: &str) -> ApiRes
 /// One config with all its versions.
 #[utoipa::path(
     get, path = "/api/v1/model-configs/{key}", tag = "model-configs", operation_id = "get_model_config",
-    params(("key" = String, Path, description = KEY_PARAM)),
+    params(("key" = String, Path, description = KEY_PARAM, example = "summarizer")),
     responses((status = 200, body = ModelConfigDetail))
 )]
 pub async fn detail(
@@ -451,7 +451,7 @@ async fn one_version(state: &AppState, project_id: i64, key: &str, version: i64)
 #[utoipa::path(
     get, path = "/api/v1/model-configs/{key}/versions/{version}", tag = "model-configs",
     operation_id = "get_model_config_version",
-    params(("key" = String, Path, description = KEY_PARAM), ("version" = i64, Path, minimum = 1)),
+    params(("key" = String, Path, description = KEY_PARAM, example = "summarizer"), ("version" = i64, Path, minimum = 1, example = 1)),
     responses((status = 200, body = ModelConfigVersionView))
 )]
 pub async fn version(
@@ -465,7 +465,7 @@ pub async fn version(
 /// Hides a config from `GET /configs`; pinned versions keep answering.
 #[utoipa::path(
     post, path = "/api/v1/model-configs/{key}/archive", tag = "model-configs", operation_id = "archive_model_config",
-    params(("key" = String, Path, description = KEY_PARAM)),
+    params(("key" = String, Path, description = KEY_PARAM, example = "summarizer")),
     responses((status = 200, body = ModelConfigArchived))
 )]
 pub async fn archive(
@@ -492,7 +492,7 @@ pub async fn sdk_configs(State(state): State<AppState>, Auth(owner): Auth) -> Ap
 /// The Fallom SDK's version pinning: one config version.
 #[utoipa::path(
     get, path = "/configs/{key}/version/{version}", tag = "sdk", operation_id = "sdk_get_config_version",
-    params(("key" = String, Path, description = KEY_PARAM), ("version" = i64, Path, minimum = 1)),
+    params(("key" = String, Path, description = KEY_PARAM, example = "summarizer"), ("version" = i64, Path, minimum = 1, example = 1)),
     responses((status = 200, body = SdkModelConfig))
 )]
 pub async fn sdk_config_version(
@@ -591,7 +591,7 @@ pub struct SummaryParams {
 /// metrics averaged.
 #[utoipa::path(
     get, path = "/api/v1/model-configs/{key}/summary", tag = "model-configs", operation_id = "model_config_summary",
-    params(("key" = String, Path, description = KEY_PARAM), SummaryParams),
+    params(("key" = String, Path, description = KEY_PARAM, example = "summarizer"), SummaryParams),
     responses((status = 200, body = ModelConfigSummary))
 )]
 pub async fn summary(

@@ -5,6 +5,7 @@
 //! give (every operation: 500, 503; with a key: 401; with a body: 400, 413, 415, 422; with
 //! path parameters: 400, 404; with query parameters: 400, 422).
 
+use axum::http::StatusCode;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
@@ -140,6 +141,16 @@ fn add_error_answers(op: &mut Operation, public: bool) {
     }
     for (status, name) in answers {
         op.responses.responses.entry(status.to_string()).or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+    }
+    // OpenAPI requires a description on every response; utoipa leaves it empty when the
+    // annotation gives none, so the status's own reason phrase stands in.
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let RefOr::T(response) = response {
+            if response.description.is_empty() {
+                let reason = status.parse::<u16>().ok().and_then(|s| StatusCode::from_u16(s).ok());
+                response.description = reason.and_then(|s| s.canonical_reason()).unwrap_or("Success").to_string();
+            }
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub struct ProjectSettings {
 pub struct ProjectPatch {
     /// `false` stops storing request/response content from traces (and so drift samples from
     /// traces); spans keep their timing, model and usage.
+    #[schema(nullable = false)]
     pub capture_content: Option<bool>,
 }
 
@@ -34,6 +35,9 @@ impl FromJson for ProjectPatch {
     fn read(value: &Value, problems: &mut Problems) -> Option<Self> {
         let f = Fields::of(value, "", problems)?;
         f.refuse_unknown(&["capture_content"], "a project setting", problems);
+        if f.object().get("capture_content").is_some_and(Value::is_null) {
+            problems.push("capture_content", "must be true or false, got null");
+        }
         Some(ProjectPatch { capture_content: f.optional_bool("capture_content", problems) })
     }
 }

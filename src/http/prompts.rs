@@ -152,8 +152,11 @@ pub struct PromptSettingsPatch {
     pub length_drift_threshold: Option<f64>,
     #[schema(schema_with = schemas::min_baseline_samples)]
     pub min_baseline_samples: Option<i64>,
+    #[schema(nullable = false)]
     pub auto_switch_enabled: Option<bool>,
+    #[schema(nullable = false)]
     pub active_prompt: Option<PromptVersion>,
+    #[schema(nullable = false)]
     pub status: Option<PromptStatus>,
 }
 
@@ -338,7 +341,7 @@ pub async fn list(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult
 /// One prompt, with its sample counts.
 #[utoipa::path(
     get, path = "/api/v1/prompts/{name}", tag = "drift", operation_id = "get_prompt",
-    params(("name" = String, Path, description = "The prompt name, percent-encoded")),
+    params(("name" = String, Path, description = "The prompt name, percent-encoded", example = "support-agent")),
     responses((status = 200, body = PromptDetail))
 )]
 pub async fn detail(
@@ -366,7 +369,7 @@ async fn prompt_detail(state: &AppState, project_id: i64, name: &str) -> ApiResu
 /// Changes a prompt's settings; every problem is listed in one 422.
 #[utoipa::path(
     patch, path = "/api/v1/prompts/{name}", tag = "drift", operation_id = "patch_prompt",
-    params(("name" = String, Path, description = "The prompt name, percent-encoded")),
+    params(("name" = String, Path, description = "The prompt name, percent-encoded", example = "support-agent")),
     request_body = PromptSettingsPatch,
     responses((status = 200, description = "The prompt after the change", body = PromptDetail))
 )]
@@ -393,7 +396,7 @@ pub async fn patch(
 /// prompt's status back to `active`.
 #[utoipa::path(
     post, path = "/api/v1/prompts/{name}/baseline/reset", tag = "drift", operation_id = "reset_baseline",
-    params(("name" = String, Path, description = "The prompt name, percent-encoded")),
+    params(("name" = String, Path, description = "The prompt name, percent-encoded", example = "support-agent")),
     responses((status = 200, description = "The prompt after the reset", body = PromptDetail))
 )]
 pub async fn reset_baseline(
@@ -430,7 +433,7 @@ impl Page {
 /// A prompt's drift events with their scores, oldest first within the page.
 #[utoipa::path(
     get, path = "/api/v1/prompts/{name}/drift-events", tag = "drift", operation_id = "list_drift_events",
-    params(("name" = String, Path, description = "The prompt name, percent-encoded"), Page),
+    params(("name" = String, Path, description = "The prompt name, percent-encoded", example = "support-agent"), Page),
     responses((status = 200, body = DriftEventPage))
 )]
 pub async fn drift_events(
@@ -450,7 +453,7 @@ pub async fn drift_events(
 /// A prompt's samples with their state and scores, newest first.
 #[utoipa::path(
     get, path = "/api/v1/prompts/{name}/samples", tag = "drift", operation_id = "list_samples",
-    params(("name" = String, Path, description = "The prompt name, percent-encoded"), Page),
+    params(("name" = String, Path, description = "The prompt name, percent-encoded", example = "support-agent"), Page),
     responses((status = 200, body = SamplePage))
 )]
 pub async fn samples(

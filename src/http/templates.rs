@@ -236,7 +236,7 @@ pub async fn list_templates(State(state): State<AppState>, Auth(owner): Auth) ->
 /// One template with all its versions.
 #[utoipa::path(
     get, path = "/api/v1/prompt-templates/{key}", tag = "prompts", operation_id = "get_prompt_template",
-    params(("key" = String, Path, description = "The template key")),
+    params(("key" = String, Path, description = "The template key", example = "onboarding")),
     responses((status = 200, body = TemplateDetail))
 )]
 pub async fn template_detail(
@@ -282,7 +282,7 @@ pub async fn list_ab_tests(State(state): State<AppState>, Auth(owner): Auth) -> 
 /// One prompt A/B test with all its versions.
 #[utoipa::path(
     get, path = "/api/v1/prompt-ab-tests/{key}", tag = "prompts", operation_id = "get_prompt_ab_test",
-    params(("key" = String, Path, description = "The A/B test key")),
+    params(("key" = String, Path, description = "The A/B test key", example = "onboarding-test")),
     responses((status = 200, body = AbTestDetail))
 )]
 pub async fn ab_test_detail(

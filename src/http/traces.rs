@@ -26,7 +26,8 @@ use crate::traces::{fallom, otlp, IngestOptions};
 
 /// The JSON bodies `POST /v1/traces` takes: a Fallom span, an array of them, or an OTLP/JSON
 /// export.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)] // documents the wire format; bodies are told apart by shape in `ingest`
 pub enum TracesJson {
     Span(FallomSpan),
@@ -36,10 +37,11 @@ pub enum TracesJson {
 }
 
 /// OTLP/HTTP JSON (`ExportTraceServiceRequest`, lowerCamelCase field names, ids in hex).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct OtlpExport {
-    #[schema(value_type = Vec<Object>, rename = "resourceSpans")]
+    #[serde(rename = "resourceSpans")]
+    #[schema(value_type = Vec<Object>)]
     pub resource_spans: Vec<Value>,
 }
 
@@ -287,7 +289,8 @@ pub struct TraceListParams {
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
-    /// The `next_before` of the previous page.
+    /// The `next_before` of the previous page (`<start_ms>.<trace_id>`).
+    #[param(pattern = r"^-?[0-9]{1,18}\.[\s\S]+$")]
     pub before: Option<String>,
 }
 
@@ -414,7 +417,7 @@ impl From<&SpanRow> for SpanView {
 /// One trace with all its spans.
 #[utoipa::path(
     get, path = "/api/v1/traces/{trace_id}", tag = "traces", operation_id = "get_trace",
-    params(("trace_id" = String, Path)),
+    params(("trace_id" = String, Path, example = "5b8efff798038103d269b633813fc60c")),
     responses((status = 200, body = TraceDetail))
 )]
 pub async fn detail(

@@ -108,9 +108,9 @@ pub fn min_baseline_samples() -> RefOr<Schema> {
 }
 
 /// Custom metrics: 1 to [`MAX_METRIC_FIELDS`] fields with any values, names of 1 to
-/// [`MAX_ID_CHARS`] characters.
+/// [`MAX_ID_CHARS`] characters, not blank.
 pub fn metric_data() -> RefOr<Schema> {
-    let names = ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(MAX_ID_CHARS));
+    let names = required_text(MAX_ID_CHARS);
     let schema = ObjectBuilder::new()
         .schema_type(Type::Object)
         .min_properties(Some(1))
