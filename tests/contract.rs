@@ -23,8 +23,10 @@ const SEED: &str = "20261123";
 
 async fn seed(server: &TestServer, key: &str) {
     let logs: Vec<_> = (0..8)
-        .map(|i| json!({"prompt_name": "support-agent", "response_text": format!("Your refund {i} is on its way."),
-                        "input_text": "Where is my refund?", "model": "gpt-4o"}))
+        .map(|i| {
+            json!({"prompt_name": "support-agent", "response_text": format!("Your refund {i} is on its way."),
+                        "input_text": "Where is my refund?", "model": "gpt-4o"})
+        })
         .collect();
     let (status, body) = server.post_logs(key, &json!({ "logs": logs })).await;
     assert_eq!(status, 202, "{body}");
@@ -35,7 +37,10 @@ async fn seed(server: &TestServer, key: &str) {
                    "targeting": {"enabled": true, "individualTargets": [{"field": "customerId", "value": "u1", "variantIndex": 1}],
                                  "rules": [{"conditions": [{"field": "plan", "operator": "in", "value": ["pro"]}], "variantIndex": 0}]}}),
         ),
-        ("/sessions", json!({"config_key": "summarizer", "config_version": 1, "session_id": "s-1", "assigned_model": "gpt-4o"})),
+        (
+            "/sessions",
+            json!({"config_key": "summarizer", "config_version": 1, "session_id": "s-1", "assigned_model": "gpt-4o"}),
+        ),
         ("/spans", json!({"config_key": "summarizer", "session_id": "s-1", "data": {"csat": 4, "resolved": true}})),
         (
             "/v1/traces",
@@ -46,8 +51,14 @@ async fn seed(server: &TestServer, key: &str) {
                    "attributes": {"fallom.raw.response": "{\"text\": \"Hello!\"}",
                                   "fallom.raw.usage": "{\"prompt_tokens\": 5, \"completion_tokens\": 2}"}}),
         ),
-        ("/api/v1/prompt-templates", json!({"key": "onboarding", "system_prompt": "You are {{bot}}.", "user_template": "Hi {{name}}"})),
-        ("/api/v1/prompt-ab-tests", json!({"key": "onboarding-test", "variants": [{"prompt_key": "onboarding", "weight": 100}]})),
+        (
+            "/api/v1/prompt-templates",
+            json!({"key": "onboarding", "system_prompt": "You are {{bot}}.", "user_template": "Hi {{name}}"}),
+        ),
+        (
+            "/api/v1/prompt-ab-tests",
+            json!({"key": "onboarding-test", "variants": [{"prompt_key": "onboarding", "weight": 100}]}),
+        ),
     ];
     for (path, body) in posts {
         let resp = server.http.post(server.url(path)).bearer_auth(key).json(&body).send().await.unwrap();

@@ -140,7 +140,8 @@ both_backends!(dashboard_rest, |db: TestDb| async move {
     assert!(scored["similarity"].as_f64().unwrap() > 0.2, "{scored}");
     for bad in ["limit=0", "limit=501", "limit=x", "before=-1"] {
         let (status, err) = server.get(&key, &format!("{path}/samples?{bad}")).await;
-        assert_eq!(status, 400, "{bad}: {err}");
+        assert_eq!(status, 422, "{bad}: {err}");
+        assert_eq!(err["error"]["details"]["problems"][0]["path"], bad.split('=').next().unwrap(), "{err}");
     }
     // a name that is not UTF-8 once decoded gets the JSON error shape too
     let (status, err) = server.get(&key, "/api/v1/prompts/%FF/samples").await;
@@ -160,7 +161,7 @@ both_backends!(dashboard_rest, |db: TestDb| async move {
         let resp = server.http.patch(server.url(&path)).bearer_auth(&key).json(&body).send().await.unwrap();
         let (status, err) = common::status_json(resp).await;
         assert_eq!(status, 422, "{body}: {err}");
-        assert_eq!(err["error"]["details"]["problems"][0]["field"], field);
+        assert_eq!(err["error"]["details"]["problems"][0]["path"], field);
     }
     let patch = json!({"drift_threshold": 0.5, "length_drift_threshold": 2.5, "min_baseline_samples": 40, "active_prompt": "b"});
     let resp = server.http.patch(server.url(&path)).bearer_auth(&key).json(&patch).send().await.unwrap();

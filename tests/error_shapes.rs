@@ -64,7 +64,8 @@ both_backends!(framework_errors_have_the_json_shape, |db: TestDb| async move {
     // 413 both ways: a declared Content-Length over the limit, and a chunked body that grows
     // past it.
     let big = json!({"logs": [{"prompt_name": "p", "response_text": "x".repeat(2000)}]});
-    let resp = reqwest::Client::new().post(server.url("/api/v1/logs")).bearer_auth(&key).json(&big).send().await.unwrap();
+    let resp =
+        reqwest::Client::new().post(server.url("/api/v1/logs")).bearer_auth(&key).json(&big).send().await.unwrap();
     let (status, body) = status_json(resp).await;
     let error = error_of(status, &body, 413, "payload_too_large");
     assert_eq!(error["details"]["limit_bytes"], 1000);
@@ -120,7 +121,10 @@ both_backends!(a_request_past_the_timeout_is_a_json_503_with_retry_after, |db: T
 /// Every problem's shape: `{path, message}`, plus `index` and `field` on the logs endpoint.
 fn problems(body: &Value) -> Vec<(String, String)> {
     let error = error_of(422, body, 422, "validation_failed");
-    assert_eq!(error["details"]["problem_count"].as_u64().unwrap() as usize, error["details"]["problems"].as_array().unwrap().len());
+    assert_eq!(
+        error["details"]["problem_count"].as_u64().unwrap() as usize,
+        error["details"]["problems"].as_array().unwrap().len()
+    );
     error["details"]["problems"]
         .as_array()
         .unwrap()
@@ -150,12 +154,19 @@ both_backends!(every_422_lists_every_problem_in_one_shape, |db: TestDb| async mo
     assert_eq!(paths, ["colour", "drift_threshold", "min_baseline_samples", "active_prompt"], "{body}");
 
     // Logs keep `index` and `field` beside `path`.
-    let (status, body) =
-        server.post_logs(&key, &json!({"logs": [{"prompt_name": "p", "response_text": "a"}, {"prompt_name": 3}]})).await;
+    let (status, body) = server
+        .post_logs(&key, &json!({"logs": [{"prompt_name": "p", "response_text": "a"}, {"prompt_name": 3}]}))
+        .await;
     assert_eq!(status, 422);
     let listed = problems(&body);
     assert_eq!(listed[0].0, "logs[1].prompt_name");
-    assert_eq!((body["error"]["details"]["problems"][0]["index"].clone(), body["error"]["details"]["problems"][0]["field"].clone()), (json!(1), json!("prompt_name")));
+    assert_eq!(
+        (
+            body["error"]["details"]["problems"][0]["index"].clone(),
+            body["error"]["details"]["problems"][0]["field"].clone()
+        ),
+        (json!(1), json!("prompt_name"))
+    );
     assert_eq!(listed[1].0, "logs[1].response_text");
 
     // The same shape everywhere else, query parameters included.

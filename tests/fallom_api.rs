@@ -130,7 +130,8 @@ both_backends!(model_configs_rest_and_sdk_paths, |db: TestDb| async move {
     assert_eq!(mini["metrics"], json!({"score": 3.0}), "numeric metrics averaged per variant");
     assert_eq!(server.get(&key, "/api/v1/model-configs/summ/summary?version=7").await.0, 404);
     let (status, err) = server.get(&key, "/api/v1/model-configs/summ/summary?version=x").await;
-    assert_eq!((status, err["error"]["code"].clone()), (400, json!("invalid_query")));
+    assert_eq!((status, err["error"]["code"].clone()), (422, json!("validation_failed")));
+    assert_eq!(err["error"]["details"]["problems"][0]["path"], "version", "{err}");
     let (status, body) = server
         .post_json(&key, "/sessions", &json!({"config_key": "summ", "config_version": "3", "session_id": 4}))
         .await;
@@ -373,7 +374,7 @@ both_backends!(trace_list_filters_and_pages, |db: TestDb| async move {
     );
     let ok = ids(&server.get(&key, "/api/v1/traces?status=OK").await.1);
     assert_eq!(ok, ["tr-6", "tr-5", "tr-4", "tr-2", "tr-1", "tr-0"]);
-    assert_eq!(server.get(&key, "/api/v1/traces?status=maybe").await.0, 400);
+    assert_eq!(server.get(&key, "/api/v1/traces?status=maybe").await.0, 422);
     // spans of one trace that arrived in separate requests are rolled up together
     let (_, page) = server.get(&key, "/api/v1/traces?session_id=sess-0").await;
     let tr0 = &page["traces"][2];
@@ -383,9 +384,10 @@ both_backends!(trace_list_filters_and_pages, |db: TestDb| async move {
     );
     assert_eq!((tr0["input_tokens"].clone(), tr0["name"].clone()), (json!(3), json!("chat.completions.create")));
     assert_eq!(server.get(&key, "/api/v1/traces/missing").await.0, 404);
-    assert_eq!(server.get(&key, "/api/v1/traces?limit=0").await.0, 400);
+    assert_eq!(server.get(&key, "/api/v1/traces?limit=0").await.0, 422);
     let (status, err) = server.get(&key, "/api/v1/traces?before=garbage").await;
-    assert_eq!((status, err["error"]["code"].clone()), (400, json!("invalid_query")));
+    assert_eq!((status, err["error"]["code"].clone()), (422, json!("validation_failed")));
+    assert_eq!(err["error"]["details"]["problems"][0]["path"], "before", "{err}");
     server.assert_no_server_errors();
 });
 
@@ -401,7 +403,8 @@ both_backends!(metrics_and_prompt_templates_validate_and_store, |db: TestDb| asy
     let (status, err) = server.post_json(&key, "/spans", &json!({"config_key": "c", "data": 5})).await;
     assert_eq!(problem_paths(status, &err), ["session_id", "data"]);
     let (status, err) = server.get(&key, "/api/v1/metrics").await;
-    assert_eq!((status, err["error"]["code"].clone()), (400, json!("invalid_query")));
+    assert_eq!((status, err["error"]["code"].clone()), (422, json!("validation_failed")));
+    assert_eq!(err["error"]["details"]["problems"][0]["path"], "config_key", "{err}");
 
     let template = json!({"key": "greet", "system_prompt": "", "user_template": "Hi {{name}}"});
     let (status, t1) = server.post_json(&key, "/api/v1/prompt-templates", &template).await;

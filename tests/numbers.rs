@@ -32,7 +32,9 @@ both_backends!(integers_out_of_range_are_422_naming_the_field, |db: TestDb| asyn
     assert_eq!(post(&server, &key, "/api/v1/model-configs", &config).await.0, 201);
 
     // 1e300 used to be stored as i64::MAX.
-    for (version, why) in [(json!(1e300), "1e300"), (json!(9_223_372_036_854_775_807_i64), "i64::MAX"), (json!(0), "zero")] {
+    for (version, why) in
+        [(json!(1e300), "1e300"), (json!(9_223_372_036_854_775_807_i64), "i64::MAX"), (json!(0), "zero")]
+    {
         let session = json!({"config_key": "summarizer", "config_version": version, "session_id": "s", "assigned_model": "gpt-4o"});
         let (status, body) = post(&server, &key, "/sessions", &session).await;
         assert_eq!(status, 422, "{why}: {body}");
@@ -50,7 +52,8 @@ both_backends!(integers_out_of_range_are_422_naming_the_field, |db: TestDb| asyn
         body["error"]["details"]["problems"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["duration_ms", "time_to_first_token_ms", "prompt_version"], "{body}");
     // A whole float is an integer (some clients send 2.0).
-    let session = json!({"config_key": "summarizer", "config_version": 1.0, "session_id": "s", "assigned_model": "gpt-4o"});
+    let session =
+        json!({"config_key": "summarizer", "config_version": 1.0, "session_id": "s", "assigned_model": "gpt-4o"});
     assert_eq!(post(&server, &key, "/sessions", &session).await.0, 202);
     server.assert_no_server_errors();
 });
@@ -58,9 +61,7 @@ both_backends!(integers_out_of_range_are_422_naming_the_field, |db: TestDb| asyn
 both_backends!(sessions_for_unpublished_configs_are_422, |db: TestDb| async move {
     let server = TestServer::start(&db, &[]);
     let key = server.first_key.clone().unwrap();
-    let session = |key: &str, version: i64| {
-        json!({"config_key": key, "config_version": version, "session_id": "s-1", "assigned_model": "gpt-4o"})
-    };
+    let session = |key: &str, version: i64| json!({"config_key": key, "config_version": version, "session_id": "s-1", "assigned_model": "gpt-4o"});
     let (status, body) = post(&server, &key, "/sessions", &session("nope", 1)).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(first_problem(&body).0, "config_version");
@@ -79,7 +80,8 @@ both_backends!(token_counts_are_bounded_and_reads_never_fail, |db: TestDb| async
     let key = server.first_key.clone().unwrap();
     let config = json!({"key": "summarizer", "variants": [{"model": "gpt-4o", "weight": 100}]});
     assert_eq!(post(&server, &key, "/api/v1/model-configs", &config).await.0, 201);
-    let session = json!({"config_key": "summarizer", "config_version": 1, "session_id": "s-1", "assigned_model": "gpt-4o"});
+    let session =
+        json!({"config_key": "summarizer", "config_version": 1, "session_id": "s-1", "assigned_model": "gpt-4o"});
     assert_eq!(post(&server, &key, "/sessions", &session).await.0, 202);
 
     // Negative counts, i64::MAX + 1 (the sum used to be stored negative), and 5e18 in two
@@ -90,7 +92,11 @@ both_backends!(token_counts_are_bounded_and_reads_never_fail, |db: TestDb| async
         fallom_span("t-max", "b", json!({"prompt_tokens": i64::MAX, "completion_tokens": 1})),
         fallom_span("t-big-1", "a", json!({"prompt_tokens": 5_000_000_000_000_000_000_u64, "completion_tokens": 1})),
         fallom_span("t-big-2", "a", json!({"prompt_tokens": 5e18, "completion_tokens": 2})),
-        fallom_span("t-ok", "a", json!({"prompt_tokens": 1_000_000_000_000_i64, "completion_tokens": 1_000_000_000_000_i64})),
+        fallom_span(
+            "t-ok",
+            "a",
+            json!({"prompt_tokens": 1_000_000_000_000_i64, "completion_tokens": 1_000_000_000_000_i64}),
+        ),
     ];
     for span in &spans {
         let (status, body) = post(&server, &key, "/v1/traces", span).await;

@@ -144,10 +144,8 @@ impl ApiError {
             }
         };
         let problem_count = problems.len();
-        let details = ValidationDetails {
-            problems: problems.into_iter().take(MAX_REPORTED_PROBLEMS).collect(),
-            problem_count,
-        };
+        let details =
+            ValidationDetails { problems: problems.into_iter().take(MAX_REPORTED_PROBLEMS).collect(), problem_count };
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message)
             .with_details(serde_json::to_value(details).unwrap_or_default())
     }
@@ -227,10 +225,8 @@ fn layer_error(status: StatusCode, state: &AppState) -> ApiError {
 /// 503 gets `Retry-After`.
 pub async fn json_errors(State(state): State<AppState>, response: Response) -> Response {
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

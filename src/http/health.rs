@@ -54,7 +54,8 @@ pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Readiness>> 
         Ok(()) => Ok(Json(Readiness { status: "ready", database: "ok" })),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::unavailable("the database does not answer").with_details(json!({ "database": "unreachable" })))
+            Err(ApiError::unavailable("the database does not answer")
+                .with_details(json!({ "database": "unreachable" })))
         }
     }
 }

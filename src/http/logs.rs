@@ -82,7 +82,11 @@ impl LogBatch {
     pub fn read(body: &Value, limits: BatchLimits) -> Result<LogBatch, ValidationError> {
         const WHAT: &str = "log batch";
         let Some(object) = body.as_object() else {
-            return Err(ValidationError::single(WHAT, "logs", "request body must be a JSON object like {\"logs\": [...]}"));
+            return Err(ValidationError::single(
+                WHAT,
+                "logs",
+                "request body must be a JSON object like {\"logs\": [...]}",
+            ));
         };
         let logs = match object.get("logs") {
             Some(Value::Array(logs)) => logs,

@@ -71,7 +71,8 @@ impl FromJson for MetricsUpdate {
         };
         if let Some(data) = data {
             if data.is_empty() || data.len() > MAX_METRIC_FIELDS {
-                problems.push("data", format!("must hold between 1 and {MAX_METRIC_FIELDS} fields, got {}", data.len()));
+                problems
+                    .push("data", format!("must hold between 1 and {MAX_METRIC_FIELDS} fields, got {}", data.len()));
             }
             for name in data.keys().filter(|k| k.trim().is_empty() || k.chars().count() > MAX_ID_CHARS) {
                 problems.push(format!("data.{name}"), format!("field names must be 1 to {MAX_ID_CHARS} characters"));
@@ -144,7 +145,10 @@ mod tests {
     #[test]
     fn names_missing_and_bad_fields() {
         let paths = |body: Value| -> Vec<String> {
-            MetricsUpdate::from_json(&body).err().map(|e| e.problems.into_iter().map(|p| p.path).collect()).unwrap_or_default()
+            MetricsUpdate::from_json(&body)
+                .err()
+                .map(|e| e.problems.into_iter().map(|p| p.path).collect())
+                .unwrap_or_default()
         };
         assert!(paths(json!({"config_key": "k", "session_id": "s", "data": {"score": 1}})).is_empty());
         assert_eq!(paths(json!({"config_key": "k", "session_id": "s"})), ["data"]);

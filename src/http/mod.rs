@@ -91,7 +91,6 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(state: AppState) -> Router {
-    let settings = state.settings.clone();
     let (api, doc) = api_routes().split_for_parts();
     let doc = openapi::finish(doc);
     // Swagger UI's files are compiled in; its default validator badge would call an outside
@@ -99,8 +98,13 @@ pub fn router(state: AppState) -> Router {
     let docs = SwaggerUi::new("/docs")
         .url("/openapi.json", doc)
         .config(SwaggerConfig::new(["/openapi.json"]).validator_url("none"));
-    let app = api.merge(Router::<AppState>::from(docs)).fallback(not_found);
+    with_layers(api.merge(Router::<AppState>::from(docs)).fallback(not_found), state)
+}
 
+/// The layers every route sits behind: body limits, gzip, timeout, panic catching, and the
+/// JSON shape for every error answer.
+fn with_layers(app: Router<AppState>, state: AppState) -> Router {
+    let settings = state.settings.clone();
     // The last layer added sees the request first. The body limit sits inside decompression,
     // so it bounds the decompressed size.
     app.layer(DefaultBodyLimit::disable())
@@ -121,4 +125,63 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no route for {}", uri.path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panic_is_a_json_500() {
+        let pool = crate::store::PoolSettings { max_connections: 1, acquire_timeout: Duration::from_secs(1) };
+        let store = Store::open("sqlite::memory:", &pool).await.unwrap();
+        let settings = Arc::new(Settings::load_from(|_| None).unwrap());
+        let state = AppState { store, settings, samples_arrived: Arc::new(Notify::new()) };
+        async fn buggy_handler() -> &'static str {
+            panic!("handler bug")
+        }
+        let app = Router::new().route("/boom", get(buggy_handler));
+        let response =
+            with_layers(app, state).oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+    }
+
+    #[test]
+    fn the_document_covers_every_route_with_auth_and_errors() {
+        let doc = serde_json::to_value(api_document()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                operations += 1;
+                let responses = op["responses"].as_object().unwrap();
+                assert!(responses.contains_key("500") && responses.contains_key("503"), "{method} {path}");
+                let public = openapi::PUBLIC_PATHS.contains(&path.as_str());
+                assert_eq!(responses.contains_key("401"), !public, "{method} {path}");
+                assert_eq!(op["security"].as_array().unwrap().is_empty(), public, "{method} {path}");
+                if op.get("requestBody").is_some() {
+                    for status in ["400", "413", "415", "422"] {
+                        assert!(responses.contains_key(status), "{method} {path} {status}");
+                    }
+                }
+            }
+        }
+        assert_eq!(operations, 35);
+        // Every schema reference resolves.
+        let text = doc.to_string();
+        for reference in text.split("\"#/components/schemas/").skip(1) {
+            let name = reference.split('"').next().unwrap();
+            assert!(doc["components"]["schemas"].get(name).is_some(), "dangling reference to {name}");
+        }
+        for name in ["MethodNotAllowed", "Unavailable", "ValidationFailed"] {
+            assert!(doc["components"]["responses"].get(name).is_some(), "{name}");
+        }
+    }
 }

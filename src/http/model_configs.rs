@@ -41,11 +41,11 @@ pub struct Targeting {
     pub enabled: Option<bool>,
     /// Exact matches on a context field (checked first).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 10000)]
+    #[schema(schema_with = schemas::individual_targets)]
     pub individual_targets: Option<Vec<IndividualTarget>>,
     /// The first rule whose conditions all hold picks the variant.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 10000)]
+    #[schema(schema_with = schemas::targeting_rules)]
     pub rules: Option<Vec<TargetingRule>>,
 }
 
@@ -54,7 +54,7 @@ pub struct Targeting {
 pub struct IndividualTarget {
     #[schema(schema_with = schemas::id)]
     pub field: String,
-    #[schema(max_length = 200)]
+    #[schema(schema_with = schemas::target_value)]
     pub value: String,
     /// Index into `variants`.
     #[schema(schema_with = schemas::variant_index)]
@@ -105,7 +105,7 @@ pub struct ModelConfigPublish {
     #[schema(schema_with = schemas::key)]
     pub key: String,
     /// 1 to 100 variants with distinct models; weights sum to 100.
-    #[schema(min_items = 1, max_items = 100)]
+    #[schema(schema_with = schemas::model_variants)]
     pub variants: Vec<ModelVariant>,
     pub targeting: Option<Targeting>,
 }
@@ -384,7 +384,8 @@ pub async fn publish(
     Valid(config): Valid<ModelConfigPublish>,
 ) -> ApiResult<(StatusCode, Json<ModelConfigVersionView>)> {
     let variants = serde_json::to_string(&config.variants).map_err(|_| ApiError::internal())?;
-    let targeting = config.targeting.as_ref().map(serde_json::to_string).transpose().map_err(|_| ApiError::internal())?;
+    let targeting =
+        config.targeting.as_ref().map(serde_json::to_string).transpose().map_err(|_| ApiError::internal())?;
     let stored =
         state.store.publish_model_config(owner.project_id, &config.key, &variants, targeting.as_deref()).await?;
     Ok((StatusCode::CREATED, Json((&stored).into())))
@@ -561,7 +562,8 @@ fn metric_means(
 fn variant_summary(
     v: VariantSummaryRow,
     weight: Option<serde_json::Number>,
-    metrics: Option<&BTreeMap<String, f64>>) -> VariantSummary {
+    metrics: Option<&BTreeMap<String, f64>>,
+) -> VariantSummary {
     VariantSummary {
         error_rate: (v.spans > 0).then(|| v.errors as f64 / v.spans as f64),
         model: v.model,

@@ -10,11 +10,15 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, RefOr, Response};
 use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ValidationErrorBody};
+use super::model_configs::{IndividualTarget, ModelVariant, TargetingRule};
+use super::templates::AbVariant;
 
 /// Paths that need no key.
 pub const PUBLIC_PATHS: &[&str] = &["/health", "/healthz", "/readyz"];
@@ -45,7 +49,8 @@ server's timeout) carries `Retry-After`.";
         (name = "project", description = "The key's project"),
         (name = "health", description = "Liveness and readiness (no key)"),
     ),
-    components(schemas(ErrorBody, ValidationErrorBody))
+    // Schemas referred to only from hand-built schemas (`validate::schemas`) are listed here.
+    components(schemas(ErrorBody, ValidationErrorBody, IndividualTarget, TargetingRule, ModelVariant, AbVariant))
 )]
 pub struct ApiDoc;
 
@@ -122,7 +127,9 @@ fn error_responses() -> Vec<(&'static str, Response)> {
 fn add_error_answers(op: &mut Operation, public: bool) {
     let params = op.parameters.as_deref().unwrap_or_default();
     let has = |place: ParameterIn| {
-        params.iter().any(|p| matches!(p, RefOr::T(p) if std::mem::discriminant(&p.parameter_in) == std::mem::discriminant(&place)))
+        params.iter().any(
+            |p| matches!(p, RefOr::T(p) if std::mem::discriminant(&p.parameter_in) == std::mem::discriminant(&place)),
+        )
     };
     let (in_path, in_query) = (has(ParameterIn::Path), has(ParameterIn::Query));
     let mut answers = vec![("500", "Internal"), ("503", "Unavailable")];
@@ -176,8 +183,10 @@ pub fn finish(mut doc: OpenApiDoc) -> OpenApiDoc {
     for (name, response) in error_responses() {
         components.responses.insert(name.to_string(), RefOr::T(response));
     }
-    let key_auth =
-        vec![SecurityRequirement::new("api_key", Vec::<String>::new()), SecurityRequirement::new("bearer", Vec::<String>::new())];
+    let key_auth = vec![
+        SecurityRequirement::new("api_key", Vec::<String>::new()),
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+    ];
     for (path, item) in doc.paths.paths.iter_mut() {
         let public = PUBLIC_PATHS.contains(&path.as_str());
         let operations = [

@@ -170,9 +170,9 @@ const PATCH_FIELDS: &[&str] = &[
 ];
 
 /// One of an enum's names, or a problem listing them.
-fn enum_field<T: std::str::FromStr + Copy>(f: &Fields, name: &str, all: &[T], problems: &mut Problems) -> Option<T>
+fn enum_field<T>(f: &Fields, name: &str, all: &[T], problems: &mut Problems) -> Option<T>
 where
-    T: std::fmt::Display,
+    T: std::str::FromStr + Copy + std::fmt::Display,
 {
     let allowed: Vec<String> = all.iter().map(|v| format!("\"{v}\"")).collect();
     match f.get(name)? {
@@ -413,8 +413,8 @@ pub async fn reset_baseline(
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
+    /// Page size.
+    #[param(schema_with = schemas::page_limit)]
     pub limit: Option<i64>,
     /// The `next_before` of the previous page.
     #[param(minimum = 1)]

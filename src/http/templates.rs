@@ -78,7 +78,8 @@ pub struct AbVariant {
 pub struct AbTestPublish {
     #[schema(schema_with = schemas::key)]
     pub key: String,
-    #[schema(min_items = 1, max_items = 100)]
+    /// 1 to 100 variants; weights sum to 100.
+    #[schema(schema_with = schemas::ab_variants)]
     pub variants: Vec<AbVariant>,
 }
 

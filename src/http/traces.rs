@@ -23,6 +23,7 @@ use crate::domain::{SpanSource, SpanStatus};
 use crate::store::{NewSpan, SpanFilter, SpanRow, SpansStored, TraceStatus, TraceSummaryRow};
 use crate::traces::fallom::FallomSpan;
 use crate::traces::{fallom, otlp, IngestOptions};
+use crate::validate::schemas;
 
 /// The JSON bodies `POST /v1/traces` takes: a Fallom span, an array of them, or an OTLP/JSON
 /// export.
@@ -30,7 +31,7 @@ use crate::traces::{fallom, otlp, IngestOptions};
 #[serde(untagged)]
 #[allow(dead_code)] // documents the wire format; bodies are told apart by shape in `ingest`
 pub enum TracesJson {
-    Span(FallomSpan),
+    Span(Box<FallomSpan>),
     /// 1 to 1000 spans, stored all or nothing.
     Spans(Vec<FallomSpan>),
     Otlp(OtlpExport),
@@ -81,10 +82,9 @@ pub struct OtlpPartialSuccess {
 impl From<ExportTraceServiceResponse> for OtlpExportResult {
     fn from(r: ExportTraceServiceResponse) -> Self {
         OtlpExportResult {
-            partial_success: r.partial_success.map(|p| OtlpPartialSuccess {
-                rejected_spans: p.rejected_spans,
-                error_message: p.error_message,
-            }),
+            partial_success: r
+                .partial_success
+                .map(|p| OtlpPartialSuccess { rejected_spans: p.rejected_spans, error_message: p.error_message }),
         }
     }
 }
@@ -155,8 +155,12 @@ pub async fn ingest(State(state): State<AppState>, Auth(owner): Auth, request: R
 
     let spans = fallom::parse(&value, options)?;
     let stored = store(&state, owner.project_id, &spans).await?;
-    let answer =
-        SpansAccepted { status: "accepted", stored: stored.stored, duplicates: stored.duplicates, samples: stored.samples };
+    let answer = SpansAccepted {
+        status: "accepted",
+        stored: stored.stored,
+        duplicates: stored.duplicates,
+        samples: stored.samples,
+    };
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
@@ -279,15 +283,15 @@ pub struct TraceListParams {
     pub session_id: Option<String>,
     pub customer_id: Option<String>,
     pub model: Option<String>,
-    /// `ERROR`: some span failed; `OK`: none did.
-    #[param(pattern = "^(OK|ERROR)$")]
+    /// `ERROR`: some span failed; `OK`: none did (any letter case).
+    #[param(schema_with = schemas::trace_status)]
     pub status: Option<String>,
     /// The trace's start, epoch milliseconds, inclusive.
     pub from: Option<i64>,
     /// The trace's start, epoch milliseconds, exclusive.
     pub to: Option<i64>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
+    /// Page size.
+    #[param(schema_with = schemas::page_limit)]
     pub limit: Option<i64>,
     /// The `next_before` of the previous page (`<start_ms>.<trace_id>`).
     #[param(pattern = r"^-?[0-9]{1,18}\.[\s\S]+$")]
@@ -295,7 +299,7 @@ pub struct TraceListParams {
 }
 
 fn parse_status(q: &mut QueryFields, raw: Option<&str>) -> Option<TraceStatus> {
-    match raw? {
+    match raw?.to_ascii_uppercase().as_str() {
         "ERROR" => Some(TraceStatus::Error),
         "OK" => Some(TraceStatus::Ok),
         other => {

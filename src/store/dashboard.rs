@@ -141,12 +141,7 @@ impl Store {
     }
 
     /// A prompt's drift events, newest first, before event id `before` (0 = from the newest).
-    pub async fn drift_events(
-        &self,
-        prompt_id: i64,
-        limit: i64,
-        before: i64,
-    ) -> StoreResult<Vec<DriftEventRow>> {
+    pub async fn drift_events(&self, prompt_id: i64, limit: i64, before: i64) -> StoreResult<Vec<DriftEventRow>> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM drift_events WHERE prompt_id = $1 AND ($2 = 0 OR id < $2) \
              ORDER BY id DESC LIMIT $3"

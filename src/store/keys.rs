@@ -29,7 +29,11 @@ impl Store {
             .bind(now_ms())
             .execute(&self.write)
             .await?;
-        Ok(sqlx::query("SELECT id FROM projects WHERE name = $1").bind(name).fetch_one(&self.write).await?.try_get(0)?)
+        Ok(sqlx::query("SELECT id FROM projects WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.write)
+            .await?
+            .try_get(0)?)
     }
 
     pub async fn insert_api_key(&self, project_id: i64, prefix: &str, key_hash: &str) -> StoreResult<()> {

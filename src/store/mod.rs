@@ -23,8 +23,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
-pub use error::{Error as StoreError, StoreResult};
 pub use dashboard::{BaselineRow, DriftEventRow, PromptPatch, SampleCounts, SampleRow};
+pub use error::{Error as StoreError, StoreResult};
 pub use keys::KeyOwner;
 pub use logs::NewLog;
 pub use metrics::SessionMetricRow;

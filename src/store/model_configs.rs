@@ -116,11 +116,7 @@ impl Store {
 
     /// Every version of one config, oldest first (archived configs included: pinned versions
     /// keep working).
-    pub async fn model_config_versions(
-        &self,
-        project_id: i64,
-        key: &str,
-    ) -> StoreResult<Vec<ModelConfigVersion>> {
+    pub async fn model_config_versions(&self, project_id: i64, key: &str) -> StoreResult<Vec<ModelConfigVersion>> {
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM model_configs c JOIN model_config_versions v ON v.config_id = c.id \
              WHERE c.project_id = $1 AND c.key = $2 ORDER BY v.version"

@@ -117,11 +117,7 @@ impl Store {
     /// Every version of every template (or of one key), ordered by key then version: the SDK
     /// keeps the last version it reads per key as the current one, and needs older versions
     /// for A/B variants pinned to them.
-    pub async fn prompt_templates(
-        &self,
-        project_id: i64,
-        key: Option<&str>,
-    ) -> StoreResult<Vec<PromptTemplateRow>> {
+    pub async fn prompt_templates(&self, project_id: i64, key: Option<&str>) -> StoreResult<Vec<PromptTemplateRow>> {
         let rows = sqlx::query(
             "SELECT key, version, system_prompt, user_template, created_at FROM prompt_templates \
              WHERE project_id = $1 AND ($2 IS NULL OR key = $2) ORDER BY key, version",
@@ -134,11 +130,7 @@ impl Store {
     }
 
     /// The latest version of every prompt A/B test (or every version of one key), by key.
-    pub async fn prompt_ab_tests(
-        &self,
-        project_id: i64,
-        key: Option<&str>,
-    ) -> StoreResult<Vec<PromptAbTestRow>> {
+    pub async fn prompt_ab_tests(&self, project_id: i64, key: Option<&str>) -> StoreResult<Vec<PromptAbTestRow>> {
         let rows = match key {
             Some(key) => {
                 sqlx::query(

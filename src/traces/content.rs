@@ -287,7 +287,9 @@ mod tests {
         assert_eq!(u, TokenUsage { input: None, output: None, total: None });
         let u = genai_usage(&attrs(json!({"gen_ai.usage.input_tokens": 1e300, "gen_ai.usage.output_tokens": 2})));
         assert_eq!(u, TokenUsage { input: None, output: Some(2), total: None });
-        let u = genai_usage(&attrs(json!({"gen_ai.usage.input_tokens": 1_000_000_000_000_i64, "gen_ai.usage.output_tokens": 1})));
+        let u = genai_usage(&attrs(
+            json!({"gen_ai.usage.input_tokens": 1_000_000_000_000_i64, "gen_ai.usage.output_tokens": 1}),
+        ));
         assert_eq!(u.total, Some(1_000_000_000_001));
     }
 

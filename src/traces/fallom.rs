@@ -12,12 +12,12 @@ use utoipa::ToSchema;
 use super::content::{fallom_response_text, fallom_usage, genai_model, genai_usage};
 use super::{finish_span, IngestOptions};
 use crate::domain::{SpanSource, SpanStatus};
-use crate::validate::schemas;
 use crate::store::NewSpan;
 use crate::validate::limits::{
-    MAX_DURATION_MS, MAX_ERROR_CHARS, MAX_FALLOM_SPANS, MAX_ID_CHARS, MAX_KIND_CHARS, MAX_MODEL_CHARS,
-    MAX_NAME_CHARS, MAX_SPAN_NAME_CHARS, MAX_TAGS, MAX_TIME_CHARS, MAX_VARIANT_INDEX, MAX_VERSION,
+    MAX_DURATION_MS, MAX_ERROR_CHARS, MAX_FALLOM_SPANS, MAX_ID_CHARS, MAX_KIND_CHARS, MAX_MODEL_CHARS, MAX_NAME_CHARS,
+    MAX_SPAN_NAME_CHARS, MAX_TAGS, MAX_TIME_CHARS, MAX_VARIANT_INDEX, MAX_VERSION,
 };
+use crate::validate::schemas;
 use crate::validate::{Fields, FromJson, Problems, ValidationError};
 
 /// One span as the Fallom SDK sends it. Times are ISO 8601 (an offset is optional; none means
@@ -44,7 +44,8 @@ pub struct FallomSpan {
     pub end_time: String,
     #[schema(schema_with = schemas::duration_ms)]
     pub duration_ms: i64,
-    /// `OK`, `ERROR` or `UNSET`.
+    /// `OK`, `ERROR` or `UNSET` (any letter case; stored in upper case).
+    #[schema(schema_with = schemas::span_status)]
     pub status: SpanStatus,
     #[schema(schema_with = schemas::optional_id)]
     pub customer_id: Option<String>,
@@ -108,7 +109,7 @@ fn time_field(fields: &Fields, name: &str, problems: &mut Problems) -> Option<(S
 
 fn status_field(f: &Fields, problems: &mut Problems) -> Option<SpanStatus> {
     let status = f.required_str("status", 20, problems)?;
-    let parsed = status.parse().ok();
+    let parsed = status.to_ascii_uppercase().parse().ok();
     if parsed.is_none() {
         problems.push(f.path("status"), format!("must be one of OK, ERROR, UNSET; got {status:?}"));
     }
@@ -121,7 +122,9 @@ fn tags_field(f: &Fields, problems: &mut Problems) -> Option<Vec<String>> {
     for (i, tag) in tags.iter().enumerate() {
         match tag.as_str() {
             Some(t) if t.chars().count() <= MAX_ID_CHARS => out.push(t.to_string()),
-            Some(_) => problems.push(format!("{}[{i}]", f.path("tags")), format!("is longer than {MAX_ID_CHARS} characters")),
+            Some(_) => {
+                problems.push(format!("{}[{i}]", f.path("tags")), format!("is longer than {MAX_ID_CHARS} characters"))
+            }
             None => problems.push(format!("{}[{i}]", f.path("tags")), "must be a string"),
         }
     }

@@ -13,9 +13,9 @@ use serde_json::{Map, Value};
 
 use super::content::{genai_event_content, genai_model, genai_request_text, genai_response_text, genai_usage};
 use super::{finish_span, IngestOptions};
-use crate::validate::limits::{MAX_ERROR_CHARS, MAX_ID_CHARS, MAX_SPAN_NAME_CHARS};
 use crate::domain::{SpanSource, SpanStatus};
 use crate::store::NewSpan;
+use crate::validate::limits::{MAX_ERROR_CHARS, MAX_ID_CHARS, MAX_SPAN_NAME_CHARS};
 
 /// Rejected-span reasons named in `partial_success.error_message`, at most this many.
 const MAX_REPORTED_REJECTIONS: usize = 5;

@@ -90,7 +90,9 @@ pub fn optional_tags() -> RefOr<Schema> {
 
 /// `drift_threshold` of a prompt: a similarity ratio from 0 to 1.
 pub fn ratio() -> RefOr<Schema> {
-    RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(Some(1.0)).build()))
+    RefOr::T(Schema::Object(
+        ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(Some(1.0)).build(),
+    ))
 }
 
 /// `length_drift_threshold` of a prompt: standard deviations, above 0.
@@ -118,3 +120,62 @@ pub fn metric_data() -> RefOr<Schema> {
         .property_names(Some(names));
     RefOr::T(Schema::Object(schema.build()))
 }
+
+/// An array of 1 to [`MAX_VARIANTS`] items of the named component schema.
+fn variant_list(item: &str) -> RefOr<Schema> {
+    let array = ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name(item))
+        .min_items(Some(1))
+        .max_items(Some(MAX_VARIANTS));
+    RefOr::T(Schema::Array(array.build()))
+}
+
+/// The variants of a model config.
+pub fn model_variants() -> RefOr<Schema> {
+    variant_list("ModelVariant")
+}
+
+/// The variants of a prompt A/B test.
+pub fn ab_variants() -> RefOr<Schema> {
+    variant_list("AbVariant")
+}
+
+/// An optional list of at most [`MAX_TARGETS`] items of the named component schema.
+fn target_list(item: &str) -> RefOr<Schema> {
+    let array = ArrayBuilder::new()
+        .schema_type(types(Type::Array, true))
+        .items(utoipa::openapi::Ref::from_schema_name(item))
+        .max_items(Some(MAX_TARGETS));
+    RefOr::T(Schema::Array(array.build()))
+}
+
+pub fn individual_targets() -> RefOr<Schema> {
+    target_list("IndividualTarget")
+}
+
+pub fn targeting_rules() -> RefOr<Schema> {
+    target_list("TargetingRule")
+}
+
+/// The value an individual target matches (may be empty).
+pub fn target_value() -> RefOr<Schema> {
+    RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::String).max_length(Some(MAX_ID_CHARS)).build()))
+}
+
+/// The `limit` of a paged list.
+pub fn page_limit() -> RefOr<Schema> {
+    RefOr::T(Schema::Object(int(1, MAX_PAGE, false).default(Some(DEFAULT_PAGE.into())).build()))
+}
+
+/// A span status as clients may write it: `OK`, `ERROR` or `UNSET` in any letter case.
+pub fn span_status() -> RefOr<Schema> {
+    RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::String).pattern(Some(ANY_CASE_STATUS)).build()))
+}
+
+/// A trace status filter: `OK` or `ERROR` in any letter case.
+pub fn trace_status() -> RefOr<Schema> {
+    let schema = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^([Oo][Kk]|[Ee][Rr][Rr][Oo][Rr])$"));
+    RefOr::T(Schema::Object(schema.build()))
+}
+
+const ANY_CASE_STATUS: &str = "^([Oo][Kk]|[Ee][Rr][Rr][Oo][Rr]|[Uu][Nn][Ss][Ee][Tt])$";

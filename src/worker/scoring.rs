@@ -46,8 +46,7 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
         drift_threshold: p.drift_threshold,
         length_drift_threshold: p.length_drift_threshold,
     };
-    let (auto_switch, original_status, original_active) =
-        (p.auto_switch_enabled, p.status, p.active_prompt);
+    let (auto_switch, original_status, original_active) = (p.auto_switch_enabled, p.status, p.active_prompt);
     let mut status = original_status;
     let mut active = original_active;
     let mut scored = 0;
