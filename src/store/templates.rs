@@ -46,20 +46,20 @@ where
 
 fn template_from_row(r: &AnyRow) -> StoreResult<PromptTemplateRow> {
     Ok(PromptTemplateRow {
-        key: r.try_get(0)?,
-        version: r.try_get(1)?,
-        system_prompt: r.try_get(2)?,
-        user_template: r.try_get(3)?,
-        created_at: r.try_get(4)?,
+        key: r.try_get("key")?,
+        version: r.try_get("version")?,
+        system_prompt: r.try_get("system_prompt")?,
+        user_template: r.try_get("user_template")?,
+        created_at: r.try_get("created_at")?,
     })
 }
 
 fn ab_test_from_row(r: &AnyRow) -> StoreResult<PromptAbTestRow> {
     Ok(PromptAbTestRow {
-        key: r.try_get(0)?,
-        version: r.try_get(1)?,
-        variants: r.try_get(2)?,
-        created_at: r.try_get(3)?,
+        key: r.try_get("key")?,
+        version: r.try_get("version")?,
+        variants: r.try_get("variants")?,
+        created_at: r.try_get("created_at")?,
     })
 }
 
@@ -117,11 +117,7 @@ impl Store {
     /// Every version of every template (or of one key), ordered by key then version: the SDK
     /// keeps the last version it reads per key as the current one, and needs older versions
     /// for A/B variants pinned to them.
-    pub async fn prompt_templates(
-        &self,
-        project_id: i64,
-        key: Option<&str>,
-    ) -> StoreResult<Vec<PromptTemplateRow>> {
+    pub async fn prompt_templates(&self, project_id: i64, key: Option<&str>) -> StoreResult<Vec<PromptTemplateRow>> {
         let rows = sqlx::query(
             "SELECT key, version, system_prompt, user_template, created_at FROM prompt_templates \
              WHERE project_id = $1 AND ($2 IS NULL OR key = $2) ORDER BY key, version",
@@ -134,11 +130,7 @@ impl Store {
     }
 
     /// The latest version of every prompt A/B test (or every version of one key), by key.
-    pub async fn prompt_ab_tests(
-        &self,
-        project_id: i64,
-        key: Option<&str>,
-    ) -> StoreResult<Vec<PromptAbTestRow>> {
+    pub async fn prompt_ab_tests(&self, project_id: i64, key: Option<&str>) -> StoreResult<Vec<PromptAbTestRow>> {
         let rows = match key {
             Some(key) => {
                 sqlx::query(
