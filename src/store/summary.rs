@@ -26,11 +26,12 @@ const IN_SCOPE: &str = "project_id = $1 AND config_key = $2 AND ($3 IS NULL OR c
 
 /// `SUM(column)` of a BIGINT column as a BIGINT that saturates at `i64::MAX` instead of failing:
 /// Postgres sums BIGINT as NUMERIC, whose cast back to BIGINT errors out of range, and SQLite's
-/// integer SUM raises "integer overflow". Summing as DOUBLE PRECISION cannot fail on either, is
-/// exact up to 2^53 (far beyond any real token count), and is clamped just below `i64::MAX`
-/// (both ends, so even a stored negative value cannot make the read fail) before the cast. Both
-/// CASE branches are BIGINT, so the Any driver decodes an `i64` on both backends; with no
-/// non-null values the sum stays NULL.
+/// integer SUM raises "integer overflow". Summing as DOUBLE PRECISION cannot fail on either and
+/// is exact up to 2^53 (far beyond any real token count); a sum from 9.2e18 up (just below
+/// `i64::MAX`, where the double still converts safely) reads as `i64::MAX`, and likewise at the
+/// negative end, so not even a stored negative count can make the read fail. Both CASE branches
+/// are BIGINT, so the Any driver decodes an `i64` on both backends; with no non-null values the
+/// sum stays NULL.
 fn saturating_sum(column: &str) -> String {
     let sum = format!("SUM(CAST({column} AS DOUBLE PRECISION))");
     format!(
@@ -67,7 +68,9 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()?;
 
-        // Counts are BIGINT on both backends and bounded by the number of rows.
+        // Counts are BIGINT on both backends and bounded by the number of rows. AVG cannot fail
+        // either: Postgres averages BIGINT as NUMERIC (within the values' range) and SQLite's
+        // AVG is floating point and never raises an overflow.
         let sql = format!(
             "SELECT a.assigned_model, COUNT(DISTINCT s.trace_id) AS traces, COUNT(*) AS spans, \
                     COUNT(CASE WHEN s.status = 'ERROR' THEN 1 END) AS errors, \
