@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Store, StoreResult};
+use super::{get_bool, now_ms, Store, StoreResult};
 
 /// Who a valid key belongs to.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ impl Store {
             .bind(name)
             .fetch_one(&self.write)
             .await?
-            .try_get(0)?)
+            .try_get("id")?)
     }
 
     pub async fn insert_api_key(&self, project_id: i64, prefix: &str, key_hash: &str) -> StoreResult<()> {
@@ -56,8 +56,10 @@ impl Store {
         .bind(key_hash)
         .fetch_optional(&self.read)
         .await?;
-        row.map(|r| Ok(KeyOwner { project_id: r.try_get(0)?, capture_content: r.try_get::<i64, _>(1)? != 0 }))
-            .transpose()
+        row.map(|r| {
+            Ok(KeyOwner { project_id: r.try_get("project_id")?, capture_content: get_bool(&r, "capture_content")? })
+        })
+        .transpose()
     }
 
     /// The project's name and privacy setting.
@@ -66,7 +68,7 @@ impl Store {
             .bind(project_id)
             .fetch_one(&self.read)
             .await?;
-        Ok((row.try_get(0)?, row.try_get::<i64, _>(1)? != 0))
+        Ok((row.try_get("name")?, get_bool(&row, "capture_content")?))
     }
 
     pub async fn set_capture_content(&self, project_id: i64, capture: bool) -> StoreResult<()> {
@@ -79,12 +81,12 @@ impl Store {
     }
 
     pub async fn count_api_keys(&self) -> StoreResult<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM api_keys").fetch_one(&self.read).await?.try_get(0)?)
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_keys").fetch_one(&self.read).await?.try_get("n")?)
     }
 
     pub async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRow>> {
         let rows = sqlx::query(
-            "SELECT k.prefix, p.name, k.created_at, k.revoked_at FROM api_keys k \
+            "SELECT k.prefix, p.name AS project_name, k.created_at, k.revoked_at FROM api_keys k \
              JOIN projects p ON p.id = k.project_id ORDER BY k.id",
         )
         .fetch_all(&self.read)
@@ -92,10 +94,10 @@ impl Store {
         rows.into_iter()
             .map(|r| {
                 Ok(ApiKeyRow {
-                    prefix: r.try_get(0)?,
-                    project_name: r.try_get(1)?,
-                    created_at: r.try_get(2)?,
-                    revoked_at: r.try_get(3)?,
+                    prefix: r.try_get("prefix")?,
+                    project_name: r.try_get("project_name")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
                 })
             })
             .collect()

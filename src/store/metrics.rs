@@ -65,13 +65,13 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                let text: String = r.try_get(3)?;
+                let text: String = r.try_get("value")?;
                 Ok(SessionMetricRow {
-                    config_key: r.try_get(0)?,
-                    session_id: r.try_get(1)?,
-                    field: r.try_get(2)?,
+                    config_key: r.try_get("config_key")?,
+                    session_id: r.try_get("session_id")?,
+                    field: r.try_get("field")?,
                     value: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-                    updated_at: r.try_get(4)?,
+                    updated_at: r.try_get("updated_at")?,
                 })
             })
             .collect()

@@ -3,13 +3,15 @@
 //! is written once; only the migrations and the few statements that need a backend's own
 //! features (row locks, SKIP LOCKED) differ, and those branch on [`Backend`].
 
-mod dashboard;
+mod baselines;
+mod drift_events;
 mod error;
 mod keys;
 mod logs;
 mod metrics;
 mod model_configs;
 mod prompts;
+mod samples;
 mod scoring;
 mod spans;
 mod summary;
@@ -23,13 +25,15 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
-pub use dashboard::{BaselineRow, DriftEventRow, PromptPatch, SampleCounts, SampleRow};
+pub use baselines::BaselineRow;
+pub use drift_events::DriftEventRow;
 pub use error::{Error as StoreError, StoreResult};
 pub use keys::KeyOwner;
 pub use logs::NewLog;
 pub use metrics::SessionMetricRow;
 pub use model_configs::{ModelConfigRow, ModelConfigVersion, SessionAssignment};
-pub use prompts::{PromptConfigRow, PromptRow};
+pub use prompts::{PromptConfigRow, PromptPatch, PromptRow};
+pub use samples::{SampleCounts, SampleRow};
 pub use scoring::{
     vector_from_bytes, BaselineUpdate, ClaimedSample, NewDriftEvent, ScoringTx, StoredBaseline, UnscoredSample,
 };

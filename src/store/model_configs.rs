@@ -37,11 +37,11 @@ const VERSION_COLUMNS: &str = "c.key, v.version, v.variants, v.targeting, v.crea
 
 fn version_from_row(r: &AnyRow) -> StoreResult<ModelConfigVersion> {
     Ok(ModelConfigVersion {
-        key: r.try_get(0)?,
-        version: r.try_get(1)?,
-        variants: r.try_get(2)?,
-        targeting: r.try_get(3)?,
-        created_at: r.try_get(4)?,
+        key: r.try_get("key")?,
+        version: r.try_get("version")?,
+        variants: r.try_get("variants")?,
+        targeting: r.try_get("targeting")?,
+        created_at: r.try_get("created_at")?,
     })
 }
 
@@ -73,13 +73,14 @@ impl Store {
                 .bind(key)
                 .fetch_one(&mut *tx)
                 .await?
-                .try_get(0)?;
-        let version: i64 =
-            sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 FROM model_config_versions WHERE config_id = $1")
-                .bind(config_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
+                .try_get("id")?;
+        let version: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(version), 0) + 1 AS next_version FROM model_config_versions WHERE config_id = $1",
+        )
+        .bind(config_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("next_version")?;
         sqlx::query(
             "INSERT INTO model_config_versions (config_id, version, variants, targeting, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -142,7 +143,7 @@ impl Store {
     /// The project's configs, or only the one with `key`.
     pub async fn model_configs(&self, project_id: i64, key: Option<&str>) -> StoreResult<Vec<ModelConfigRow>> {
         let rows = sqlx::query(
-            "SELECT c.key, (SELECT MAX(version) FROM model_config_versions WHERE config_id = c.id), \
+            "SELECT c.key, (SELECT MAX(version) FROM model_config_versions WHERE config_id = c.id) AS latest_version, \
                     c.archived_at, c.created_at \
              FROM model_configs c WHERE c.project_id = $1 AND ($2 IS NULL OR c.key = $2) ORDER BY c.key",
         )
@@ -153,10 +154,10 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(ModelConfigRow {
-                    key: r.try_get(0)?,
-                    latest_version: r.try_get(1)?,
-                    archived_at: r.try_get(2)?,
-                    created_at: r.try_get(3)?,
+                    key: r.try_get("key")?,
+                    latest_version: r.try_get("latest_version")?,
+                    archived_at: r.try_get("archived_at")?,
+                    created_at: r.try_get("created_at")?,
                 })
             })
             .collect()

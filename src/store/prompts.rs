@@ -1,4 +1,7 @@
-//! Prompts: created on first log, carrying the config the SDK reads back.
+//! Prompts: created on first log, carrying the config the SDK reads back and the settings a
+//! dashboard changes. Everything that reads or changes a prompt row is here, so the one column
+//! list ([`PROMPT_COLUMNS`]) and its decoder serve every query; resetting a baseline lives here
+//! too because it is a prompt-level action (it also marks the prompt active again).
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -54,6 +57,17 @@ pub struct PromptConfigRow {
     pub baseline_sample_count: i64,
 }
 
+/// Settings a dashboard may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct PromptPatch {
+    pub drift_threshold: Option<f64>,
+    pub length_drift_threshold: Option<f64>,
+    pub min_baseline_samples: Option<i64>,
+    pub auto_switch_enabled: Option<bool>,
+    pub active_prompt: Option<PromptVersion>,
+    pub status: Option<PromptStatus>,
+}
+
 /// Id and active version of a prompt, as a log arriving now is stored under.
 pub(super) struct PromptHandle {
     pub id: i64,
@@ -85,6 +99,18 @@ pub(super) async fn get_or_create_prompt(
 }
 
 impl Store {
+    pub async fn prompt_by_name(&self, project_id: i64, name: &str) -> StoreResult<Option<PromptRow>> {
+        let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts p WHERE p.project_id = $1 AND p.name = $2");
+        let row = sqlx::query(&sql).bind(project_id).bind(name).fetch_optional(&self.read).await?;
+        row.as_ref().map(PromptRow::from_row).transpose()
+    }
+
+    pub async fn prompts(&self, project_id: i64) -> StoreResult<Vec<PromptRow>> {
+        let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts p WHERE p.project_id = $1 ORDER BY p.name");
+        let rows = sqlx::query(&sql).bind(project_id).fetch_all(&self.read).await?;
+        rows.iter().map(PromptRow::from_row).collect()
+    }
+
     /// Every prompt of a project with its config, ordered by name.
     pub async fn prompt_configs(&self, project_id: i64) -> StoreResult<Vec<PromptConfigRow>> {
         let sql = format!(
@@ -103,5 +129,48 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    pub async fn update_prompt_settings(&self, prompt_id: i64, patch: &PromptPatch) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE prompts SET drift_threshold = COALESCE($1, drift_threshold), \
+                 length_drift_threshold = COALESCE($2, length_drift_threshold), \
+                 min_baseline_samples = COALESCE($3, min_baseline_samples), \
+                 auto_switch_enabled = COALESCE($4, auto_switch_enabled), \
+                 active_prompt = COALESCE($5, active_prompt), status = COALESCE($6, status), updated_at = $7 \
+             WHERE id = $8",
+        )
+        // sqlx 0.8 `Any` declares a NULL f64 as float4 but a value as float8; a cached
+        // Postgres statement then rejects the other kind, so this one is not cached.
+        .persistent(false)
+        .bind(patch.drift_threshold)
+        .bind(patch.length_drift_threshold)
+        .bind(patch.min_baseline_samples)
+        .bind(patch.auto_switch_enabled.map(i64::from))
+        .bind(patch.active_prompt.map(PromptVersion::as_str))
+        .bind(patch.status.map(PromptStatus::as_str))
+        .bind(now_ms())
+        .bind(prompt_id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets the baseline of one version (it learns again from its next samples) and marks the
+    /// prompt active again.
+    pub async fn reset_baseline(&self, prompt_id: i64, version: PromptVersion) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM prompt_baselines WHERE prompt_id = $1 AND version = $2")
+            .bind(prompt_id)
+            .bind(version.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE prompts SET status = 'active', updated_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(prompt_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -116,11 +116,27 @@ const SPAN_COLUMNS: &str = "id, trace_id, span_id, parent_span_id, source, sessi
 #[derive(Default)]
 struct TraceRollups(std::collections::BTreeMap<String, TraceSummaryRow>);
 
+/// Token counts of a trace's spans added up; a span without a count adds nothing, and the sum
+/// saturates at `i64::MAX` (as the stored rollup does) instead of overflowing.
 fn add_tokens(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(a + b),
+        (Some(a), Some(b)) => Some(a.saturating_add(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// The upsert's new value of a token column: the stored and the incoming count added, NULL only
+/// when both are NULL. The sum saturates at `i64::MAX`: a BIGINT addition that overflows fails
+/// the statement on both backends (and with it the whole batch). Counts are never negative
+/// (ingest bounds them, migration 0004 cleaned older rows), so only the upper end is checked,
+/// and the check itself cannot overflow.
+fn saturating_token_sum(column: &str) -> String {
+    format!(
+        "CASE WHEN traces.{column} IS NULL THEN excluded.{column} \
+             WHEN excluded.{column} IS NULL THEN traces.{column} \
+             WHEN traces.{column} > 9223372036854775807 - excluded.{column} THEN 9223372036854775807 \
+             ELSE traces.{column} + excluded.{column} END"
+    )
 }
 
 impl TraceRollups {
@@ -174,17 +190,15 @@ impl TraceRollups {
                     end_ms = CASE WHEN excluded.end_ms > traces.end_ms THEN excluded.end_ms ELSE traces.end_ms END, \
                     span_count = traces.span_count + excluded.span_count, \
                     error_count = traces.error_count + excluded.error_count, \
-                    input_tokens = CASE WHEN traces.input_tokens IS NULL THEN excluded.input_tokens \
-                        WHEN excluded.input_tokens IS NULL THEN traces.input_tokens \
-                        ELSE traces.input_tokens + excluded.input_tokens END, \
-                    output_tokens = CASE WHEN traces.output_tokens IS NULL THEN excluded.output_tokens \
-                        WHEN excluded.output_tokens IS NULL THEN traces.output_tokens \
-                        ELSE traces.output_tokens + excluded.output_tokens END, \
+                    input_tokens = {}, \
+                    output_tokens = {}, \
                     session_id = COALESCE(traces.session_id, excluded.session_id), \
                     config_key = COALESCE(traces.config_key, excluded.config_key), \
                     customer_id = COALESCE(traces.customer_id, excluded.customer_id), \
                     root_name = COALESCE(excluded.root_name, traces.root_name)",
-                values.join(", ")
+                values.join(", "),
+                saturating_token_sum("input_tokens"),
+                saturating_token_sum("output_tokens"),
             );
             let mut query = sqlx::query(&sql);
             for t in chunk {

@@ -24,6 +24,23 @@ pub struct VariantSummaryRow {
 /// Every query here binds exactly those three parameters.
 const IN_SCOPE: &str = "project_id = $1 AND config_key = $2 AND ($3 IS NULL OR config_version = $3)";
 
+/// `SUM(column)` of a BIGINT column as a BIGINT that saturates at `i64::MAX` instead of failing:
+/// Postgres sums BIGINT as NUMERIC, whose cast back to BIGINT errors out of range, and SQLite's
+/// integer SUM raises "integer overflow". Summing as DOUBLE PRECISION cannot fail on either and
+/// is exact up to 2^53 (far beyond any real token count); a sum from 9.2e18 up (just below
+/// `i64::MAX`, where the double still converts safely) reads as `i64::MAX`, and likewise at the
+/// negative end, so not even a stored negative count can make the read fail. Both CASE branches
+/// are BIGINT, so the Any driver decodes an `i64` on both backends; with no non-null values the
+/// sum stays NULL.
+fn saturating_sum(column: &str) -> String {
+    let sum = format!("SUM(CAST({column} AS DOUBLE PRECISION))");
+    format!(
+        "CASE WHEN {sum} >= CAST(9.2e18 AS DOUBLE PRECISION) THEN CAST(9223372036854775807 AS BIGINT) \
+              WHEN {sum} <= CAST(-9.2e18 AS DOUBLE PRECISION) THEN CAST(-9223372036854775807 AS BIGINT) \
+              ELSE CAST({sum} AS BIGINT) END"
+    )
+}
+
 impl Store {
     pub async fn variant_summaries(
         &self,
@@ -31,42 +48,50 @@ impl Store {
         config_key: &str,
         version: Option<i64>,
     ) -> StoreResult<Vec<VariantSummaryRow>> {
+        // seen_count grows by one per reported assignment, so its sum cannot come near i64::MAX;
+        // the cast only turns Postgres's NUMERIC sum back into BIGINT.
         let sql = format!(
-            "SELECT assigned_model, COUNT(DISTINCT session_id), CAST(SUM(seen_count) AS BIGINT) FROM model_sessions \
-             WHERE {IN_SCOPE} GROUP BY assigned_model ORDER BY assigned_model"
+            "SELECT assigned_model, COUNT(DISTINCT session_id) AS sessions, \
+                    CAST(SUM(seen_count) AS BIGINT) AS assignments \
+             FROM model_sessions WHERE {IN_SCOPE} GROUP BY assigned_model ORDER BY assigned_model"
         );
         let sessions = sqlx::query(&sql).bind(project_id).bind(config_key).bind(version).fetch_all(&self.read).await?;
         let mut out: Vec<VariantSummaryRow> = sessions
             .iter()
             .map(|r| {
                 Ok(VariantSummaryRow {
-                    model: r.try_get(0)?,
-                    sessions: r.try_get(1)?,
-                    assignments: r.try_get(2)?,
+                    model: r.try_get("assigned_model")?,
+                    sessions: r.try_get("sessions")?,
+                    assignments: r.try_get("assignments")?,
                     ..Default::default()
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
 
+        // Counts are BIGINT on both backends and bounded by the number of rows. AVG cannot fail
+        // either: Postgres averages BIGINT as NUMERIC (within the values' range) and SQLite's
+        // AVG is floating point and never raises an overflow.
         let sql = format!(
-            "SELECT a.assigned_model, COUNT(DISTINCT s.trace_id), COUNT(*), \
-                    CAST(SUM(CASE WHEN s.status = 'ERROR' THEN 1 ELSE 0 END) AS BIGINT), \
-                    CAST(AVG(s.duration_ms) AS DOUBLE PRECISION), \
-                    CAST(SUM(s.input_tokens) AS BIGINT), CAST(SUM(s.output_tokens) AS BIGINT) \
+            "SELECT a.assigned_model, COUNT(DISTINCT s.trace_id) AS traces, COUNT(*) AS spans, \
+                    COUNT(CASE WHEN s.status = 'ERROR' THEN 1 END) AS errors, \
+                    CAST(AVG(s.duration_ms) AS DOUBLE PRECISION) AS mean_latency_ms, \
+                    {} AS input_tokens, {} AS output_tokens \
              FROM spans s JOIN (SELECT DISTINCT session_id, assigned_model FROM model_sessions WHERE {IN_SCOPE}) a \
                   ON a.session_id = s.session_id \
-             WHERE s.project_id = $1 AND s.config_key = $2 GROUP BY a.assigned_model"
+             WHERE s.project_id = $1 AND s.config_key = $2 GROUP BY a.assigned_model",
+            saturating_sum("s.input_tokens"),
+            saturating_sum("s.output_tokens"),
         );
         let traffic = sqlx::query(&sql).bind(project_id).bind(config_key).bind(version).fetch_all(&self.read).await?;
         for r in &traffic {
-            let model: String = r.try_get(0)?;
+            let model: String = r.try_get("assigned_model")?;
             let Some(row) = out.iter_mut().find(|v| v.model == model) else { continue };
-            row.traces = r.try_get(1)?;
-            row.spans = r.try_get(2)?;
-            row.errors = r.try_get(3)?;
-            row.mean_latency_ms = r.try_get(4)?;
-            row.input_tokens = r.try_get(5)?;
-            row.output_tokens = r.try_get(6)?;
+            row.traces = r.try_get("traces")?;
+            row.spans = r.try_get("spans")?;
+            row.errors = r.try_get("errors")?;
+            row.mean_latency_ms = r.try_get("mean_latency_ms")?;
+            row.input_tokens = r.try_get("input_tokens")?;
+            row.output_tokens = r.try_get("output_tokens")?;
         }
         Ok(out)
     }
@@ -80,6 +105,6 @@ impl Store {
     ) -> StoreResult<Vec<(String, String)>> {
         let sql = format!("SELECT DISTINCT session_id, assigned_model FROM model_sessions WHERE {IN_SCOPE}");
         let rows = sqlx::query(&sql).bind(project_id).bind(config_key).bind(version).fetch_all(&self.read).await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter().map(|r| Ok((r.try_get("session_id")?, r.try_get("assigned_model")?))).collect()
     }
 }

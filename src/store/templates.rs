@@ -46,20 +46,20 @@ where
 
 fn template_from_row(r: &AnyRow) -> StoreResult<PromptTemplateRow> {
     Ok(PromptTemplateRow {
-        key: r.try_get(0)?,
-        version: r.try_get(1)?,
-        system_prompt: r.try_get(2)?,
-        user_template: r.try_get(3)?,
-        created_at: r.try_get(4)?,
+        key: r.try_get("key")?,
+        version: r.try_get("version")?,
+        system_prompt: r.try_get("system_prompt")?,
+        user_template: r.try_get("user_template")?,
+        created_at: r.try_get("created_at")?,
     })
 }
 
 fn ab_test_from_row(r: &AnyRow) -> StoreResult<PromptAbTestRow> {
     Ok(PromptAbTestRow {
-        key: r.try_get(0)?,
-        version: r.try_get(1)?,
-        variants: r.try_get(2)?,
-        created_at: r.try_get(3)?,
+        key: r.try_get("key")?,
+        version: r.try_get("version")?,
+        variants: r.try_get("variants")?,
+        created_at: r.try_get("created_at")?,
     })
 }
 

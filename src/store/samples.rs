@@ -1,0 +1,88 @@
+//! Reads of `samples`, the LLM responses drift is measured on. They are written by ingest
+//! (`logs.rs`, `spans.rs`) and moved through their states by the worker (`scoring.rs`); what
+//! the dashboard reads of them is here, next to the row type, so the columns a sample is
+//! decoded from and the meaning of its states for readers are defined once.
+
+use sqlx::Row;
+
+use super::{get_enum, Store, StoreResult};
+use crate::domain::{PromptVersion, SampleState};
+
+#[derive(Debug, Clone)]
+pub struct SampleRow {
+    pub id: i64,
+    pub prompt_version: PromptVersion,
+    pub input_text: Option<String>,
+    pub response_text: String,
+    pub model: Option<String>,
+    pub response_length: i64,
+    pub received_at: i64,
+    pub state: SampleState,
+    pub similarity: Option<f64>,
+    pub semantic_score: Option<f64>,
+    pub length_score: Option<f64>,
+    pub processed_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SampleCounts {
+    pub total: i64,
+    pub pending: i64,
+    pub done: i64,
+    pub failed: i64,
+}
+
+impl Store {
+    /// A prompt's samples, newest first, before sample id `before` (0 = from the newest).
+    pub async fn samples(&self, prompt_id: i64, limit: i64, before: i64) -> StoreResult<Vec<SampleRow>> {
+        let rows = sqlx::query(
+            "SELECT id, prompt_version, input_text, response_text, model, response_length, received_at, state, \
+                    similarity, semantic_score, length_score, processed_at, error \
+             FROM samples WHERE prompt_id = $1 AND ($2 = 0 OR id < $2) ORDER BY id DESC LIMIT $3",
+        )
+        .bind(prompt_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SampleRow {
+                    id: r.try_get("id")?,
+                    prompt_version: get_enum(r, "prompt_version")?,
+                    input_text: r.try_get("input_text")?,
+                    response_text: r.try_get("response_text")?,
+                    model: r.try_get("model")?,
+                    response_length: r.try_get("response_length")?,
+                    received_at: r.try_get("received_at")?,
+                    state: get_enum(r, "state")?,
+                    similarity: r.try_get("similarity")?,
+                    semantic_score: r.try_get("semantic_score")?,
+                    length_score: r.try_get("length_score")?,
+                    processed_at: r.try_get("processed_at")?,
+                    error: r.try_get("error")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn sample_counts(&self, prompt_id: i64) -> StoreResult<SampleCounts> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM samples WHERE prompt_id = $1 GROUP BY state")
+            .bind(prompt_id)
+            .fetch_all(&self.read)
+            .await?;
+        let mut counts = SampleCounts::default();
+        for r in rows {
+            let n: i64 = r.try_get("n")?;
+            counts.total += n;
+            match get_enum(&r, "state")? {
+                // "embedded" is still waiting to be scored: pending for anyone watching
+                SampleState::Pending | SampleState::Embedded => counts.pending += n,
+                SampleState::Done => counts.done += n,
+                SampleState::Failed => counts.failed += n,
+            }
+        }
+        Ok(counts)
+    }
+}
