@@ -105,6 +105,14 @@ named_enum! {
 }
 
 named_enum! {
+    /// A model-config targeting condition's operator, as the Fallom SDK understands it.
+    TargetingOperator {
+        Eq = "eq", Neq = "neq", In = "in", Nin = "nin", Contains = "contains", StartsWith = "startsWith",
+        EndsWith = "endsWith",
+    }
+}
+
+named_enum! {
     /// What a drift event is about.
     DriftKind { Semantic = "semantic", Length = "length" }
 }

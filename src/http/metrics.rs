@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Auth;
 use super::body::Valid;
 use super::error::ApiResult;
-use super::query::QueryFields;
+use super::query::{FromQuery, QueryFields, ValidQuery};
 use super::AppState;
 use crate::validate::limits::{MAX_ID_CHARS, MAX_METRIC_FIELDS, MAX_NAME_CHARS};
 use crate::validate::{schemas, Fields, FromJson, Problems};
@@ -107,6 +107,15 @@ pub struct MetricsParams {
     pub session_id: Option<String>,
 }
 
+impl FromQuery for MetricsParams {
+    fn read(q: &mut QueryFields) -> Self {
+        MetricsParams {
+            config_key: q.required_text("config_key").unwrap_or_default(),
+            session_id: q.text("session_id"),
+        }
+    }
+}
+
 /// The current custom metrics of a config's sessions.
 #[utoipa::path(
     get, path = "/api/v1/metrics", tag = "model-configs", operation_id = "read_metrics",
@@ -116,13 +125,8 @@ pub struct MetricsParams {
 pub async fn read(
     State(state): State<AppState>,
     Auth(owner): Auth,
-    mut query: QueryFields,
+    ValidQuery(MetricsParams { config_key, session_id }): ValidQuery<MetricsParams>,
 ) -> ApiResult<Json<MetricsView>> {
-    let config_key = query.required_text("config_key");
-    let session_id = query.text("session_id");
-    query.finish()?;
-    let MetricsParams { config_key, session_id } =
-        MetricsParams { config_key: config_key.unwrap_or_default(), session_id };
     let rows = state.store.session_metrics(owner.project_id, &config_key, session_id.as_deref()).await?;
     let mut sessions: BTreeMap<&str, (Map<String, Value>, i64)> = BTreeMap::new();
     for r in &rows {

@@ -16,10 +16,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Auth;
 use super::body::Valid;
 use super::error::{ApiError, ApiResult};
-use super::query::{ApiPath, QueryFields};
+use super::query::{ApiPath, FromQuery, QueryFields, ValidQuery};
 use super::AppState;
+use crate::domain::TargetingOperator;
 use crate::store::{ModelConfigVersion, SessionAssignment, SessionMetricRow, VariantSummaryRow};
-use crate::validate::limits::{MAX_ID_CHARS, MAX_MODEL_CHARS, MAX_NAME_CHARS, MAX_TARGETS, MAX_VERSION, OPERATORS};
+use crate::validate::limits::{MAX_ID_CHARS, MAX_MODEL_CHARS, MAX_NAME_CHARS, MAX_TARGETS, MAX_VERSION};
 use crate::validate::shared::{check_key, check_weights};
 use crate::validate::{schemas, Fields, FromJson, Problems, ValidationError};
 
@@ -74,21 +75,9 @@ pub struct TargetingRule {
 pub struct Condition {
     #[schema(schema_with = schemas::id)]
     pub field: String,
-    pub operator: Operator,
+    pub operator: TargetingOperator,
     /// A list of strings for `in` / `nin`, a string for the others.
     pub value: ConditionValue,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum Operator {
-    Eq,
-    Neq,
-    In,
-    Nin,
-    Contains,
-    StartsWith,
-    EndsWith,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -244,11 +233,12 @@ fn read_variant_index(f: &Fields, variant_count: usize, problems: &mut Problems)
 fn read_condition(f: &Fields, problems: &mut Problems) -> Option<Condition> {
     let field = f.required_str("field", MAX_ID_CHARS, problems);
     let operator = f.required_str("operator", 20, problems)?;
-    let Ok(op) = serde_json::from_value::<Operator>(Value::String(operator.clone())) else {
-        problems.push(f.path("operator"), format!("must be one of {}; got {operator:?}", OPERATORS.join(", ")));
+    let Ok(op) = operator.parse::<TargetingOperator>() else {
+        let known: Vec<&str> = TargetingOperator::ALL.iter().map(|o| o.as_str()).collect();
+        problems.push(f.path("operator"), format!("must be one of {}; got {operator:?}", known.join(", ")));
         return None;
     };
-    let wants_list = matches!(op, Operator::In | Operator::Nin);
+    let wants_list = matches!(op, TargetingOperator::In | TargetingOperator::Nin);
     let value = match (f.get("value"), wants_list) {
         (None, _) => {
             problems.push(f.path("value"), "is required");
@@ -589,6 +579,12 @@ pub struct SummaryParams {
     pub version: Option<i64>,
 }
 
+impl FromQuery for SummaryParams {
+    fn read(q: &mut QueryFields) -> Self {
+        SummaryParams { version: q.int("version", 1, i64::MAX) }
+    }
+}
+
 /// Per variant: sessions, traces, latency, tokens, error rate and the sessions' latest custom
 /// metrics averaged.
 #[utoipa::path(
@@ -600,10 +596,8 @@ pub async fn summary(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(key): ApiPath<String>,
-    mut query: QueryFields,
+    ValidQuery(SummaryParams { version }): ValidQuery<SummaryParams>,
 ) -> ApiResult<Json<ModelConfigSummary>> {
-    let SummaryParams { version } = SummaryParams { version: query.int("version", 1, i64::MAX) };
-    query.finish()?;
     let versions = versions_or_404(&state, owner.project_id, &key).await?;
     let shown = match version {
         Some(n) => versions

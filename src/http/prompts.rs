@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Auth;
 use super::body::Valid;
 use super::error::{ApiError, ApiResult};
-use super::query::{ApiPath, QueryFields};
+use super::query::{ApiPath, FromQuery, QueryFields, ValidQuery};
 use super::AppState;
 use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion, SampleState};
 use crate::store::{BaselineRow, DriftEventRow, PromptPatch, PromptRow, SampleCounts, SampleRow};
@@ -414,19 +414,16 @@ pub async fn reset_baseline(
 #[into_params(parameter_in = Query)]
 pub struct Page {
     /// Page size.
-    #[param(schema_with = schemas::page_limit)]
-    pub limit: Option<i64>,
+    #[param(schema_with = schemas::page_limit, required = false)]
+    pub limit: i64,
     /// The `next_before` of the previous page.
     #[param(minimum = 1)]
     pub before: Option<i64>,
 }
 
-impl Page {
-    /// The page size and the id to start below (0 = from the newest).
-    fn read(mut q: QueryFields) -> ApiResult<(i64, i64)> {
-        let page = Page { limit: Some(q.page_limit()), before: q.int("before", 1, i64::MAX) };
-        q.finish()?;
-        Ok((page.limit.unwrap_or_default(), page.before.unwrap_or(0)))
+impl FromQuery for Page {
+    fn read(q: &mut QueryFields) -> Self {
+        Page { limit: q.page_limit(), before: q.int("before", 1, i64::MAX) }
     }
 }
 
@@ -440,11 +437,10 @@ pub async fn drift_events(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(name): ApiPath<String>,
-    query: QueryFields,
+    ValidQuery(Page { limit, before }): ValidQuery<Page>,
 ) -> ApiResult<Json<DriftEventPage>> {
-    let (limit, before) = Page::read(query)?;
     let p = find_prompt(&state, owner.project_id, &name).await?;
-    let mut events = state.store.drift_events(p.id, limit, before).await?;
+    let mut events = state.store.drift_events(p.id, limit, before.unwrap_or(0)).await?;
     let next_before = (events.len() as i64 == limit).then(|| events.last().map(|e| e.id)).flatten();
     events.reverse(); // oldest first reads like a timeline
     Ok(Json(DriftEventPage { events: events.iter().map(DriftEventView::from).collect(), next_before }))
@@ -460,11 +456,10 @@ pub async fn samples(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(name): ApiPath<String>,
-    query: QueryFields,
+    ValidQuery(Page { limit, before }): ValidQuery<Page>,
 ) -> ApiResult<Json<SamplePage>> {
-    let (limit, before) = Page::read(query)?;
     let p = find_prompt(&state, owner.project_id, &name).await?;
-    let samples = state.store.samples(p.id, limit, before).await?;
+    let samples = state.store.samples(p.id, limit, before.unwrap_or(0)).await?;
     let next_before = (samples.len() as i64 == limit).then(|| samples.last().map(|s| s.id)).flatten();
     Ok(Json(SamplePage { samples: samples.iter().map(SampleView::from).collect(), next_before }))
 }

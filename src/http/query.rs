@@ -1,7 +1,8 @@
 //! Query-string and path extractors whose rejections use the API's JSON error shape (axum's
-//! own answer a bad `?limit=abc` or a malformed `%` escape with plain text). Query parameters
-//! are read as text and checked by [`QueryFields`], so a bad value is a 422 naming the
-//! parameter, like a bad body field. Both refuse an encoded NUL (`%00`): no stored name
+//! own answer a bad `?limit=abc` or a malformed `%` escape with plain text). A typed query
+//! ([`FromQuery`], taken with [`ValidQuery`]) is read parameter by parameter from
+//! [`QueryFields`], so every bad value is listed in one 422 naming the parameter, like a bad
+//! body field. Both refuse an encoded NUL (`%00`): no stored name
 //! contains one, and Postgres cannot compare text with it.
 
 use std::collections::HashMap;
@@ -10,12 +11,33 @@ use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiError;
 use crate::validate::limits::{DEFAULT_PAGE, MAX_PAGE};
 use crate::validate::Problems;
 
 fn has_encoded_nul(raw: &str) -> bool {
     raw.as_bytes().windows(3).any(|w| w == b"%00")
+}
+
+/// A typed query string, read parameter by parameter (its OpenAPI parameters are derived
+/// from the same struct with `IntoParams`).
+pub trait FromQuery: Sized {
+    /// Reads the parameters, recording a problem for each bad one.
+    fn read(q: &mut QueryFields) -> Self;
+}
+
+/// A query string read into its typed struct, or a 422 listing every bad parameter.
+pub struct ValidQuery<T>(pub T);
+
+impl<T: FromQuery, S: Send + Sync> FromRequestParts<S> for ValidQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let mut q = QueryFields::from_request_parts(parts, state).await?;
+        let value = T::read(&mut q);
+        q.problems.finish("query", Some(())).map_err(ApiError::from)?;
+        Ok(ValidQuery(value))
+    }
 }
 
 /// The query string's parameters, checked one by one; every problem is reported at once.
@@ -72,11 +94,6 @@ impl QueryFields {
     /// The `limit` of a paged list: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
     pub fn page_limit(&mut self) -> i64 {
         self.int("limit", 1, MAX_PAGE).unwrap_or(DEFAULT_PAGE)
-    }
-
-    /// A 422 naming every bad parameter, if there was one.
-    pub fn finish(self) -> ApiResult<()> {
-        self.problems.finish("query", Some(())).map_err(ApiError::from)
     }
 }
 

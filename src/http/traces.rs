@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Auth;
 use super::body::{parse_json, read_body};
 use super::error::{ApiError, ApiResult};
-use super::query::{ApiPath, QueryFields};
+use super::query::{ApiPath, FromQuery, QueryFields, ValidQuery};
 use super::AppState;
 use crate::domain::{SpanSource, SpanStatus};
 use crate::store::{NewSpan, SpanFilter, SpanRow, SpansStored, TraceStatus, TraceSummaryRow};
@@ -285,21 +285,21 @@ pub struct TraceListParams {
     pub model: Option<String>,
     /// `ERROR`: some span failed; `OK`: none did (any letter case).
     #[param(schema_with = schemas::trace_status)]
-    pub status: Option<String>,
+    pub status: Option<TraceStatus>,
     /// The trace's start, epoch milliseconds, inclusive.
     pub from: Option<i64>,
     /// The trace's start, epoch milliseconds, exclusive.
     pub to: Option<i64>,
     /// Page size.
-    #[param(schema_with = schemas::page_limit)]
-    pub limit: Option<i64>,
+    #[param(schema_with = schemas::page_limit, required = false)]
+    pub limit: i64,
     /// The `next_before` of the previous page (`<start_ms>.<trace_id>`).
-    #[param(pattern = r"^-?[0-9]{1,18}\.[\s\S]+$")]
-    pub before: Option<String>,
+    #[param(value_type = Option<String>, pattern = r"^-?[0-9]{1,18}\.[\s\S]+$")]
+    pub before: Option<(i64, String)>,
 }
 
-fn parse_status(q: &mut QueryFields, raw: Option<&str>) -> Option<TraceStatus> {
-    match raw?.to_ascii_uppercase().as_str() {
+fn parse_status(q: &mut QueryFields) -> Option<TraceStatus> {
+    match q.text("status")?.to_ascii_uppercase().as_str() {
         "ERROR" => Some(TraceStatus::Error),
         "OK" => Some(TraceStatus::Ok),
         other => {
@@ -310,12 +310,29 @@ fn parse_status(q: &mut QueryFields, raw: Option<&str>) -> Option<TraceStatus> {
 }
 
 /// Cursors are `<start_ms>.<trace_id>`: the sort key of the last trace on a page.
-fn parse_cursor(q: &mut QueryFields, raw: Option<&str>) -> Option<(i64, String)> {
-    let parsed = raw?.split_once('.').and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_string())));
+fn parse_cursor(q: &mut QueryFields) -> Option<(i64, String)> {
+    let raw = q.text("before")?;
+    let parsed = raw.split_once('.').and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_string())));
     if parsed.is_none() {
         q.reject("before", "must be a next_before value from a previous page");
     }
     parsed
+}
+
+impl FromQuery for TraceListParams {
+    fn read(q: &mut QueryFields) -> Self {
+        TraceListParams {
+            limit: q.page_limit(),
+            config_key: q.text("config_key"),
+            session_id: q.text("session_id"),
+            customer_id: q.text("customer_id"),
+            model: q.text("model"),
+            status: parse_status(q),
+            from: q.int("from", i64::MIN, i64::MAX),
+            to: q.int("to", i64::MIN, i64::MAX),
+            before: parse_cursor(q),
+        }
+    }
 }
 
 impl From<&TraceSummaryRow> for TraceSummary {
@@ -344,31 +361,21 @@ impl From<&TraceSummaryRow> for TraceSummary {
     params(TraceListParams),
     responses((status = 200, body = TracePage))
 )]
-pub async fn list(State(state): State<AppState>, Auth(owner): Auth, mut q: QueryFields) -> ApiResult<Json<TracePage>> {
-    let params = TraceListParams {
-        limit: Some(q.page_limit()),
-        config_key: q.text("config_key"),
-        session_id: q.text("session_id"),
-        customer_id: q.text("customer_id"),
-        model: q.text("model"),
-        status: q.text("status"),
-        from: q.int("from", i64::MIN, i64::MAX),
-        to: q.int("to", i64::MIN, i64::MAX),
-        before: q.text("before"),
-    };
-    let status = parse_status(&mut q, params.status.as_deref());
-    let before = parse_cursor(&mut q, params.before.as_deref());
-    q.finish()?;
-    let limit = params.limit.unwrap_or_default();
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(owner): Auth,
+    ValidQuery(params): ValidQuery<TraceListParams>,
+) -> ApiResult<Json<TracePage>> {
+    let limit = params.limit;
     let filter = SpanFilter {
         config_key: params.config_key,
         session_id: params.session_id,
         customer_id: params.customer_id,
         model: params.model,
-        status,
+        status: params.status,
         from_ms: params.from,
         to_ms: params.to,
-        before,
+        before: params.before,
         limit,
     };
     let traces = state.store.trace_summaries(owner.project_id, &filter).await?;

@@ -1,5 +1,5 @@
 //! Every size and range limit of the API, defined once: the request readers enforce them and
-//! the OpenAPI document publishes them (see `http::schemas`), so the two cannot disagree.
+//! the OpenAPI document publishes them (see [`super::schemas`]), so the two cannot disagree.
 
 /// Names a person chooses: prompt names, model-config keys, template and A/B test keys.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -52,6 +52,3 @@ pub const MAX_PAGE: i64 = 500;
 
 /// Weights are percentages; floating-point sums like 33.3 + 33.3 + 33.4 need a little room.
 pub const WEIGHT_SUM_TOLERANCE: f64 = 1e-6;
-
-/// Targeting condition operators the Fallom SDK understands.
-pub const OPERATORS: &[&str] = &["eq", "neq", "in", "nin", "contains", "startsWith", "endsWith"];
