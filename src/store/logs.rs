@@ -66,7 +66,7 @@ impl SampleInserter {
 impl Store {
     /// Stores the logs as pending samples; returns their ids in the order given.
     pub async fn insert_logs(&self, project_id: i64, logs: &[NewLog]) -> StoreResult<Vec<i64>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut samples = SampleInserter::new();
         let mut ids = Vec::with_capacity(logs.len());
         for log in logs {

@@ -25,7 +25,7 @@ impl Store {
         data: &Map<String, Value>,
     ) -> StoreResult<()> {
         let now = now_ms();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (field, value) in data {
             sqlx::query(
                 "INSERT INTO session_metrics (project_id, config_key, session_id, field, value, updated_at) \

@@ -149,6 +149,18 @@ impl Store {
         Ok(())
     }
 
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first and writes later cannot wait for a
+    /// writer in another process (the CLI, say) and fails with SQLITE_BUSY, while an immediate
+    /// one waits under `busy_timeout`. In this process the single write connection already
+    /// queues writers, so nothing waits longer than before.
+    pub(super) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
+        })
+    }
+
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;

@@ -55,7 +55,7 @@ impl Store {
         targeting: Option<&str>,
     ) -> StoreResult<ModelConfigVersion> {
         let now = now_ms();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO model_configs (project_id, key, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (project_id, key) DO NOTHING",

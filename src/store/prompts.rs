@@ -159,7 +159,7 @@ impl Store {
     /// Forgets the baseline of one version (it learns again from its next samples) and marks the
     /// prompt active again.
     pub async fn reset_baseline(&self, prompt_id: i64, version: PromptVersion) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM prompt_baselines WHERE prompt_id = $1 AND version = $2")
             .bind(prompt_id)
             .bind(version.as_str())

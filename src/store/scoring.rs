@@ -95,7 +95,7 @@ impl Store {
 
     /// Stores vectors of claimed samples; a sample someone else already finished is left alone.
     pub async fn store_embeddings(&self, vectors: &[(i64, Vec<f32>)], model_id: &str) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (id, vector) in vectors {
             sqlx::query(
                 "UPDATE samples SET embedding = $1, model_id = $2, state = 'embedded', claimed_until = NULL \
@@ -127,7 +127,7 @@ impl Store {
     /// Starts the transaction that scores one prompt; holds the prompt's row lock until commit,
     /// so two workers never interleave one prompt's samples.
     pub async fn begin_scoring(&self, prompt_id: i64) -> StoreResult<Option<ScoringTx>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE",
             Backend::Sqlite => "",

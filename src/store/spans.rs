@@ -276,7 +276,7 @@ fn span_from_row(r: &AnyRow) -> StoreResult<SpanRow> {
 impl Store {
     /// Stores new spans and their drift samples in one transaction.
     pub async fn insert_spans(&self, project_id: i64, spans: &[NewSpan]) -> StoreResult<SpansStored> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut samples = SampleInserter::new();
         let mut outcome = SpansStored::default();
         let mut rollups = TraceRollups::default();
