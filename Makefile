@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run build test models bench-ingest bench-spans bench-quality bench-throughput sdk-venv postgres
+.PHONY: run build test models bench-ingest bench-spans bench-quality bench-throughput bench-alerts sdk-venv postgres
 
 ## Start the server on the embedded SQLite default (./data/driftballoon.db), port 8080.
 run: models
@@ -47,3 +47,7 @@ bench-ingest:
 ## Span ingest rate (OTLP protobuf, batches of 100) on both backends (see BENCHMARKS.md).
 bench-spans: models
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench spans
+
+## Alert latency (drift event commit -> webhook receiver) and explanation cost (see BENCHMARKS.md).
+bench-alerts: models
+	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench alerts

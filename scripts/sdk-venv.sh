@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Creates (once) the Python virtualenv the SDK end-to-end tests use, with the real client SDKs
 # installed from the package index at pinned versions, plus the API conformance test's tools
-# (schemathesis, openapi-spec-validator; see tests/contract/run_schemathesis.py).
+# (schemathesis, openapi-spec-validator; see tests/contract/run_schemathesis.py), and standardwebhooks,
+# the independent signature verifier of the alert tests (see tests/alerts/receiver.py).
 # Idempotent: a complete venv is reused; bump the stamp name when the package list changes.
 set -euo pipefail
 venv="${1:-.venv-sdk}"
-stamp="$venv/.driftballoon-sdk-3"
+stamp="$venv/.driftballoon-sdk-4"
 if [ -f "$stamp" ]; then
     exit 0
 fi
@@ -18,6 +19,7 @@ python3 -m venv "$venv"
     opentelemetry-exporter-otlp-proto-http==1.45.2 \
     httpx \
     schemathesis==4.32.5 \
-    openapi-spec-validator==0.9.0
+    openapi-spec-validator==0.9.0 \
+    standardwebhooks==1.1.0
 touch "$stamp"
 echo "SDK venv ready at $venv"

@@ -40,6 +40,14 @@ pub struct Settings {
     pub worker_claim_timeout_secs: u64,
     pub worker_poll_interval_ms: u64,
     pub worker_max_attempts: u64,
+    pub public_url: String,
+    pub alerts_enabled: bool,
+    pub alerts_allow_private_networks: bool,
+    pub alerts_timeout_ms: u64,
+    pub alerts_retry_base_ms: u64,
+    pub alerts_max_attempts: u64,
+    pub alerts_disable_after_secs: u64,
+    pub alerts_poll_interval_ms: u64,
 }
 
 /// Passwords in database URLs must never reach a log line.
@@ -64,6 +72,14 @@ impl std::fmt::Debug for Settings {
             .field("worker_claim_timeout_secs", &self.worker_claim_timeout_secs)
             .field("worker_poll_interval_ms", &self.worker_poll_interval_ms)
             .field("worker_max_attempts", &self.worker_max_attempts)
+            .field("public_url", &self.public_url)
+            .field("alerts_enabled", &self.alerts_enabled)
+            .field("alerts_allow_private_networks", &self.alerts_allow_private_networks)
+            .field("alerts_timeout_ms", &self.alerts_timeout_ms)
+            .field("alerts_retry_base_ms", &self.alerts_retry_base_ms)
+            .field("alerts_max_attempts", &self.alerts_max_attempts)
+            .field("alerts_disable_after_secs", &self.alerts_disable_after_secs)
+            .field("alerts_poll_interval_ms", &self.alerts_poll_interval_ms)
             .finish()
     }
 }
@@ -139,7 +155,13 @@ impl Settings {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return bad("log", &self.log, &e.to_string());
         }
-        let positive: [(&str, u64); 13] = [
+        let public_url = self.public_url.trim();
+        let public_url_ok =
+            public_url.is_empty() || public_url.starts_with("http://") || public_url.starts_with("https://");
+        if !public_url_ok {
+            return bad("public_url", &self.public_url, "expected empty or an http(s):// URL");
+        }
+        let positive: [(&str, u64); 18] = [
             ("embed_threads", self.embed_threads as u64),
             ("worker_batch_size", self.worker_batch_size as u64),
             ("embed_max_batch_tokens", self.embed_max_batch_tokens as u64),
@@ -153,6 +175,11 @@ impl Settings {
             ("db_max_connections", self.db_max_connections as u64),
             ("db_acquire_timeout_ms", self.db_acquire_timeout_ms),
             ("config_cache_ttl_secs", self.config_cache_ttl_secs),
+            ("alerts_timeout_ms", self.alerts_timeout_ms),
+            ("alerts_retry_base_ms", self.alerts_retry_base_ms),
+            ("alerts_max_attempts", self.alerts_max_attempts),
+            ("alerts_disable_after_secs", self.alerts_disable_after_secs),
+            ("alerts_poll_interval_ms", self.alerts_poll_interval_ms),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -164,6 +191,11 @@ impl Settings {
 
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen.parse().expect("validated in load")
+    }
+
+    /// The public base URL without a trailing slash, if one is set.
+    pub fn public_base_url(&self) -> Option<String> {
+        Some(self.public_url.trim().trim_end_matches('/').to_string()).filter(|u| !u.is_empty())
     }
 
     /// The URL sqlx connects to: the default is an SQLite file under ./data.

@@ -117,6 +117,26 @@ named_enum! {
     DriftKind { Semantic = "semantic", Length = "length" }
 }
 
+named_enum! {
+    /// Where an alert channel sends: any URL signed per Standard Webhooks, or a Slack
+    /// incoming webhook.
+    ChannelKind { Webhook = "webhook", Slack = "slack" }
+}
+
+named_enum! {
+    /// What an alert is about; `test` is sent on request to check a channel.
+    AlertEventType {
+        DriftDetected = "drift.detected", DriftResolved = "drift.resolved",
+        VersionSwitched = "prompt.version_switched", BaselineReady = "baseline.ready", Test = "test",
+    }
+}
+
+named_enum! {
+    /// An alert delivery: `pending` until it is `delivered`, or `failed` (gave up, or the
+    /// receiver answered 410 Gone).
+    DeliveryStatus { Pending = "pending", Delivered = "delivered", Failed = "failed" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! DriftBalloon server library: everything the `driftballoon` binary runs, exposed so tests and
 //! benchmarks can drive the drift engine and the embedder directly.
 
+pub mod alerts;
 pub mod apikey;
 pub mod config;
 pub mod domain;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::{watch, Notify};
 
+use crate::alerts::dispatcher::{self, DispatcherSettings};
 use crate::apikey;
 use crate::config::{redact_url, Settings};
 use crate::embed::EmbedderSettings;
@@ -112,6 +113,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr} (DRIFTBALLOON_LISTEN)"))?;
     let samples_arrived = Arc::new(Notify::new());
     let (stop_worker, worker_stopped) = watch::channel(false);
+    let worker_stopped_for_alerts = worker_stopped.clone();
     let worker = embedder.map(|embedder| {
         let worker_settings = WorkerSettings {
             batch_size: settings.worker_batch_size as i64,
@@ -121,6 +123,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         };
         worker::spawn(store.clone(), embedder, worker_settings, samples_arrived.clone(), worker_stopped)
     });
+    let dispatcher = settings
+        .alerts_enabled
+        .then(|| dispatcher::spawn(store.clone(), dispatcher_settings(&settings), worker_stopped_for_alerts));
     let state = AppState { store: store.clone(), settings: Arc::new(settings), samples_arrived };
     let shutdown = shutdown_signal()?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
@@ -132,8 +137,25 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         // another start redoes it: nothing is lost either way.
         let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
     }
+    if let Some(dispatcher) = dispatcher {
+        // Attempts in flight finish or time out; an unfinished one is claimed again later.
+        let _ = tokio::time::timeout(Duration::from_secs(15), dispatcher).await;
+    }
     store.close().await;
     Ok(())
+}
+
+fn dispatcher_settings(settings: &Settings) -> DispatcherSettings {
+    DispatcherSettings {
+        allow_private_networks: settings.alerts_allow_private_networks,
+        timeout: Duration::from_millis(settings.alerts_timeout_ms),
+        retry_base: Duration::from_millis(settings.alerts_retry_base_ms),
+        max_attempts: settings.alerts_max_attempts as i64,
+        disable_after: Duration::from_secs(settings.alerts_disable_after_secs),
+        poll_interval: Duration::from_millis(settings.alerts_poll_interval_ms),
+        concurrency: 8,
+        public_url: settings.public_base_url(),
+    }
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM; axum then stops accepting and lets in-flight

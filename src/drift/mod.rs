@@ -29,6 +29,7 @@
 //! - An episode: a detector fires once, then stays quiet until its condition has been clear for
 //!   a whole window; so one event per episode, never one per sample.
 
+pub mod explain;
 mod stats;
 
 use serde::{Deserialize, Serialize};
@@ -113,7 +114,11 @@ pub struct Outcome {
     /// Window scores (once the window is full).
     pub semantic_score: Option<f64>,
     pub length_score: Option<f64>,
+    /// Detectors that opened an episode on this sample.
     pub signals: Vec<DriftSignal>,
+    /// Detectors whose episode closed on this sample (condition clear for a whole window);
+    /// `score` is the window's current score.
+    pub resolved: Vec<DriftSignal>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,23 +137,32 @@ struct Episode {
     clear_run: usize,
 }
 
+/// How one evaluation changed an episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transition {
+    Opened,
+    Closed,
+    Unchanged,
+}
+
 impl Episode {
-    /// Feeds one evaluation; true when this one opens a new episode.
-    fn update(&mut self, firing: bool) -> bool {
+    /// Feeds one evaluation.
+    fn update(&mut self, firing: bool) -> Transition {
         if firing {
             self.clear_run = 0;
             if !self.open {
                 self.open = true;
-                return true;
+                return Transition::Opened;
             }
         } else if self.open {
             self.clear_run += 1;
             if self.clear_run >= WINDOW {
                 self.open = false;
                 self.clear_run = 0;
+                return Transition::Closed;
             }
         }
-        false
+        Transition::Unchanged
     }
 }
 
@@ -198,6 +212,16 @@ fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
+impl Outcome {
+    fn record(&mut self, transition: Transition, signal: DriftSignal) {
+        match transition {
+            Transition::Opened => self.signals.push(signal),
+            Transition::Closed => self.resolved.push(signal),
+            Transition::Unchanged => {}
+        }
+    }
+}
+
 impl Baseline {
     pub fn new() -> Self {
         Baseline {
@@ -227,6 +251,22 @@ impl Baseline {
             BaselineStatus::Learning => self.learning.len(),
             BaselineStatus::Ready => self.reference_size,
         }
+    }
+
+    /// Cosine similarity of a unit vector to the reference centroid (None while learning).
+    pub fn similarity_to_centroid(&self, vector: &[f32]) -> Option<f64> {
+        let n = norm(&self.sum);
+        (self.status == BaselineStatus::Ready && n > 0.0).then(|| dot(vector, &self.sum) / n)
+    }
+
+    /// Response lengths (characters) of the reference samples, for explanations.
+    pub fn reference_lengths(&self) -> Vec<f64> {
+        self.log_lengths.iter().map(|l| l.exp() - 1.0).collect()
+    }
+
+    /// Response lengths (characters) of the samples in the recent window, for explanations.
+    pub fn window_lengths(&self) -> Vec<f64> {
+        self.window.iter().map(|e| e.log_length.exp() - 1.0).collect()
     }
 
     pub fn drift_open(&self) -> bool {
@@ -271,23 +311,21 @@ impl Baseline {
         let semantic_condition = semantic_score < t.drift_threshold && semantic_t <= SEMANTIC_T_LIMIT;
         self.semantic_run = if semantic_condition { self.semantic_run + 1 } else { 0 };
         let semantic_firing = self.semantic_run >= SEMANTIC_PERSISTENCE || (self.semantic.open && semantic_condition);
-        if self.semantic.update(semantic_firing) {
-            outcome.signals.push(DriftSignal {
-                kind: DriftKind::Semantic,
-                score: semantic_score,
-                threshold: t.drift_threshold,
-                window_size: WINDOW,
-            });
-        }
+        let semantic = DriftSignal {
+            kind: DriftKind::Semantic,
+            score: semantic_score,
+            threshold: t.drift_threshold,
+            window_size: WINDOW,
+        };
+        outcome.record(self.semantic.update(semantic_firing), semantic);
         let length_firing = length_score.abs() > t.length_drift_threshold;
-        if self.length.update(length_firing) {
-            outcome.signals.push(DriftSignal {
-                kind: DriftKind::Length,
-                score: length_score,
-                threshold: t.length_drift_threshold,
-                window_size: WINDOW,
-            });
-        }
+        let length = DriftSignal {
+            kind: DriftKind::Length,
+            score: length_score,
+            threshold: t.length_drift_threshold,
+            window_size: WINDOW,
+        };
+        outcome.record(self.length.update(length_firing), length);
         if self.drift_open() {
             for entry in self.window.iter_mut() {
                 entry.tainted = true;

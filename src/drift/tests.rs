@@ -40,18 +40,22 @@ fn length(rng: &mut StdRng, typical: f64) -> usize {
 struct Run {
     baseline: Baseline,
     signals: Vec<(usize, DriftSignal)>,
+    resolved: Vec<(usize, DriftSignal)>,
     seen: usize,
 }
 
 impl Run {
     fn new() -> Self {
-        Run { baseline: Baseline::new(), signals: Vec::new(), seen: 0 }
+        Run { baseline: Baseline::new(), signals: Vec::new(), resolved: Vec::new(), seen: 0 }
     }
 
     fn feed(&mut self, vector: &[f32], chars: usize, t: &Thresholds) -> Outcome {
         let out = self.baseline.observe(vector, chars, t);
         for s in &out.signals {
             self.signals.push((self.seen, s.clone()));
+        }
+        for s in &out.resolved {
+            self.resolved.push((self.seen, s.clone()));
         }
         self.seen += 1;
         out
@@ -133,6 +137,12 @@ fn episode_closes_after_a_clear_window_and_can_fire_again() {
     let at: Vec<usize> = run.signals.iter().map(|(i, _)| *i).collect();
     assert_eq!(at.len(), 2, "{:?}", run.signals);
     assert!((60..80).contains(&at[0]) && (200..220).contains(&at[1]), "{at:?}");
+    // the first episode is reported resolved once, a whole window after the old topic returned
+    assert_eq!(run.resolved.len(), 1, "{:?}", run.resolved);
+    let (resolved_at, signal) = &run.resolved[0];
+    assert!((140..200).contains(resolved_at), "resolved at {resolved_at}");
+    assert_eq!(signal.kind, DriftKind::Semantic);
+    assert!(signal.score >= 0.7, "clear again: {}", signal.score);
 }
 
 #[test]

@@ -36,6 +36,21 @@ impl<T: FromJson> FromRequest<AppState> for Valid<T> {
     }
 }
 
+/// Like [`Valid`], for bodies whose every field is optional: an empty body is the default.
+pub struct ValidOrEmpty<T>(pub T);
+
+impl<T: FromJson + Default> FromRequest<AppState> for ValidOrEmpty<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ValidOrEmpty(T::default()));
+        }
+        Ok(ValidOrEmpty(T::from_json(&parse_json(&bytes)?)?))
+    }
+}
+
 /// Parses a buffered body as JSON (400 naming the parse problem), with NUL characters
 /// replaced so that every backend can store its text.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {

@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, assembled into one router here.
 
+mod alerts;
 mod auth;
 mod body;
 mod config;
@@ -72,6 +73,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(traces::list))
         .routes(routes!(traces::detail))
         .routes(routes!(metrics::read))
+        .routes(routes!(alerts::list, alerts::create))
+        .routes(routes!(alerts::detail, alerts::update, alerts::delete))
+        .routes(routes!(alerts::enable))
+        .routes(routes!(alerts::disable))
+        .routes(routes!(alerts::test))
+        .routes(routes!(alerts::rotate_secret))
+        .routes(routes!(alerts::deliveries))
         // The Fallom SDK's own paths (configs, traces and prompts base URLs all point here).
         .routes(routes!(model_configs::sdk_configs))
         .routes(routes!(model_configs::sdk_config_version))
@@ -173,7 +181,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 35);
+        assert_eq!(operations, 45);
         // Every schema reference resolves.
         let text = doc.to_string();
         for reference in text.split("\"#/components/schemas/").skip(1) {

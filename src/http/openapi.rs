@@ -46,6 +46,7 @@ server's timeout) carries `Retry-After`.";
         (name = "model-configs", description = "Model A/B configs, their traffic summary and custom metrics"),
         (name = "prompts", description = "Prompt templates and prompt A/B tests"),
         (name = "traces", description = "Stored traces"),
+        (name = "alerts", description = "Alert channels (signed webhooks, Slack) and their deliveries"),
         (name = "project", description = "The key's project"),
         (name = "health", description = "Liveness and readiness (no key)"),
     ),

@@ -57,6 +57,14 @@ pub struct DriftEventView {
     pub sample_id: i64,
     /// `b` when this event switched the active version.
     pub switched_to: Option<PromptVersion>,
+    /// What changed, as the engine saw it when the detector fired. Semantic: the recent
+    /// responses farthest from the baseline centroid (`farthest_recent`), the baseline responses
+    /// closest to it (`closest_baseline`), and the terms whose share of responses rose and fell
+    /// most (`terms_rose`, `terms_fell`); no text or terms when the project's
+    /// `capture_content` is off. Length: `baseline_lengths` and `recent_lengths` quantiles.
+    /// Null for events recorded before explanations existed.
+    #[schema(value_type = Option<Object>)]
+    pub explanation: Option<Value>,
     /// Epoch milliseconds.
     pub created_at: i64,
 }
@@ -265,6 +273,8 @@ impl From<&DriftEventRow> for DriftEventView {
             window_size: e.window_size,
             sample_id: e.sample_id,
             switched_to: e.switched_to,
+            // Stored by this server as JSON; an unreadable one is served as absent.
+            explanation: e.explanation.as_deref().and_then(|x| serde_json::from_str(x).ok()),
             created_at: e.created_at,
         }
     }

@@ -19,11 +19,13 @@ pub struct DriftEventRow {
     pub window_size: i64,
     pub sample_id: i64,
     pub switched_to: Option<PromptVersion>,
+    /// The engine's explanation (JSON text).
+    pub explanation: Option<String>,
     pub created_at: i64,
 }
 
 const EVENT_COLUMNS: &str =
-    "id, prompt_id, version, kind, score, threshold, window_size, sample_id, switched_to, created_at";
+    "id, prompt_id, version, kind, score, threshold, window_size, sample_id, switched_to, explanation, created_at";
 
 impl DriftEventRow {
     fn from_row(r: &AnyRow) -> StoreResult<Self> {
@@ -37,6 +39,7 @@ impl DriftEventRow {
             window_size: r.try_get("window_size")?,
             sample_id: r.try_get("sample_id")?,
             switched_to: get_optional_enum(r, "switched_to")?,
+            explanation: r.try_get("explanation")?,
             created_at: r.try_get("created_at")?,
         })
     }

@@ -3,6 +3,7 @@
 //! is written once; only the migrations and the few statements that need a backend's own
 //! features (row locks, SKIP LOCKED) differ, and those branch on [`Backend`].
 
+mod alerts;
 mod baselines;
 mod drift_events;
 mod error;
@@ -25,6 +26,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
+pub use alerts::{
+    AlertChannelRow, AttemptRecord, AttemptResult, ChannelPatch, ClaimedDelivery, DeliveryRow, NewChannel,
+};
 pub use baselines::BaselineRow;
 pub use drift_events::DriftEventRow;
 pub use error::{Error as StoreError, StoreResult};
@@ -35,7 +39,8 @@ pub use model_configs::{ModelConfigRow, ModelConfigVersion, SessionAssignment};
 pub use prompts::{PromptConfigRow, PromptPatch, PromptRow};
 pub use samples::{SampleCounts, SampleRow};
 pub use scoring::{
-    vector_from_bytes, BaselineUpdate, ClaimedSample, NewDriftEvent, ScoringTx, StoredBaseline, UnscoredSample,
+    vector_from_bytes, BaselineUpdate, ClaimedSample, ExplainedSample, NewDriftEvent, ProjectInfo, ScoringTx,
+    StoredBaseline, UnscoredSample,
 };
 pub use spans::{NewSpan, SpanFilter, SpanRow, SpansStored, TokenUsage, TraceStatus, TraceSummaryRow};
 pub use summary::VariantSummaryRow;
@@ -61,6 +66,8 @@ pub struct Store {
     backend: Backend,
     read: AnyPool,
     write: AnyPool,
+    /// Woken after a commit that queued alert deliveries.
+    outbox: std::sync::Arc<tokio::sync::Notify>,
 }
 
 pub struct PoolSettings {
@@ -130,10 +137,11 @@ impl Store {
                 backend,
                 write: pool_options(1).connect_with(options.clone()).await?,
                 read: pool_options(pool.max_connections).connect_with(options).await?,
+                outbox: Default::default(),
             },
             Backend::Postgres => {
                 let shared = pool_options(pool.max_connections).connect_with(options).await?;
-                Store { backend, read: shared.clone(), write: shared }
+                Store { backend, read: shared.clone(), write: shared, outbox: Default::default() }
             }
         };
         store.migrate().await?;

@@ -2,12 +2,15 @@
 //! one transaction per prompt that scores its embedded samples in arrival order.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::{Any, Row, Transaction};
+use tokio::sync::Notify;
 
+use super::alerts::{enabled_channels, queue_alert, AlertChannelRow};
 use super::prompts::{PromptRow, PROMPT_COLUMNS};
-use super::{get_enum, now_ms, Backend, Store, StoreResult};
-use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion, SampleState};
+use super::{get_bool, get_enum, now_ms, Backend, Store, StoreResult};
+use crate::domain::{AlertEventType, BaselineStatus, DriftKind, PromptStatus, PromptVersion, SampleState};
 
 /// A sample claimed for embedding.
 #[derive(Debug, Clone)]
@@ -52,6 +55,24 @@ pub struct NewDriftEvent {
     pub window_size: i64,
     pub sample_id: i64,
     pub switched_to: Option<PromptVersion>,
+    /// The engine's explanation of what changed (JSON).
+    pub explanation: Option<String>,
+}
+
+/// A scored sample, as an explanation quotes it.
+pub struct ExplainedSample {
+    pub id: i64,
+    pub text: String,
+    /// Its similarity to the centroid when it was scored (None for learning samples).
+    pub similarity: Option<f64>,
+    pub vector: Option<Vec<f32>>,
+}
+
+/// The project a scored prompt belongs to.
+#[derive(Clone)]
+pub struct ProjectInfo {
+    pub name: String,
+    pub capture_content: bool,
 }
 
 pub fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
@@ -137,7 +158,14 @@ impl Store {
             return Ok(None);
         };
         let prompt = PromptRow::from_row(&row)?;
-        Ok(Some(ScoringTx { tx, prompt }))
+        Ok(Some(ScoringTx {
+            tx,
+            prompt,
+            outbox: self.outbox.clone(),
+            channels: None,
+            project: None,
+            alerts_queued: false,
+        }))
     }
 }
 
@@ -145,6 +173,11 @@ pub struct ScoringTx {
     tx: Transaction<'static, Any>,
     /// The prompt, read under its row lock.
     pub prompt: PromptRow,
+    outbox: Arc<Notify>,
+    /// The project's enabled alert channels, read once when the first alert is queued.
+    channels: Option<Vec<AlertChannelRow>>,
+    project: Option<ProjectInfo>,
+    alerts_queued: bool,
 }
 
 impl ScoringTx {
@@ -213,11 +246,13 @@ impl ScoringTx {
         Ok(())
     }
 
-    pub async fn insert_event(&mut self, e: &NewDriftEvent) -> StoreResult<()> {
-        sqlx::query(
+    /// Inserts a drift event; returns its id and creation time.
+    pub async fn insert_event(&mut self, e: &NewDriftEvent) -> StoreResult<(i64, i64)> {
+        let now = now_ms();
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO drift_events (project_id, prompt_id, version, kind, score, threshold, window_size, \
-                                       sample_id, switched_to, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                       sample_id, switched_to, created_at, explanation) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(self.prompt.project_id)
         .bind(self.prompt.id)
@@ -228,9 +263,112 @@ impl ScoringTx {
         .bind(e.window_size)
         .bind(e.sample_id)
         .bind(e.switched_to.map(PromptVersion::as_str))
-        .bind(now_ms())
-        .execute(&mut *self.tx)
+        .bind(now)
+        .bind(&e.explanation)
+        .fetch_one(&mut *self.tx)
         .await?;
+        Ok((id, now))
+    }
+
+    /// The project's name and content-capture setting.
+    pub async fn project(&mut self) -> StoreResult<ProjectInfo> {
+        if let Some(p) = &self.project {
+            return Ok(p.clone());
+        }
+        let r = sqlx::query("SELECT name, capture_content FROM projects WHERE id = $1")
+            .bind(self.prompt.project_id)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let info = ProjectInfo { name: r.try_get("name")?, capture_content: get_bool(&r, "capture_content")? };
+        self.project = Some(info.clone());
+        Ok(info)
+    }
+
+    /// The newest drift event of a version and kind (the one a resolution closes).
+    pub async fn latest_drift_event_id(&mut self, version: PromptVersion, kind: DriftKind) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MAX(id) FROM drift_events WHERE prompt_id = $1 AND version = $2 AND kind = $3")
+            .bind(self.prompt.id)
+            .bind(version.as_str())
+            .bind(kind.as_str())
+            .fetch_one(&mut *self.tx)
+            .await?)
+    }
+
+    /// Up to `limit` scored samples of a version up to sample `upto`, newest first: the
+    /// detector's window when `upto` fired it.
+    pub async fn recent_scored(
+        &mut self,
+        version: PromptVersion,
+        upto: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ExplainedSample>> {
+        let rows = sqlx::query(
+            "SELECT id, response_text, similarity FROM samples \
+             WHERE prompt_id = $1 AND prompt_version = $2 AND id <= $3 AND state = 'done' \
+               AND similarity IS NOT NULL ORDER BY id DESC LIMIT $4",
+        )
+        .bind(self.prompt.id)
+        .bind(version.as_str())
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExplainedSample {
+                    id: r.try_get("id")?,
+                    text: r.try_get("response_text")?,
+                    similarity: r.try_get("similarity")?,
+                    vector: None,
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` of the samples the version's current baseline learnt from (scored while
+    /// learning, so without a similarity), newest first, with their vectors. The partial index
+    /// `samples_learning` keeps this cheap however many samples the prompt has.
+    pub async fn learning_samples(
+        &mut self,
+        version: PromptVersion,
+        upto: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ExplainedSample>> {
+        let rows = sqlx::query(
+            "SELECT id, response_text, embedding FROM samples \
+             WHERE prompt_id = $1 AND prompt_version = $2 AND id <= $3 AND similarity IS NULL \
+               AND state = 'done' ORDER BY id DESC LIMIT $4",
+        )
+        .bind(self.prompt.id)
+        .bind(version.as_str())
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let embedding: Option<Vec<u8>> = r.try_get("embedding")?;
+                Ok(ExplainedSample {
+                    id: r.try_get("id")?,
+                    text: r.try_get("response_text")?,
+                    similarity: None,
+                    vector: embedding.map(|b| vector_from_bytes(&b)),
+                })
+            })
+            .collect()
+    }
+
+    /// Queues an alert (event and one delivery per enabled channel whose filters match) in
+    /// this transaction: it is sent only if the scoring commits, and always if it does.
+    pub async fn queue_alert(&mut self, event_type: AlertEventType, payload: &str, created_at: i64) -> StoreResult<()> {
+        if self.channels.is_none() {
+            self.channels = Some(enabled_channels(&mut self.tx, self.prompt.project_id).await?);
+        }
+        let name = self.prompt.name.as_str();
+        let targets: Vec<i64> =
+            self.channels.iter().flatten().filter(|c| c.wants(event_type, Some(name))).map(|c| c.id).collect();
+        queue_alert(&mut self.tx, self.prompt.project_id, event_type, payload, created_at, &targets).await?;
+        self.alerts_queued |= !targets.is_empty();
         Ok(())
     }
 
@@ -276,6 +414,9 @@ impl ScoringTx {
 
     pub async fn commit(self) -> StoreResult<()> {
         self.tx.commit().await?;
+        if self.alerts_queued {
+            self.outbox.notify_one();
+        }
         Ok(())
     }
 }

@@ -52,3 +52,12 @@ pub const MAX_PAGE: i64 = 500;
 
 /// Weights are percentages; floating-point sums like 33.3 + 33.3 + 33.4 need a little room.
 pub const WEIGHT_SUM_TOLERANCE: f64 = 1e-6;
+
+/// An alert channel's URL.
+pub const MAX_URL_CHARS: usize = 2048;
+/// Prompt names in one alert channel's filter.
+pub const MAX_CHANNEL_PROMPTS: usize = 100;
+/// How long a rotated-out webhook secret may stay valid: up to 30 days.
+pub const MAX_SECRET_GRACE_SECS: i64 = 30 * 24 * 3600;
+/// The default grace period of a rotated-out secret: a day.
+pub const DEFAULT_SECRET_GRACE_SECS: i64 = 24 * 3600;

@@ -77,6 +77,22 @@ schema_fn! {
     weight => ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(Some(100.0));
     /// Tokens of one span (documented on span reads; sums saturate at i64::MAX).
     optional_tokens => int(0, i64::MAX, true);
+    /// An alert channel's http(s) URL.
+    channel_url => required_text(MAX_URL_CHARS).format(Some(utoipa::openapi::SchemaFormat::Custom("uri".into())))
+        .pattern(Some("^[Hh][Tt][Tt][Pp][Ss]?://"));
+    optional_channel_url => optional_text(MAX_URL_CHARS).pattern(Some("^[Hh][Tt][Tt][Pp][Ss]?://"));
+    grace_period => int(0, MAX_SECRET_GRACE_SECS, true).default(Some(DEFAULT_SECRET_GRACE_SECS.into()));
+}
+
+/// An alert channel's prompt filter: prompt names (null = every prompt).
+pub fn channel_prompts() -> RefOr<Schema> {
+    let item = required_text(MAX_NAME_CHARS).build();
+    let array = ArrayBuilder::new()
+        .schema_type(types(Type::Array, true))
+        .items(item)
+        .min_items(Some(1))
+        .max_items(Some(MAX_CHANNEL_PROMPTS));
+    RefOr::T(Schema::Array(array.build()))
 }
 
 /// Span tags: at most [`MAX_TAGS`] strings of at most [`MAX_ID_CHARS`] characters.

@@ -7,6 +7,7 @@
 //! prompt's row lock, so nothing is scored twice.
 
 mod embedder_thread;
+pub mod explain;
 mod scoring;
 
 use std::collections::BTreeSet;

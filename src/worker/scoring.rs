@@ -3,10 +3,13 @@
 //! active version are committed together, so nothing is scored twice or lost on a crash.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
+use super::explain::explain;
+use crate::alerts::events::{self, AlertEvent, DetectedDrift, PromptRef, ResolvedDrift};
 use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion};
-use crate::drift::{self, Baseline, Thresholds};
-use crate::store::{BaselineUpdate, NewDriftEvent, Store, StoreResult};
+use crate::drift::{self, Baseline, DriftSignal, Thresholds};
+use crate::store::{BaselineUpdate, NewDriftEvent, ScoringTx, Store, StoreResult};
 
 /// Most samples scored in one transaction (a long backlog is scored in several).
 const MAX_SAMPLES_PER_TX: i64 = 500;
@@ -21,6 +24,9 @@ struct Working {
 
 /// Returns how many samples were scored.
 pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
+    let started = Instant::now();
+    // Time spent explaining drift, logged with the batch (see benches/alerts.rs).
+    let mut explaining = Duration::ZERO;
     let Some(mut tx) = store.begin_scoring(prompt_id).await? else {
         return Ok(0);
     };
@@ -47,6 +53,7 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
         length_drift_threshold: p.length_drift_threshold,
     };
     let (auto_switch, original_status, original_active) = (p.auto_switch_enabled, p.status, p.active_prompt);
+    let prompt_name = p.name.clone();
     let mut status = original_status;
     let mut active = original_active;
     let mut scored = 0;
@@ -68,12 +75,24 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
             w.model_id = sample.model_id.clone();
         }
         w.touched = true;
+        let was_learning = w.baseline.status() == drift::BaselineStatus::Learning;
         let outcome = w.baseline.observe(vector, sample.response_length.max(0) as usize, &thresholds);
         if outcome.semantic_score.is_some() {
             w.semantic_score = outcome.semantic_score;
             w.length_score = outcome.length_score;
         }
         tx.finish_sample(sample.id, outcome.similarity, outcome.semantic_score, outcome.length_score).await?;
+        if was_learning && w.baseline.status() == drift::BaselineStatus::Ready {
+            let count = w.baseline.sample_count() as i64;
+            let project = tx.project().await?.name;
+            let event = events::baseline_ready(
+                &PromptRef { project: &project, prompt: &prompt_name },
+                sample.version,
+                count,
+                now_ms(),
+            );
+            queue(&mut tx, &event).await?;
+        }
         for signal in &outcome.signals {
             status = PromptStatus::Drifted;
             // Switch only when the active version "a" is the one drifting.
@@ -83,7 +102,11 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
             }
             tracing::info!(prompt_id, version = %sample.version, kind = signal.kind.as_str(), score = signal.score,
                 threshold = signal.threshold, sample_id = sample.id, switched = switch, "drift detected");
-            tx.insert_event(&NewDriftEvent {
+            let explain_started = Instant::now();
+            let explanation = explain(&mut tx, &w.baseline, sample.version, sample.id, signal.kind).await?;
+            explaining += explain_started.elapsed();
+            let detected = DetectedDrift {
+                drift_event_id: 0,
                 version: sample.version,
                 kind: drift_kind(signal.kind),
                 score: signal.score,
@@ -91,8 +114,20 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
                 window_size: signal.window_size as i64,
                 sample_id: sample.id,
                 switched_to: switch.then_some(PromptVersion::B),
-            })
-            .await?;
+                explanation: Some(&explanation),
+            };
+            let (id, at) = tx.insert_event(&new_drift_event(&detected)).await?;
+            let project = tx.project().await?.name;
+            let source = PromptRef { project: &project, prompt: &prompt_name };
+            let event = events::drift_detected(&source, &DetectedDrift { drift_event_id: id, ..detected }, at);
+            queue(&mut tx, &event).await?;
+            if switch {
+                let event = events::version_switched(&source, PromptVersion::A, PromptVersion::B, id, at);
+                queue(&mut tx, &event).await?;
+            }
+        }
+        for signal in &outcome.resolved {
+            queue_resolved(&mut tx, sample.version, signal).await?;
         }
         scored += 1;
     }
@@ -114,7 +149,51 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
         tx.update_prompt(status, active).await?;
     }
     tx.commit().await?;
+    tracing::debug!(
+        prompt_id,
+        scored,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        explain_us = explaining.as_micros() as u64,
+        "scored a batch"
+    );
     Ok(scored)
+}
+
+fn now_ms() -> i64 {
+    crate::store::now_ms()
+}
+
+fn new_drift_event(d: &DetectedDrift) -> NewDriftEvent {
+    NewDriftEvent {
+        version: d.version,
+        kind: d.kind,
+        score: d.score,
+        threshold: d.threshold,
+        window_size: d.window_size,
+        sample_id: d.sample_id,
+        switched_to: d.switched_to,
+        explanation: d.explanation.map(|e| e.to_string()),
+    }
+}
+
+async fn queue(tx: &mut ScoringTx, event: &AlertEvent) -> StoreResult<()> {
+    tx.queue_alert(event.event_type, &event.body(), event.created_at).await
+}
+
+/// A detector's episode closed: its condition has been clear for a whole window.
+async fn queue_resolved(tx: &mut ScoringTx, version: PromptVersion, signal: &DriftSignal) -> StoreResult<()> {
+    let kind = drift_kind(signal.kind);
+    let resolved = ResolvedDrift {
+        drift_event_id: tx.latest_drift_event_id(version, kind).await?,
+        version,
+        kind,
+        score: signal.score,
+        threshold: signal.threshold,
+        window_size: signal.window_size as i64,
+    };
+    let (project, prompt) = (tx.project().await?.name, tx.prompt.name.clone());
+    let event = events::drift_resolved(&PromptRef { project: &project, prompt: &prompt }, &resolved, now_ms());
+    queue(tx, &event).await
 }
 
 /// The engine's names for what it found, as the store records them (`drift/` imports nothing

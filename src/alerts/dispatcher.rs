@@ -1,0 +1,302 @@
+//! The alert dispatcher, run inside `serve`: claims due deliveries from the outbox, sends each
+//! (signed webhook or Slack message), and records the outcome. It wakes when a commit queues an
+//! alert and polls otherwise, so deliveries queued by another replica or left by a crash are
+//! found too.
+//!
+//! Rules: a 2xx answer delivers; 410 Gone fails the delivery and disables the channel; any other
+//! answer or a timeout is retried ([`super::retry`], `Retry-After` honoured on 429/503) until
+//! the attempts run out, which fails the delivery and disables the channel; a channel failing
+//! without a success for `disable_after` is disabled as well. A disabled channel's pending
+//! deliveries wait and resume when it is enabled again. Redirects are not followed and
+//! destinations are checked against [`super::address`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::address::{check_literal_host, GuardedResolver, Refused};
+use super::{retry, signing, slack};
+use crate::domain::ChannelKind;
+use crate::store::{now_ms, AttemptRecord, AttemptResult, ClaimedDelivery, Store};
+
+#[derive(Debug, Clone)]
+pub struct DispatcherSettings {
+    pub allow_private_networks: bool,
+    pub timeout: Duration,
+    pub retry_base: Duration,
+    pub max_attempts: i64,
+    pub disable_after: Duration,
+    pub poll_interval: Duration,
+    /// Deliveries attempted at once.
+    pub concurrency: usize,
+    /// The server's public base URL, for links in Slack messages.
+    pub public_url: Option<String>,
+}
+
+/// Most characters of a receiver's answer kept as the delivery's error.
+const ERROR_BODY_CHARS: usize = 300;
+
+pub fn spawn(store: Store, settings: DispatcherSettings, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = match http_client(&settings) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the alert HTTP client; alerts will not be sent");
+                return;
+            }
+        };
+        let settings = Arc::new(settings);
+        // A claim outlives the attempt it is for, so no other replica takes the delivery
+        // while this one is still waiting for the receiver.
+        let lease_ms = (settings.timeout + Duration::from_secs(30)).as_millis() as i64;
+        let token = claim_token();
+        let wake = store.outbox_notify().clone();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let claimed = match store.claim_due_deliveries(settings.concurrency as i64, lease_ms, &token).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim alert deliveries; retrying");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(settings.poll_interval) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let mut attempts = JoinSet::new();
+            for delivery in claimed {
+                let (store, client, settings, token) = (store.clone(), client.clone(), settings.clone(), token.clone());
+                attempts.spawn(async move {
+                    let record = attempt(&client, &settings, &delivery).await;
+                    log_attempt(&delivery, &record);
+                    if let Err(e) = store.finish_attempt(&delivery, &token, &record).await {
+                        // The claim expires and the delivery is attempted again.
+                        tracing::warn!(error = %e, delivery = delivery.id, "could not record an alert attempt");
+                    }
+                });
+            }
+            while attempts.join_next().await.is_some() {}
+        }
+        tracing::info!("alert dispatcher stopped");
+    })
+}
+
+fn claim_token() -> String {
+    let mut bytes = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn http_client(settings: &DispatcherSettings) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(settings.timeout)
+        // A proxy would resolve names itself, out of the resolver's sight.
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver { allow_private: settings.allow_private_networks }))
+        .user_agent(concat!("driftballoon/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The request body and headers for a channel.
+fn request_for(delivery: &ClaimedDelivery, settings: &DispatcherSettings) -> (Vec<u8>, HeaderMap) {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    match delivery.channel.kind {
+        ChannelKind::Webhook => {
+            let body = delivery.payload.clone().into_bytes();
+            let timestamp = now_ms() / 1000;
+            let secrets = delivery.channel.signing_secrets(now_ms());
+            let signature = signing::signature_header(&secrets, &delivery.message_id, timestamp, &body);
+            for (name, value) in [
+                ("webhook-id", delivery.message_id.clone()),
+                ("webhook-timestamp", timestamp.to_string()),
+                ("webhook-signature", signature),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert(name, v);
+                }
+            }
+            (body, headers)
+        }
+        ChannelKind::Slack => {
+            let event: serde_json::Value = serde_json::from_str(&delivery.payload).unwrap_or_default();
+            let message = slack::message(&event, settings.public_url.as_deref());
+            (message.to_string().into_bytes(), headers)
+        }
+    }
+}
+
+async fn attempt(client: &reqwest::Client, settings: &DispatcherSettings, delivery: &ClaimedDelivery) -> AttemptRecord {
+    let started = Instant::now();
+    let refused = |reason: String| AttemptRecord {
+        http_status: None,
+        error: Some(reason.clone()),
+        latency_ms: started.elapsed().as_millis() as i64,
+        result: AttemptResult::Failed,
+        disable_channel: Some(format!("destination refused: {reason}")),
+    };
+    let url = match reqwest::Url::parse(&delivery.channel.url) {
+        Ok(u) => u,
+        Err(e) => return refused(format!("invalid URL: {e}")),
+    };
+    if let Err(Refused(reason)) = check_literal_host(&url, settings.allow_private_networks) {
+        return refused(reason);
+    }
+    let (body, headers) = request_for(delivery, settings);
+    let sent = client.post(url).headers(headers).body(body).send().await;
+    let latency_ms = started.elapsed().as_millis() as i64;
+    match sent {
+        Ok(response) => {
+            let status = response.status();
+            let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let text = if status.is_success() { String::new() } else { response.text().await.unwrap_or_default() };
+            judge_answer(settings, delivery, status, retry_after.as_deref(), &text, latency_ms)
+        }
+        Err(e) => {
+            if let Some(Refused(reason)) = find_refusal(&e) {
+                return refused(reason);
+            }
+            let error = if e.is_timeout() {
+                format!("no answer within {} ms", settings.timeout.as_millis())
+            } else {
+                error_chain(&e)
+            };
+            failure(settings, delivery, None, error, None, latency_ms)
+        }
+    }
+}
+
+fn judge_answer(
+    settings: &DispatcherSettings,
+    delivery: &ClaimedDelivery,
+    status: StatusCode,
+    retry_after: Option<&str>,
+    body: &str,
+    latency_ms: i64,
+) -> AttemptRecord {
+    let http_status = Some(status.as_u16() as i64);
+    if status.is_success() {
+        return AttemptRecord {
+            http_status,
+            error: None,
+            latency_ms,
+            result: AttemptResult::Delivered,
+            disable_channel: None,
+        };
+    }
+    let shown: String = body.chars().take(ERROR_BODY_CHARS).collect();
+    let error = format!("HTTP {}{}{shown}", status.as_u16(), if shown.is_empty() { "" } else { ": " });
+    if status == StatusCode::GONE {
+        return AttemptRecord {
+            http_status,
+            error: Some(error),
+            latency_ms,
+            result: AttemptResult::Failed,
+            disable_channel: Some("the receiver answered 410 Gone".to_string()),
+        };
+    }
+    let honoured = matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
+        .then(|| retry_after.and_then(|v| retry::parse_retry_after(v, now_ms())))
+        .flatten();
+    failure(settings, delivery, http_status, error, honoured, latency_ms)
+}
+
+/// A failed attempt: retried while attempts remain, else given up with the channel disabled.
+fn failure(
+    settings: &DispatcherSettings,
+    delivery: &ClaimedDelivery,
+    http_status: Option<i64>,
+    error: String,
+    retry_after: Option<Duration>,
+    latency_ms: i64,
+) -> AttemptRecord {
+    let now = now_ms();
+    if delivery.attempts >= settings.max_attempts {
+        let reason = format!("gave up on a delivery after {} attempts; last error: {error}", delivery.attempts);
+        return AttemptRecord {
+            http_status,
+            error: Some(error),
+            latency_ms,
+            result: AttemptResult::Failed,
+            disable_channel: Some(reason),
+        };
+    }
+    let wait = retry_after.unwrap_or_else(|| retry::backoff(settings.retry_base, delivery.attempts));
+    let failing_for = delivery.channel.failing_since.map(|since| now - since).unwrap_or(0);
+    let disable_channel = (failing_for >= settings.disable_after.as_millis() as i64)
+        .then(|| format!("failing without a success for {} s; last error: {error}", failing_for / 1000));
+    AttemptRecord {
+        http_status,
+        error: Some(error),
+        latency_ms,
+        result: AttemptResult::RetryAt(now + wait.as_millis() as i64),
+        disable_channel,
+    }
+}
+
+fn find_refusal(e: &reqwest::Error) -> Option<Refused> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(refused) = err.downcast_ref::<Refused>() {
+            return Some(refused.clone());
+        }
+        source = err.source();
+    }
+    None
+}
+
+/// An error with its causes ("cannot connect: ...: Connection refused"), without the URL that
+/// reqwest's own message names: a Slack webhook URL is itself a secret.
+fn error_chain(e: &reqwest::Error) -> String {
+    let kind = if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "bad answer"
+    } else {
+        "request failed"
+    };
+    let mut parts = vec![kind.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        parts.push(err.to_string());
+        source = err.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+fn log_attempt(delivery: &ClaimedDelivery, record: &AttemptRecord) {
+    let channel = delivery.channel.id;
+    match record.result {
+        AttemptResult::Delivered => tracing::info!(
+            channel,
+            delivery = delivery.id,
+            attempt = delivery.attempts,
+            latency_ms = record.latency_ms,
+            "alert delivered"
+        ),
+        _ => tracing::info!(
+            channel,
+            delivery = delivery.id,
+            attempt = delivery.attempts,
+            error = record.error.as_deref().unwrap_or(""),
+            "alert attempt failed"
+        ),
+    }
+    if let Some(reason) = &record.disable_channel {
+        tracing::warn!(channel, %reason, "alert channel disabled");
+    }
+}

@@ -1,0 +1,75 @@
+//! What changed, computed when a detector fires (so once per drift episode, never per sample)
+//! inside the scoring transaction, from the engine's state and the prompt's stored samples.
+//! - semantic: the recent responses farthest from the baseline centroid, the baseline responses
+//!   closest to it, and the terms whose share of responses rose and fell most;
+//! - length: baseline and recent length quantiles.
+//!
+//! With the project's `capture_content` off, responses are quoted by id only and no terms are
+//! listed (terms are fragments of the content).
+
+use serde_json::{json, Value};
+
+use crate::domain::PromptVersion;
+use crate::drift::explain::{closest, farthest, length_quantiles, term_shifts, Candidate};
+use crate::drift::{Baseline, DriftKind, WINDOW};
+use crate::store::{ExplainedSample, ScoringTx, StoreResult};
+
+/// Responses quoted on each side.
+const QUOTED: usize = 3;
+/// Terms listed as rising and as falling.
+const TERMS: usize = 5;
+/// Characters of a quoted response.
+const QUOTE_CHARS: usize = 280;
+/// Baseline responses the closest ones and the term shares are taken from.
+const BASELINE_SAMPLES: i64 = 200;
+
+pub async fn explain(
+    tx: &mut ScoringTx,
+    baseline: &Baseline,
+    version: PromptVersion,
+    trigger_sample_id: i64,
+    kind: DriftKind,
+) -> StoreResult<Value> {
+    match kind {
+        DriftKind::Length => Ok(json!({
+            "kind": "length",
+            "baseline_lengths": length_quantiles(&baseline.reference_lengths()),
+            "recent_lengths": length_quantiles(&baseline.window_lengths()),
+        })),
+        DriftKind::Semantic => semantic(tx, baseline, version, trigger_sample_id).await,
+    }
+}
+
+async fn semantic(
+    tx: &mut ScoringTx,
+    baseline: &Baseline,
+    version: PromptVersion,
+    trigger_sample_id: i64,
+) -> StoreResult<Value> {
+    let with_text = tx.project().await?.capture_content;
+    let recent = tx.recent_scored(version, trigger_sample_id, WINDOW as i64).await?;
+    let learnt = tx.learning_samples(version, trigger_sample_id, BASELINE_SAMPLES).await?;
+    // Learning samples were scored before there was a centroid: measure them against it now.
+    let learnt_similarity =
+        |s: &ExplainedSample| s.vector.as_deref().and_then(|v| baseline.similarity_to_centroid(v)).unwrap_or(f64::NAN);
+    let recent_candidates: Vec<Candidate> = recent
+        .iter()
+        .map(|s| Candidate { sample_id: s.id, similarity: s.similarity.unwrap_or(f64::NAN), text: &s.text })
+        .collect();
+    let baseline_candidates: Vec<Candidate> =
+        learnt.iter().map(|s| Candidate { sample_id: s.id, similarity: learnt_similarity(s), text: &s.text }).collect();
+    let mut explanation = json!({
+        "kind": "semantic",
+        "content_captured": with_text,
+        "farthest_recent": farthest(&recent_candidates, QUOTED, with_text, QUOTE_CHARS),
+        "closest_baseline": closest(&baseline_candidates, QUOTED, with_text, QUOTE_CHARS),
+    });
+    if with_text {
+        let baseline_texts: Vec<&str> = learnt.iter().map(|s| s.text.as_str()).collect();
+        let recent_texts: Vec<&str> = recent.iter().map(|s| s.text.as_str()).collect();
+        let (rose, fell) = term_shifts(&baseline_texts, &recent_texts, TERMS);
+        explanation["terms_rose"] = json!(rose);
+        explanation["terms_fell"] = json!(fell);
+    }
+    Ok(explanation)
+}

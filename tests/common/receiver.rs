@@ -1,0 +1,82 @@
+//! The alert tests' webhook receiver: `tests/alerts/receiver.py` in the SDK venv, which checks
+//! signatures with the `standardwebhooks` package (a verifier not written here). It exits when
+//! this handle drops (its stdin closes).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::repo_root;
+
+pub struct Receiver {
+    child: Child,
+    _stdin: ChildStdin,
+    pub base: String,
+    http: reqwest::Client,
+}
+
+impl Receiver {
+    pub fn start() -> Receiver {
+        let python = repo_root().join(".venv-sdk/bin/python");
+        assert!(python.exists(), "{} missing: run `make test` (or scripts/sdk-venv.sh) first", python.display());
+        let mut child = Command::new(python)
+            .arg(repo_root().join("tests/alerts/receiver.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the webhook receiver");
+        let stdin = child.stdin.take().unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let base = first.trim().strip_prefix("listening ").expect("receiver prints its address").to_string();
+        Receiver { child, _stdin: stdin, base, http: reqwest::Client::new() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sets secrets to verify with, a plan of answers, etc. (see receiver.py).
+    pub async fn configure(&self, config: Value) {
+        let resp = self.http.post(self.url("/_control/config")).json(&config).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+
+    pub async fn secrets(&self, secrets: &[&str]) {
+        self.configure(json!({ "secrets": secrets })).await;
+    }
+
+    /// Every webhook request received so far, in arrival order.
+    pub async fn received(&self) -> Vec<Value> {
+        let body: Value = self.http.get(self.url("/_control/received")).send().await.unwrap().json().await.unwrap();
+        body["requests"].as_array().unwrap().clone()
+    }
+
+    /// The requests whose JSON body has this `type`.
+    pub async fn of_type(&self, event_type: &str) -> Vec<Value> {
+        self.received().await.into_iter().filter(|r| r["json"]["type"] == event_type).collect()
+    }
+
+    /// Waits until `done` holds for the received requests; fails after `seconds`.
+    pub async fn wait_for(&self, seconds: u64, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let received = self.received().await;
+            if done(&received) {
+                return received;
+            }
+            assert!(Instant::now() < deadline, "receiver: {what} not seen in {seconds} s; got {received:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
