@@ -56,29 +56,15 @@ pub fn spawn(store: Store, settings: DispatcherSettings, mut shutdown: watch::Re
         let lease_ms = (settings.timeout + Duration::from_secs(30)).as_millis() as i64;
         let token = claim_token();
         let wake = store.outbox_notify().clone();
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            let claimed = match store.claim_due_deliveries(settings.concurrency as i64, lease_ms, &token).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not claim alert deliveries; retrying");
-                    Vec::new()
-                }
-            };
-            if claimed.is_empty() {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep(settings.poll_interval) => {}
-                    _ = shutdown.changed() => {}
-                }
-                continue;
-            }
-            let mut attempts = JoinSet::new();
+        // Attempts run side by side; a slow receiver holds one slot, not the whole queue.
+        let mut in_flight = JoinSet::new();
+        while !*shutdown.borrow() {
+            let free = settings.concurrency.saturating_sub(in_flight.len());
+            let claimed = if free > 0 { claim(&store, free, lease_ms, &token).await } else { Vec::new() };
+            let claimed_any = !claimed.is_empty();
             for delivery in claimed {
                 let (store, client, settings, token) = (store.clone(), client.clone(), settings.clone(), token.clone());
-                attempts.spawn(async move {
+                in_flight.spawn(async move {
                     let record = attempt(&client, &settings, &delivery).await;
                     log_attempt(&delivery, &record);
                     if let Err(e) = store.finish_attempt(&delivery, &token, &record).await {
@@ -87,9 +73,33 @@ pub fn spawn(store: Store, settings: DispatcherSettings, mut shutdown: watch::Re
                     }
                 });
             }
-            while attempts.join_next().await.is_some() {}
+            if claimed_any && in_flight.len() < settings.concurrency {
+                continue; // there may be more due right now
+            }
+            tokio::select! {
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(settings.poll_interval) => {}
+                _ = shutdown.changed() => {}
+            }
         }
+        // Attempts in flight finish (or time out); one cut short is claimed again later.
+        while in_flight.join_next().await.is_some() {}
         tracing::info!("alert dispatcher stopped");
+    })
+}
+
+/// Due deliveries, claimed for this process. A cheap read first, so an idle dispatcher does
+/// not take SQLite's write lock on every poll.
+async fn claim(store: &Store, limit: usize, lease_ms: i64, token: &str) -> Vec<ClaimedDelivery> {
+    let claimed = match store.has_due_deliveries().await {
+        Ok(false) => return Vec::new(),
+        Ok(true) => store.claim_due_deliveries(limit as i64, lease_ms, token).await,
+        Err(e) => Err(e),
+    };
+    claimed.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not claim alert deliveries; retrying");
+        Vec::new()
     })
 }
 

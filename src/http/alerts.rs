@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -60,8 +60,10 @@ pub struct AlertChannelList {
     pub channels: Vec<AlertChannel>,
 }
 
-/// A new channel.
-#[derive(Debug, ToSchema)]
+/// A new channel. (Read by [`FromJson`]; `Deserialize` only lets the schema say that unknown
+/// fields are refused.)
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewAlertChannel {
     pub kind: ChannelKind,
     /// `http`/`https`. Loopback, link-local, private and cloud-metadata addresses are refused
@@ -77,7 +79,8 @@ pub struct NewAlertChannel {
 }
 
 /// Changes to a channel; absent fields keep their value, `null` clears a filter.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AlertChannelPatch {
     #[schema(schema_with = schemas::optional_channel_url)]
     pub url: Option<String>,
@@ -90,7 +93,8 @@ pub struct AlertChannelPatch {
 }
 
 /// A secret rotation.
-#[derive(Debug, Default, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SecretRotation {
     /// Seconds the old secret stays valid: both signatures are sent until then.
     #[schema(schema_with = schemas::grace_period)]
@@ -483,7 +487,7 @@ pub async fn test(
 #[utoipa::path(
     post, path = "/api/v1/alert-channels/{id}/rotate-secret", tag = "alerts", operation_id = "rotate_alert_channel_secret",
     params(("id" = i64, Path, minimum = 1)),
-    request_body(content = SecretRotation, description = "Optional; an empty body means the default grace period"),
+    request_body(content = Option<SecretRotation>, description = "Optional; no body means the default grace period"),
     responses(
         (status = 200, description = "The new secret, shown only here", body = AlertChannelWithSecret),
         (status = 409, description = "Slack channels have no secret", body = super::error::ErrorBody),

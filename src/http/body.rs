@@ -36,7 +36,8 @@ impl<T: FromJson> FromRequest<AppState> for Valid<T> {
     }
 }
 
-/// Like [`Valid`], for bodies whose every field is optional: an empty body is the default.
+/// Like [`Valid`], for bodies whose every field is optional: no body (or `null`) is the
+/// default.
 pub struct ValidOrEmpty<T>(pub T);
 
 impl<T: FromJson + Default> FromRequest<AppState> for ValidOrEmpty<T> {
@@ -47,7 +48,10 @@ impl<T: FromJson + Default> FromRequest<AppState> for ValidOrEmpty<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(ValidOrEmpty(T::default()));
         }
-        Ok(ValidOrEmpty(T::from_json(&parse_json(&bytes)?)?))
+        match parse_json(&bytes)? {
+            serde_json::Value::Null => Ok(ValidOrEmpty(T::default())),
+            value => Ok(ValidOrEmpty(T::from_json(&value)?)),
+        }
     }
 }
 

@@ -386,6 +386,20 @@ impl Store {
             .collect()
     }
 
+    /// Whether any delivery of an enabled channel is due (a read, through the partial index).
+    pub async fn has_due_deliveries(&self) -> StoreResult<bool> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "SELECT d.id FROM alert_deliveries d JOIN alert_channels c ON c.id = d.channel_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+               AND (d.claimed_until IS NULL OR d.claimed_until < $1) AND c.enabled = 1 LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Claims up to `limit` due deliveries of enabled channels for `lease_ms`, under `token`.
     /// On Postgres `SKIP LOCKED` lets replicas claim disjoint sets at the same moment; a claim
     /// is only taken when free or expired, so one attempt is made by one replica.
