@@ -1,8 +1,10 @@
 //! Alert latency and the cost of drift explanations, on a release build of the server with the
 //! real model, on SQLite and (with TEST_DATABASE_URL) on Postgres.
 //!
-//! PROMPTS prompts (default 110) each learn a 10-sample baseline of support answers and then
-//! get biology answers, so each fires semantic drift (and length drift where lengths moved).
+//! PROMPTS prompts (default 110) each learn a BASELINE-sample baseline (default 30, the
+//! product's default `min_baseline_samples`; at most 200 are quoted from) of support answers,
+//! and then get biology answers, so each fires semantic drift (and length drift where lengths
+//! moved).
 //! A webhook receiver in this process records when each `drift.detected` arrives;
 //! latency = arrival - the drift event's `detected_at` (stamped inside the scoring
 //! transaction, just before it commits, so the figure includes the commit).
@@ -83,7 +85,7 @@ fn scoring_costs(log: &str) -> (usize, f64, usize, f64) {
     (batches, total, explained, explaining)
 }
 
-async fn run(kind: Kind, prompts: usize) {
+async fn run(kind: Kind, prompts: usize, baseline: usize) {
     let Some(db) = TestDb::new(kind).await else { return };
     let (url, arrivals) = start_receiver().await;
     let server = TestServer::start(
@@ -117,8 +119,8 @@ async fn run(kind: Kind, prompts: usize) {
     let started = Instant::now();
     for p in 0..prompts {
         let name = format!("bench-{p}");
-        log(&server, &key, &name, (1..30).map(|i| support_answer(p * 31 + i))).await;
-        log(&server, &key, &name, (0..30).map(|i| biology_answer(p * 31 + i))).await;
+        log(&server, &key, &name, (1..baseline + 20).map(|i| support_answer(p * 1000 + i))).await;
+        log(&server, &key, &name, (0..30).map(|i| biology_answer(p * 1000 + i))).await;
     }
     let deadline = Instant::now() + Duration::from_secs(600);
     let semantic = |a: &[(f64, Value)]| a.iter().filter(|(_, v)| v["data"]["kind"] == "semantic").count();
@@ -137,7 +139,7 @@ async fn run(kind: Kind, prompts: usize) {
     latencies.sort_by(f64::total_cmp);
     let (batches, scoring_ms, explained, explaining_ms) = scoring_costs(&server.log_text());
     println!(
-        "{kind:?}: {} drift alerts ({} semantic) from {prompts} prompts in {:.0} s",
+        "{kind:?}: {} drift alerts ({} semantic) from {prompts} prompts with {baseline}-sample baselines in {:.0} s",
         arrivals.len(),
         semantic(&arrivals),
         started.elapsed().as_secs_f64()
@@ -160,7 +162,8 @@ async fn run(kind: Kind, prompts: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let prompts = std::env::var("PROMPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(110);
-    run(Kind::Sqlite, prompts).await;
-    run(Kind::Postgres, prompts).await;
+    let setting = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (prompts, baseline) = (setting("PROMPTS", 110), setting("BASELINE", 30));
+    run(Kind::Sqlite, prompts, baseline).await;
+    run(Kind::Postgres, prompts, baseline).await;
 }

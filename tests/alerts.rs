@@ -52,9 +52,13 @@ async fn log_texts(server: &TestServer, key: &str, prompt: &str, texts: Vec<Stri
 /// Makes a prompt drift with real answers: a 20-sample baseline of support answers, then
 /// answers about biology. Returns the prompt's drift events.
 async fn drive_drift(server: &TestServer, key: &str, prompt: &str) -> Vec<Value> {
+    drive_drift_with(server, key, prompt, json!({"min_baseline_samples": 20})).await
+}
+
+async fn drive_drift_with(server: &TestServer, key: &str, prompt: &str, settings: Value) -> Vec<Value> {
     log_texts(server, key, prompt, (0..1).map(support_answer).collect()).await;
     let path = format!("/api/v1/prompts/{}", encode(prompt));
-    let (status, body) = send(server, key, "PATCH", &path, Some(json!({"min_baseline_samples": 20}))).await;
+    let (status, body) = send(server, key, "PATCH", &path, Some(settings)).await;
     assert_eq!(status, 200, "{body}");
     log_texts(server, key, prompt, (1..45).map(support_answer).collect()).await;
     server.wait_processed(key, prompt).await;
@@ -378,6 +382,41 @@ async fn two_replicas_on_one_postgres_deliver_each_event_once() {
     first.assert_no_server_errors();
     second.assert_no_server_errors();
 }
+
+both_backends!(drift_resolved_once_the_old_answers_return, |db: TestDb| async move {
+    let receiver = Receiver::start();
+    let server = TestServer::start(&db, ALERT_ENV);
+    let key = server.first_key.clone().unwrap();
+    let channel = create_channel(
+        &server,
+        &key,
+        json!({"kind": "webhook", "url": receiver.url("/hook"), "events": ["drift.detected", "drift.resolved"]}),
+    )
+    .await;
+    receiver.secrets(&[channel["secret"].as_str().unwrap()]).await;
+    // Without auto-switch "a" keeps the traffic, so it can be seen to recover.
+    let settings = json!({"min_baseline_samples": 20, "auto_switch_enabled": false});
+    let events = drive_drift_with(&server, &key, "recovering-bot", settings).await;
+    let semantic = events.iter().find(|e| e["kind"] == "semantic").expect("semantic drift").clone();
+    log_texts(&server, &key, "recovering-bot", (100..170).map(support_answer).collect()).await;
+    server.wait_processed(&key, "recovering-bot").await;
+    let got = receiver
+        .wait_for(30, "drift.resolved", |r| {
+            r.iter().any(|x| x["json"]["type"] == "drift.resolved" && x["json"]["data"]["kind"] == "semantic")
+        })
+        .await;
+    let resolved: Vec<&Value> = got
+        .iter()
+        .filter(|x| x["json"]["type"] == "drift.resolved" && x["json"]["data"]["kind"] == "semantic")
+        .collect();
+    assert_eq!(resolved.len(), 1, "{got:#?}");
+    let data = &resolved[0]["json"]["data"];
+    assert_eq!(data["drift_event_id"], semantic["id"]);
+    assert_eq!(data["version"], "a");
+    assert!(data["score"].as_f64().unwrap() >= 0.7, "{data}");
+    assert!(resolved[0]["verified"] == true);
+    server.assert_no_server_errors();
+});
 
 both_backends!(bad_channels_are_422s_naming_the_field, |db: TestDb| async move {
     // Private networks are not allowed here (the default).

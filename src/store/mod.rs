@@ -39,8 +39,8 @@ pub use model_configs::{ModelConfigRow, ModelConfigVersion, SessionAssignment};
 pub use prompts::{PromptConfigRow, PromptPatch, PromptRow};
 pub use samples::{SampleCounts, SampleRow};
 pub use scoring::{
-    vector_from_bytes, BaselineUpdate, ClaimedSample, ExplainedSample, NewDriftEvent, ProjectInfo, ScoringTx,
-    StoredBaseline, UnscoredSample,
+    vector_from_bytes, BaselineUpdate, ClaimedSample, ExplainedSample, ExplainedSet, NewDriftEvent, ProjectInfo,
+    ScoringTx, StoredBaseline, UnscoredSample,
 };
 pub use spans::{NewSpan, SpanFilter, SpanRow, SpansStored, TokenUsage, TraceStatus, TraceSummaryRow};
 pub use summary::VariantSummaryRow;

@@ -68,6 +68,15 @@ pub struct ExplainedSample {
     pub vector: Option<Vec<f32>>,
 }
 
+/// Which samples an explanation quotes.
+#[derive(Debug, Clone, Copy)]
+pub enum ExplainedSet {
+    /// Scored against the baseline: the recent window.
+    Window,
+    /// The samples the current baseline learnt from.
+    Learnt,
+}
+
 /// The project a scored prompt belongs to.
 #[derive(Clone)]
 pub struct ProjectInfo {
@@ -294,64 +303,40 @@ impl ScoringTx {
             .await?)
     }
 
-    /// Up to `limit` scored samples of a version up to sample `upto`, newest first: the
-    /// detector's window when `upto` fired it.
-    pub async fn recent_scored(
+    /// Up to `limit` samples of a version up to sample `upto`, newest first, with their
+    /// vectors: either the scored ones (the detector's window when `upto` fired it) or the ones
+    /// the current baseline learnt from (scored while learning, so without a similarity; the
+    /// partial index `samples_learning` finds them however long the prompt's history).
+    pub async fn samples_to_explain(
         &mut self,
+        which: ExplainedSet,
         version: PromptVersion,
         upto: i64,
         limit: i64,
     ) -> StoreResult<Vec<ExplainedSample>> {
-        let rows = sqlx::query(
-            "SELECT id, response_text, similarity FROM samples \
-             WHERE prompt_id = $1 AND prompt_version = $2 AND id <= $3 AND state = 'done' \
-               AND similarity IS NOT NULL ORDER BY id DESC LIMIT $4",
-        )
-        .bind(self.prompt.id)
-        .bind(version.as_str())
-        .bind(upto)
-        .bind(limit)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ExplainedSample {
-                    id: r.try_get("id")?,
-                    text: r.try_get("response_text")?,
-                    similarity: r.try_get("similarity")?,
-                    vector: None,
-                })
-            })
-            .collect()
-    }
-
-    /// Up to `limit` of the samples the version's current baseline learnt from (scored while
-    /// learning, so without a similarity), newest first, with their vectors. The partial index
-    /// `samples_learning` keeps this cheap however many samples the prompt has.
-    pub async fn learning_samples(
-        &mut self,
-        version: PromptVersion,
-        upto: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<ExplainedSample>> {
-        let rows = sqlx::query(
-            "SELECT id, response_text, embedding FROM samples \
-             WHERE prompt_id = $1 AND prompt_version = $2 AND id <= $3 AND similarity IS NULL \
-               AND state = 'done' ORDER BY id DESC LIMIT $4",
-        )
-        .bind(self.prompt.id)
-        .bind(version.as_str())
-        .bind(upto)
-        .bind(limit)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let similarity = match which {
+            ExplainedSet::Window => "similarity IS NOT NULL",
+            ExplainedSet::Learnt => "similarity IS NULL",
+        };
+        let sql = format!(
+            "SELECT id, response_text, similarity, embedding FROM samples \
+             WHERE prompt_id = $1 AND prompt_version = $2 AND id <= $3 AND {similarity} AND state = 'done' \
+             ORDER BY id DESC LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(self.prompt.id)
+            .bind(version.as_str())
+            .bind(upto)
+            .bind(limit)
+            .fetch_all(&mut *self.tx)
+            .await?;
         rows.iter()
             .map(|r| {
                 let embedding: Option<Vec<u8>> = r.try_get("embedding")?;
                 Ok(ExplainedSample {
                     id: r.try_get("id")?,
                     text: r.try_get("response_text")?,
-                    similarity: None,
+                    similarity: r.try_get("similarity")?,
                     vector: embedding.map(|b| vector_from_bytes(&b)),
                 })
             })

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::domain::PromptVersion;
 use crate::drift::explain::{closest, farthest, length_quantiles, term_shifts, Candidate};
 use crate::drift::{Baseline, DriftKind, WINDOW};
-use crate::store::{ExplainedSample, ScoringTx, StoreResult};
+use crate::store::{ExplainedSample, ExplainedSet, ScoringTx, StoreResult};
 
 /// Responses quoted on each side.
 const QUOTED: usize = 3;
@@ -47,8 +47,8 @@ async fn semantic(
     trigger_sample_id: i64,
 ) -> StoreResult<Value> {
     let with_text = tx.project().await?.capture_content;
-    let recent = tx.recent_scored(version, trigger_sample_id, WINDOW as i64).await?;
-    let learnt = tx.learning_samples(version, trigger_sample_id, BASELINE_SAMPLES).await?;
+    let recent = tx.samples_to_explain(ExplainedSet::Window, version, trigger_sample_id, WINDOW as i64).await?;
+    let learnt = tx.samples_to_explain(ExplainedSet::Learnt, version, trigger_sample_id, BASELINE_SAMPLES).await?;
     // Learning samples were scored before there was a centroid: measure them against it now.
     let learnt_similarity =
         |s: &ExplainedSample| s.vector.as_deref().and_then(|v| baseline.similarity_to_centroid(v)).unwrap_or(f64::NAN);
