@@ -310,3 +310,92 @@ fn log_attempt(delivery: &ClaimedDelivery, record: &AttemptRecord) {
         tracing::warn!(channel, %reason, "alert channel disabled");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AlertChannelRow;
+
+    fn settings() -> DispatcherSettings {
+        DispatcherSettings {
+            allow_private_networks: false,
+            timeout: Duration::from_secs(10),
+            retry_base: Duration::from_secs(5),
+            max_attempts: 12,
+            disable_after: Duration::from_secs(86_400),
+            poll_interval: Duration::from_secs(1),
+            concurrency: 8,
+            public_url: None,
+        }
+    }
+
+    fn delivery(attempts: i64, failing_since: Option<i64>) -> ClaimedDelivery {
+        ClaimedDelivery {
+            id: 1,
+            message_id: "msg_1".into(),
+            attempts,
+            payload: "{}".into(),
+            channel: AlertChannelRow {
+                id: 1,
+                project_id: 1,
+                kind: ChannelKind::Webhook,
+                url: "https://example.com/hook".into(),
+                secret: Some(signing::new_secret()),
+                previous_secret: None,
+                previous_secret_expires_at: None,
+                event_types: None,
+                prompt_names: None,
+                enabled: true,
+                disabled_reason: None,
+                failing_since,
+                created_at: 0,
+                updated_at: 0,
+            },
+        }
+    }
+
+    fn judge(status: u16, retry_after: Option<&str>, d: &ClaimedDelivery) -> AttemptRecord {
+        judge_answer(&settings(), d, StatusCode::from_u16(status).unwrap(), retry_after, "nope", 12)
+    }
+
+    fn wait_ms(record: &AttemptRecord) -> i64 {
+        match record.result {
+            AttemptResult::RetryAt(at) => at - now_ms(),
+            other => panic!("expected a retry, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn success_delivers_and_gone_disables() {
+        let ok = judge(204, None, &delivery(1, None));
+        assert_eq!((ok.result, ok.error, ok.disable_channel), (AttemptResult::Delivered, None, None));
+        let gone = judge(410, None, &delivery(1, None));
+        assert_eq!(gone.result, AttemptResult::Failed);
+        assert!(gone.disable_channel.unwrap().contains("410"));
+        assert_eq!(gone.error.as_deref(), Some("HTTP 410: nope"));
+    }
+
+    #[test]
+    fn failures_back_off_or_follow_retry_after() {
+        let wait = wait_ms(&judge(500, Some("60"), &delivery(3, None)));
+        // the third failure waits 45 s +-20%; Retry-After only counts on 429 and 503
+        assert!((35_000..=55_000).contains(&wait), "{wait}");
+        let wait = wait_ms(&judge(429, Some("60"), &delivery(3, None)));
+        assert!((59_000..=60_000).contains(&wait), "{wait}");
+        let wait = wait_ms(&judge(503, Some("soon"), &delivery(1, None)));
+        assert!((3_900..=6_100).contains(&wait), "unreadable Retry-After falls back to backoff: {wait}");
+    }
+
+    #[test]
+    fn a_channel_failing_too_long_or_out_of_attempts_is_disabled() {
+        let last = judge(500, None, &delivery(12, None));
+        assert_eq!(last.result, AttemptResult::Failed);
+        assert!(last.disable_channel.unwrap().contains("after 12 attempts"));
+        let recent = judge(500, None, &delivery(2, Some(now_ms() - 3_600_000)));
+        assert!(recent.disable_channel.is_none());
+        let stale = judge(500, None, &delivery(5, Some(now_ms() - 90_000_000)));
+        // still retried (nothing is dropped), but the channel stops until a person enables it
+        assert!(matches!(stale.result, AttemptResult::RetryAt(_)));
+        assert!(stale.disable_channel.unwrap().contains("failing without a success"));
+    }
+}
