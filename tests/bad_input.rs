@@ -61,6 +61,14 @@ fn valid_requests() -> Vec<(&'static str, &'static str, Value)> {
         ("POST", "/api/v1/prompt-ab-tests", json!({"key": "ab", "variants": [{"prompt_key": "t", "weight": 100}]})),
         ("PATCH", "/api/v1/project", json!({"capture_content": true})),
         ("PATCH", "/api/v1/prompts/p", json!({"drift_threshold": 0.5, "active_prompt": "b"})),
+        (
+            "POST",
+            "/api/v1/alert-channels",
+            json!({"kind": "webhook", "url": "https://alerts.example.com/hook", "events": ["drift.detected"],
+                   "prompts": ["p"]}),
+        ),
+        ("PATCH", "/api/v1/alert-channels/1", json!({"url": "https://alerts.example.com/other", "events": null})),
+        ("POST", "/api/v1/alert-channels/1/rotate-secret", json!({"grace_period_seconds": 60})),
     ]
 }
 
