@@ -11,5 +11,6 @@ pub mod http;
 pub mod server;
 pub mod store;
 pub mod traces;
+pub mod ui;
 pub mod validate;
 pub mod worker;

@@ -225,9 +225,12 @@ fn layer_error(status: StatusCode, state: &AppState) -> ApiError {
 /// 503 gets `Retry-After`.
 pub async fn json_errors(State(state): State<AppState>, response: Response) -> Response {
     let status = response.status();
-    let is_json =
-        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    // JSON errors are the API's own; HTML ones are the dashboard's pages.
+    let is_own = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_own {
         return response;
     }
     let (mut parts, _) = response.into_parts();

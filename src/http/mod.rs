@@ -106,7 +106,8 @@ pub fn router(state: AppState) -> Router {
     let docs = SwaggerUi::new("/docs")
         .url("/openapi.json", doc)
         .config(SwaggerConfig::new(["/openapi.json"]).validator_url("none"));
-    with_layers(api.merge(Router::<AppState>::from(docs)).fallback(not_found), state)
+    let app = api.merge(Router::<AppState>::from(docs)).merge(crate::ui::routes());
+    with_layers(app.fallback(not_found), state)
 }
 
 /// The layers every route sits behind: body limits, gzip, timeout, panic catching, and the

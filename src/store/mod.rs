@@ -17,6 +17,7 @@ mod scoring;
 mod spans;
 mod summary;
 mod templates;
+mod ui_sessions;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -45,6 +46,7 @@ pub use scoring::{
 pub use spans::{NewSpan, SpanFilter, SpanRow, SpansStored, TokenUsage, TraceStatus, TraceSummaryRow};
 pub use summary::VariantSummaryRow;
 pub use templates::{PromptAbTestRow, PromptTemplateRow};
+pub use ui_sessions::UiSession;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");

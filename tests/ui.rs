@@ -1,0 +1,121 @@
+//! The dashboard's sign-in over HTTP (the browser tests of the full dashboard come with its
+//! screens): `/` sends strangers to sign in; a valid API key becomes an HttpOnly, SameSite=Strict
+//! session cookie (Secure behind https); state-changing forms need the CSRF token and this
+//! origin; sign-out and key revocation end the session; assets and the favicon are served.
+
+mod common;
+
+use common::{run_cli, TestDb, TestServer};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+fn location(resp: &reqwest::Response) -> String {
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+async fn sign_in(server: &TestServer, key: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = client().post(server.url("/ui/sign-in")).form(&[("api_key", key)]);
+    for (name, value) in extra {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+/// The session cookie (`db_session=...`) set by a response.
+fn session_cookie(resp: &reqwest::Response) -> (String, String) {
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    (set.split(';').next().unwrap().to_string(), set)
+}
+
+async fn page(server: &TestServer, path: &str, cookie: &str) -> reqwest::Response {
+    client().get(server.url(path)).header("cookie", cookie).send().await.unwrap()
+}
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf_token\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+}
+
+both_backends!(sign_in_session_csrf_and_sign_out, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+
+    let resp = client().get(server.url("/")).send().await.unwrap();
+    assert_eq!((resp.status().as_u16(), location(&resp)), (303, "/ui/sign-in".to_string()));
+    let resp = client().get(server.url("/ui/sign-in")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("name=\"api_key\"") && html.contains("/favicon.ico"), "{html}");
+
+    // a wrong key is refused in the page, not as JSON
+    let resp = sign_in(&server, "db_sk_wrong", &[]).await;
+    assert_eq!(resp.status().as_u16(), 401);
+    assert!(resp.text().await.unwrap().contains("not valid"));
+    // a form posted from another site is refused
+    let resp = sign_in(&server, &key, &[("origin", "https://evil.example")]).await;
+    assert_eq!(resp.status().as_u16(), 403);
+
+    let resp = sign_in(&server, &key, &[]).await;
+    assert_eq!((resp.status().as_u16(), location(&resp)), (303, "/".to_string()));
+    let (cookie, set) = session_cookie(&resp);
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && !set.contains("Secure"), "{set}");
+    let resp = sign_in(&server, &key, &[("x-forwarded-proto", "https")]).await;
+    assert!(session_cookie(&resp).1.contains("; Secure"));
+
+    let resp = page(&server, "/", &cookie).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("No prompts yet") && html.contains("default"), "{html}");
+    // prompt names are text, never markup
+    let (status, _) = server
+        .post_logs(&key, &serde_json::json!({"logs": [{"prompt_name": "<script>x</script>", "response_text": "hi"}]}))
+        .await;
+    assert_eq!(status, 202);
+    let html = page(&server, "/", &cookie).await.text().await.unwrap();
+    assert!(html.contains("&lt;script&gt;x&lt;/script&gt;") && !html.contains("<script>x"), "{html}");
+
+    // sign-out needs the form's CSRF token
+    let csrf = csrf_of(&html);
+    let resp = client()
+        .post(server.url("/ui/sign-out"))
+        .header("cookie", &cookie)
+        .form(&[("csrf_token", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let resp = client()
+        .post(server.url("/ui/sign-out"))
+        .header("cookie", &cookie)
+        .form(&[("csrf_token", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((resp.status().as_u16(), location(&resp)), (303, "/ui/sign-in".to_string()));
+    assert!(session_cookie(&resp).1.contains("Max-Age=0"));
+    let resp = page(&server, "/", &cookie).await;
+    assert_eq!(resp.status().as_u16(), 303, "the old cookie is refused after sign-out");
+
+    // revoking the key ends its sessions
+    let resp = sign_in(&server, &key, &[]).await;
+    let (cookie, _) = session_cookie(&resp);
+    assert_eq!(page(&server, "/", &cookie).await.status().as_u16(), 200);
+    let prefix: String = key.chars().take(14).collect();
+    let (code, _, stderr) = run_cli(&db, &["keys", "revoke", &prefix], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(page(&server, "/", &cookie).await.status().as_u16(), 303);
+
+    // assets: cached for long, compressed on request
+    let resp = client().get(server.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!((resp.status().as_u16(), resp.headers()["content-type"].to_str().unwrap()), (200, "image/svg+xml"));
+    let html = client().get(server.url("/ui/sign-in")).send().await.unwrap().text().await.unwrap();
+    let css = html.split("rel=\"stylesheet\" href=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let resp = client().get(server.url(&css)).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    server.assert_no_server_errors();
+});
