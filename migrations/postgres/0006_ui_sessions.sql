@@ -2,7 +2,7 @@
 -- (the cookie's value) is kept; the session belongs to the key, so revoking the key ends it.
 
 CREATE TABLE ui_sessions (
-    token_hash   TEXT PRIMARY KEY,
+    token_hash   TEXT NOT NULL PRIMARY KEY,
     key_hash     TEXT NOT NULL REFERENCES api_keys(key_hash),
     -- the synchronizer token every state-changing form must carry
     csrf_token   TEXT NOT NULL,
