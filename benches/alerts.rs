@@ -11,6 +11,9 @@
 //! The server logs every scoring batch at debug level with its time and the time spent
 //! explaining drift; the bench sums those.
 //!
+//! It also times the explanation's term counting alone on its largest input: 200 baseline and
+//! 20 recent responses of about 1,000 characters (the test corpora's answers, run together).
+//!
 //! `make bench-alerts` or `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench alerts`
 
 #[path = "../tests/common/mod.rs"]
@@ -160,8 +163,32 @@ async fn run(kind: Kind, prompts: usize, baseline: usize) {
     );
 }
 
+/// Min and median of term_shifts over 200 runs (both less swayed by other processes than a mean).
+fn time_term_shifts() {
+    let response = |f: fn(usize) -> String, i: usize| (0..10).map(|k| f(i * 10 + k)).collect::<Vec<_>>().join(" ");
+    let baseline: Vec<String> = (0..200).map(|i| response(support_answer, i)).collect();
+    let recent: Vec<String> = (0..20).map(|i| response(biology_answer, i)).collect();
+    let baseline: Vec<&str> = baseline.iter().map(String::as_str).collect();
+    let recent: Vec<&str> = recent.iter().map(String::as_str).collect();
+    let chars = baseline.iter().chain(&recent).map(|t| t.chars().count()).sum::<usize>() / 220;
+    let mut times: Vec<Duration> = (0..200)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(driftballoon::drift::explain::term_shifts(&baseline, &recent, 5));
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    println!(
+        "term_shifts, 200 + 20 responses of ~{chars} chars: min {:.2} ms, median {:.2} ms",
+        times[0].as_secs_f64() * 1e3,
+        times[100].as_secs_f64() * 1e3
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    time_term_shifts();
     let setting = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let (prompts, baseline) = (setting("PROMPTS", 110), setting("BASELINE", 30));
     run(Kind::Sqlite, prompts, baseline).await;

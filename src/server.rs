@@ -112,8 +112,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (DRIFTBALLOON_LISTEN)"))?;
     let samples_arrived = Arc::new(Notify::new());
-    let (stop_worker, worker_stopped) = watch::channel(false);
-    let worker_stopped_for_alerts = worker_stopped.clone();
+    // Stops the background tasks (embedding worker, alert dispatcher) after the HTTP server.
+    let (stop_background, background_stopped) = watch::channel(false);
     let worker = embedder.map(|embedder| {
         let worker_settings = WorkerSettings {
             batch_size: settings.worker_batch_size as i64,
@@ -121,17 +121,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             poll_interval: Duration::from_millis(settings.worker_poll_interval_ms),
             max_attempts: settings.worker_max_attempts as i64,
         };
-        worker::spawn(store.clone(), embedder, worker_settings, samples_arrived.clone(), worker_stopped)
+        worker::spawn(store.clone(), embedder, worker_settings, samples_arrived.clone(), background_stopped.clone())
     });
     let dispatcher = settings
         .alerts_enabled
-        .then(|| dispatcher::spawn(store.clone(), dispatcher_settings(&settings), worker_stopped_for_alerts));
+        .then(|| dispatcher::spawn(store.clone(), dispatcher_settings(&settings), background_stopped));
     let state = AppState { store: store.clone(), settings: Arc::new(settings), samples_arrived };
     let shutdown = shutdown_signal()?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown).await.context("HTTP server failed")?;
     tracing::info!("in-flight requests finished; stopping the worker");
-    let _ = stop_worker.send(true);
+    let _ = stop_background.send(true);
     if let Some(worker) = worker {
         // A batch in flight is finished or, if this takes too long, its claim expires and
         // another start redoes it: nothing is lost either way.

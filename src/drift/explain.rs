@@ -300,9 +300,11 @@ mod tests {
         assert!(STOPWORDS.iter().all(|w| w.len() >= 3 && w.chars().all(|c| c.is_ascii_lowercase())));
     }
 
-    /// Runs term_shifts `runs` times over 220 pseudo-random ~1,000-char texts (200 baseline + 20 recent),
-    /// English-like: ~40% stopwords, a long tail of rare words, capitals, digits, punctuation, some non-ASCII.
-    fn big_run(runs: usize) -> Vec<std::time::Duration> {
+    /// term_shifts over 220 pseudo-random ~1,000-char texts (200 baseline + 20 recent), English-like:
+    /// ~40% stopwords, a long tail of rare words, capitals, digits, punctuation, some non-ASCII. (Its
+    /// speed is measured by benches/alerts.rs.)
+    #[test]
+    fn term_shifts_large_input_runs() {
         let words: Vec<&str> = "the and you for with this is of to a model response latency token quality Refund \
             account 2024 café naïve 日本語 that"
             .split_whitespace()
@@ -319,29 +321,8 @@ mod tests {
         };
         let texts: Vec<String> = (0..220).map(|i| (0..185).map(|j| word(i, j)).collect()).collect();
         let t: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let mut times: Vec<_> = (0..runs)
-            .map(|_| {
-                let start = std::time::Instant::now();
-                let (rose, fell) = std::hint::black_box(term_shifts(std::hint::black_box(&t[..200]), &t[200..], 10));
-                assert!(!rose.is_empty() && rose.len() <= 10 && fell.len() <= 10, "{rose:?} {fell:?}");
-                start.elapsed()
-            })
-            .collect();
-        times.sort();
-        times
-    }
-
-    #[test]
-    fn term_shifts_large_input_runs() {
-        big_run(1);
-    }
-
-    #[test]
-    #[ignore = "micro-timer: cargo test --release -- --ignored --nocapture"]
-    fn time_term_shifts() {
-        // Min and median: less swayed by other processes than the mean.
-        let t = big_run(200);
-        println!("term_shifts, 200 + 20 texts of ~1,000 chars: min {:?}, median {:?}", t[0], t[100]);
+        let (rose, fell) = term_shifts(&t[..200], &t[200..], 10);
+        assert!(!rose.is_empty() && rose.len() <= 10 && fell.len() <= 10, "{rose:?} {fell:?}");
     }
 
     #[test]

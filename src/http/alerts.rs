@@ -312,12 +312,12 @@ fn check_destination(state: &AppState, url: &str) -> ApiResult<()> {
     })
 }
 
+fn channel_not_found(id: i64) -> ApiError {
+    ApiError::not_found(format!("no alert channel {id} in this project"))
+}
+
 async fn find_channel(state: &AppState, project_id: i64, id: i64) -> ApiResult<AlertChannelRow> {
-    state
-        .store
-        .alert_channel(project_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no alert channel {id} in this project")))
+    state.store.alert_channel(project_id, id).await?.ok_or_else(|| channel_not_found(id))
 }
 
 /// The project's alert channels.
@@ -376,7 +376,7 @@ async fn apply_patch(
     patch: &ChannelPatch,
 ) -> ApiResult<Json<AlertChannel>> {
     let row = state.store.update_alert_channel(project_id, id, patch).await?;
-    let row = row.ok_or_else(|| ApiError::not_found(format!("no alert channel {id} in this project")))?;
+    let row = row.ok_or_else(|| channel_not_found(id))?;
     Ok(Json((&row).into()))
 }
 
@@ -445,7 +445,7 @@ pub async fn delete(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     if !state.store.delete_alert_channel(owner.project_id, id).await? {
-        return Err(ApiError::not_found(format!("no alert channel {id} in this project")));
+        return Err(channel_not_found(id));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -506,7 +506,7 @@ pub async fn rotate_secret(
     let grace_ms = rotation.grace_period_seconds.unwrap_or(DEFAULT_SECRET_GRACE_SECS) * 1000;
     let secret = signing::new_secret();
     let row = state.store.rotate_channel_secret(owner.project_id, id, &secret, now_ms() + grace_ms).await?;
-    let row = row.ok_or_else(|| ApiError::not_found(format!("no alert channel {id} in this project")))?;
+    let row = row.ok_or_else(|| channel_not_found(id))?;
     tracing::info!(channel = id, "alert channel secret rotated");
     Ok(Json(AlertChannelWithSecret { channel: (&row).into(), secret: Some(secret) }))
 }

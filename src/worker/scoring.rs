@@ -9,7 +9,7 @@ use super::explain::explain;
 use crate::alerts::events::{self, AlertEvent, DetectedDrift, PromptRef, ResolvedDrift};
 use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion};
 use crate::drift::{self, Baseline, DriftSignal, Thresholds};
-use crate::store::{BaselineUpdate, NewDriftEvent, ScoringTx, Store, StoreResult};
+use crate::store::{now_ms, BaselineUpdate, NewDriftEvent, ScoringTx, Store, StoreResult};
 
 /// Most samples scored in one transaction (a long backlog is scored in several).
 const MAX_SAMPLES_PER_TX: i64 = 500;
@@ -157,10 +157,6 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
         "scored a batch"
     );
     Ok(scored)
-}
-
-fn now_ms() -> i64 {
-    crate::store::now_ms()
 }
 
 fn new_drift_event(d: &DetectedDrift) -> NewDriftEvent {
