@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run build test models bench-ingest bench-spans bench-quality bench-throughput bench-alerts sdk-venv postgres
+.PHONY: run build test models bench-ingest bench-spans bench-quality bench-throughput bench-alerts sdk-venv postgres browser-deps
 
 ## Start the server on the embedded SQLite default (./data/driftballoon.db), port 8080.
 run: models
@@ -19,12 +19,16 @@ build:
 sdk-venv:
 	bash scripts/sdk-venv.sh .venv-sdk
 
+## Debian's chromium and axe-core (in .browser-deps/) for the dashboard's browser tests (idempotent).
+browser-deps:
+	bash scripts/browser-deps.sh
+
 ## Make sure the local Postgres is up (CI machines have one at 127.0.0.1:5432).
 postgres:
 	bash scripts/ensure-postgres.sh "$(PG_ADMIN_URL)"
 
 ## The whole suite, on SQLite and on Postgres (fails if the Postgres variants cannot run).
-test: models sdk-venv postgres
+test: models sdk-venv postgres browser-deps
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" DRIFTBALLOON_REQUIRE_POSTGRES=1 cargo test --lib --bins --tests

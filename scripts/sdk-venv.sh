@@ -2,11 +2,13 @@
 # Creates (once) the Python virtualenv the SDK end-to-end tests use, with the real client SDKs
 # installed from the package index at pinned versions, plus the API conformance test's tools
 # (schemathesis, openapi-spec-validator; see tests/contract/run_schemathesis.py), and standardwebhooks,
-# the independent signature verifier of the alert tests (see tests/alerts/receiver.py).
+# the independent signature verifier of the alert tests (see tests/alerts/receiver.py), and
+# playwright, which drives Debian's chromium in the dashboard's browser tests (see tests/ui/browser.py;
+# its own browser downloads are never used: scripts/browser-deps.sh installs chromium).
 # Idempotent: a complete venv is reused; bump the stamp name when the package list changes.
 set -euo pipefail
 venv="${1:-.venv-sdk}"
-stamp="$venv/.driftballoon-sdk-4"
+stamp="$venv/.driftballoon-sdk-5"
 if [ -f "$stamp" ]; then
     exit 0
 fi
@@ -20,6 +22,7 @@ python3 -m venv "$venv"
     httpx \
     schemathesis==4.32.5 \
     openapi-spec-validator==0.9.0 \
-    standardwebhooks==1.1.0
+    standardwebhooks==1.1.0 \
+    playwright==1.65.2
 touch "$stamp"
 echo "SDK venv ready at $venv"

@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{run_cli, TestDb, TestServer};
+use common::texts::{biology_answer, support_answer};
+use common::{repo_root, run_cli, run_python, Kind, TestDb, TestServer};
+use serde_json::json;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
@@ -117,5 +119,41 @@ both_backends!(sign_in_session_csrf_and_sign_out, |db: TestDb| async move {
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.headers()["cache-control"].to_str().unwrap().contains("immutable"));
     assert_eq!(resp.headers()["content-encoding"], "gzip");
+    server.assert_no_server_errors();
+});
+
+// The whole dashboard in real headless Chromium (tests/ui/dashboard.py with tests/ui/browser.py):
+// a prompt watched from learning to drifted as real logs arrive, its chart and explanation,
+// settings, reset, model configs, templates, a trace's waterfall, an alert channel, project
+// settings, sign-out. axe-core finds nothing serious on any screen, the browser logs no error,
+// and each screen is screenshot at both sizes into target/ui-screenshots/<backend>.
+both_backends!(dashboard_in_a_browser, |db: TestDb| async move {
+    for dep in ["/usr/bin/chromium", ".browser-deps/node_modules/axe-core/axe.min.js"] {
+        let path = repo_root().join(dep);
+        assert!(path.exists(), "{} missing: run `make browser-deps` (scripts/browser-deps.sh)", path.display());
+    }
+    let server = TestServer::start(
+        &db,
+        &[("DRIFTBALLOON_ALERTS_ALLOW_PRIVATE_NETWORKS", "true"), ("DRIFTBALLOON_ALERTS_POLL_INTERVAL_MS", "200")],
+    );
+    let key = server.first_key.clone().unwrap();
+    let texts = json!({
+        "support": (0..60).map(support_answer).collect::<Vec<_>>(),
+        "biology": (0..60).map(biology_answer).collect::<Vec<_>>(),
+    });
+    let texts_file = db.dir.join("texts.json");
+    std::fs::write(&texts_file, texts.to_string()).unwrap();
+    let backend = if db.kind == Kind::Sqlite { "sqlite" } else { "postgres" };
+    let shots = repo_root().join("target/ui-screenshots").join(backend);
+    run_python(
+        "tests/ui/dashboard.py",
+        &[],
+        &[
+            ("DRIFTBALLOON_URL", server.base.as_str()),
+            ("DRIFTBALLOON_API_KEY", key.as_str()),
+            ("SCREENSHOT_DIR", shots.to_str().unwrap()),
+            ("TEXTS_FILE", texts_file.to_str().unwrap()),
+        ],
+    );
     server.assert_no_server_errors();
 });

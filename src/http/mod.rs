@@ -1,20 +1,20 @@
 //! The HTTP API: one module per resource, assembled into one router here.
 
-mod alerts;
-mod auth;
-mod body;
+pub(crate) mod alerts;
+pub(crate) mod auth;
+pub(crate) mod body;
 mod config;
 mod error;
 mod health;
 mod logs;
 mod metrics;
-mod model_configs;
+pub(crate) mod model_configs;
 pub mod openapi;
-mod project;
-mod prompts;
-mod query;
-mod templates;
-mod traces;
+pub(crate) mod project;
+pub(crate) mod prompts;
+pub(crate) mod query;
+pub(crate) mod templates;
+pub(crate) mod traces;
 
 use std::sync::Arc;
 use std::time::Duration;

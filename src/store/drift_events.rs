@@ -24,11 +24,11 @@ pub struct DriftEventRow {
     pub created_at: i64,
 }
 
-const EVENT_COLUMNS: &str =
+pub(super) const EVENT_COLUMNS: &str =
     "id, prompt_id, version, kind, score, threshold, window_size, sample_id, switched_to, explanation, created_at";
 
 impl DriftEventRow {
-    fn from_row(r: &AnyRow) -> StoreResult<Self> {
+    pub(super) fn from_row(r: &AnyRow) -> StoreResult<Self> {
         Ok(DriftEventRow {
             id: r.try_get("id")?,
             prompt_id: r.try_get("prompt_id")?,

@@ -5,6 +5,7 @@
 
 mod alerts;
 mod baselines;
+mod dashboard;
 mod drift_events;
 mod error;
 mod keys;
@@ -31,6 +32,7 @@ pub use alerts::{
     AlertChannelRow, AttemptRecord, AttemptResult, ChannelPatch, ClaimedDelivery, DeliveryRow, NewChannel,
 };
 pub use baselines::BaselineRow;
+pub use dashboard::{OverviewQuery, OverviewRow, OverviewSort, OverviewStatus, ScorePoint};
 pub use drift_events::DriftEventRow;
 pub use error::{Error as StoreError, StoreResult};
 pub use keys::KeyOwner;

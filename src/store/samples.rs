@@ -33,19 +33,31 @@ pub struct SampleCounts {
     pub failed: i64,
 }
 
+/// `per_version` (a query with `'{v}'` where the version goes, ordered by id descending) run
+/// for each prompt version and merged, newest first, `limit` rows in all.
+pub(super) fn newest_of_each_version(per_version: &str, limit: &str) -> String {
+    let parts: Vec<String> = PromptVersion::ALL
+        .iter()
+        .map(|v| format!("SELECT * FROM ({}) v_{}", per_version.replace("{v}", v.as_str()), v.as_str()))
+        .collect();
+    format!("{} ORDER BY id DESC LIMIT {limit}", parts.join(" UNION ALL "))
+}
+
 impl Store {
     /// A prompt's samples, newest first, before sample id `before` (0 = from the newest).
     pub async fn samples(&self, prompt_id: i64, limit: i64, before: i64) -> StoreResult<Vec<SampleRow>> {
-        let rows = sqlx::query(
-            "SELECT id, prompt_version, input_text, response_text, model, response_length, received_at, state, \
-                    similarity, semantic_score, length_score, processed_at, error \
-             FROM samples WHERE prompt_id = $1 AND ($2 = 0 OR id < $2) ORDER BY id DESC LIMIT $3",
-        )
-        .bind(prompt_id)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await?;
+        // One index range per version (prompt_id, prompt_version, id), merged: ordering the whole
+        // prompt by id would sort every sample it ever had before the first page could be cut.
+        let per_version = "SELECT id, prompt_version, input_text, response_text, model, response_length, \
+                    received_at, state, similarity, semantic_score, length_score, processed_at, error \
+             FROM samples WHERE prompt_id = $1 AND prompt_version = '{v}' AND ($2 = 0 OR id < $2) \
+             ORDER BY id DESC LIMIT $3";
+        let rows = sqlx::query(&newest_of_each_version(per_version, "$3"))
+            .bind(prompt_id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(SampleRow {

@@ -5,10 +5,12 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
 pub const STYLESHEET: &str = include_str!("assets/app.css");
+pub const SCRIPT: &str = include_str!("assets/app.js");
 pub const FAVICON: &str = include_str!("assets/favicon.svg");
 
-/// Versioned by hand with the file; bump the suffix when app.css changes.
-pub const STYLESHEET_URL: &str = "/ui/assets/app-1.css";
+/// Versioned by hand with the files; bump a suffix when its file changes.
+pub const STYLESHEET_URL: &str = "/ui/assets/app-2.css";
+pub const SCRIPT_URL: &str = "/ui/assets/app-1.js";
 
 fn cached(content_type: &'static str, body: &'static str, max_age: &'static str) -> Response {
     ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, max_age)], body).into_response()
@@ -16,6 +18,10 @@ fn cached(content_type: &'static str, body: &'static str, max_age: &'static str)
 
 pub async fn stylesheet() -> Response {
     cached("text/css; charset=utf-8", STYLESHEET, "public, max-age=31536000, immutable")
+}
+
+pub async fn script() -> Response {
+    cached("text/javascript; charset=utf-8", SCRIPT, "public, max-age=31536000, immutable")
 }
 
 /// `/favicon.ico` is asked for by every browser; an SVG serves it.

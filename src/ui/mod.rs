@@ -2,40 +2,99 @@
 //! assets. Signing in exchanges an API key for a session cookie ([`session`]); a session sees
 //! only its key's project.
 
+mod alerts;
 mod assets;
-mod pages;
+mod charts;
+mod forms;
+mod layout;
+mod model_configs;
+mod project;
+mod prompt_detail;
+mod prompts;
 mod session;
-
-use std::collections::HashMap;
+mod templates;
+mod traces;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
 use crate::apikey;
+use crate::http::auth::Auth;
 use crate::http::AppState;
-use crate::store::now_ms;
+use crate::store::{now_ms, KeyOwner};
 use session::{redirect, SignedIn};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(prompts))
+        .route("/", get(prompts::overview))
+        .route("/ui/prompts/{name}", get(prompt_detail::detail))
+        .route("/ui/prompts/{name}/settings", post(prompt_detail::save_settings))
+        .route("/ui/prompts/{name}/reset", get(prompt_detail::confirm_reset).post(prompt_detail::reset))
+        .route("/ui/model-configs", get(model_configs::list).post(model_configs::publish))
+        .route("/ui/model-configs/{key}", get(model_configs::detail))
+        .route("/ui/templates", get(templates::index).post(templates::publish_template))
+        .route("/ui/templates/{key}", get(templates::template_detail))
+        .route("/ui/ab-tests", post(templates::publish_ab_test))
+        .route("/ui/ab-tests/{key}", get(templates::ab_test_detail))
+        .route("/ui/traces", get(traces::list))
+        .route("/ui/traces/{trace_id}", get(traces::detail))
+        .route("/ui/alerts", get(alerts::list).post(alerts::create))
+        .route("/ui/alerts/{id}", get(alerts::detail))
+        .route("/ui/alerts/{id}/{action}", post(alerts::act))
+        .route("/ui/project", get(project::show).post(project::save))
         .route("/ui/sign-in", get(sign_in_form).post(sign_in))
         .route("/ui/sign-out", post(sign_out))
         .route(assets::STYLESHEET_URL, get(assets::stylesheet))
+        .route(assets::SCRIPT_URL, get(assets::script))
         .route("/favicon.ico", get(assets::favicon))
+        .route("/ui/{*rest}", get(page_not_found))
 }
 
-fn html_page(status: StatusCode, markup: maud::Markup) -> Response {
-    // Pages show project data: never cached by the browser or a proxy.
-    (status, [(header::CACHE_CONTROL, "no-store")], markup).into_response()
+/// A dashboard address that names no page: an HTML answer, not the API's JSON one.
+async fn page_not_found() -> Response {
+    layout::error_page(StatusCode::NOT_FOUND, "There is no such page.")
+}
+
+/// Everything but RFC 3986's unreserved characters is encoded, so a name stays readable in
+/// the address bar (`support-bot`, not `support%2Dbot`) and nothing in it can end a path
+/// segment or a query value.
+const NOT_UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes a path segment or query value.
+pub fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, NOT_UNRESERVED).to_string()
+}
+
+/// The page of a prompt (also the link alerts send).
+pub fn prompt_href(name: &str) -> String {
+    format!("/ui/prompts/{}", encode(name))
+}
+
+/// What the REST handlers the dashboard calls see: the session's project, as a key would.
+fn auth(signed_in: &SignedIn) -> Auth {
+    Auth(KeyOwner { project_id: signed_in.session.project_id, capture_content: signed_in.session.capture_content })
+}
+
+/// A state-changing form is accepted only from this origin with the session's CSRF token;
+/// anything else gets this refusal page.
+fn refused_form(headers: &HeaderMap, signed_in: &SignedIn, csrf_token: &str) -> Option<Response> {
+    if session::same_origin(headers) && session::csrf_ok(&signed_in.session, csrf_token) {
+        None
+    } else {
+        Some(layout::error_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired or did not come from this page; reload and try again.",
+        ))
+    }
 }
 
 async fn sign_in_form() -> Response {
-    html_page(StatusCode::OK, pages::sign_in(None))
+    layout::page(StatusCode::OK, layout::sign_in(None))
 }
 
 #[derive(Deserialize)]
@@ -46,25 +105,25 @@ struct SignInForm {
 
 async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<SignInForm>) -> Response {
     if !session::same_origin(&headers) {
-        return pages::error_page(StatusCode::FORBIDDEN, "This form must be sent from this server's own page.");
+        return layout::error_page(StatusCode::FORBIDDEN, "This form must be sent from this server's own page.");
     }
     let key_hash = apikey::hash(form.api_key.trim());
     match state.store.find_active_key(&key_hash).await {
         Ok(Some(_)) => {}
         Ok(None) => {
-            return html_page(
+            return layout::page(
                 StatusCode::UNAUTHORIZED,
-                pages::sign_in(Some("That API key is not valid or was revoked.")),
+                layout::sign_in(Some("That API key is not valid or was revoked.")),
             )
         }
-        Err(e) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
     let token = session::new_token();
     let expires = now_ms() + session::SESSION_HOURS * 3_600_000;
     if let Err(e) =
         state.store.create_ui_session(&session::token_hash(&token), &key_hash, &session::new_token(), expires).await
     {
-        return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        return layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     let mut response = redirect("/");
     if let Ok(value) = session::cookie(Some(&token), &headers, &state).parse() {
@@ -85,35 +144,15 @@ async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !session::same_origin(&headers) || !session::csrf_ok(&signed_in.session, &form.csrf_token) {
-        return pages::error_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired or did not come from this page; reload and try again.",
-        );
+    if let Some(refused) = refused_form(&headers, &signed_in, &form.csrf_token) {
+        return refused;
     }
     if let Err(e) = state.store.delete_ui_session(&signed_in.token_hash).await {
-        return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        return layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     let mut response = redirect("/ui/sign-in");
     if let Ok(value) = session::cookie(None, &headers, &state).parse() {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
-}
-
-async fn prompts(State(state): State<AppState>, signed_in: SignedIn) -> Response {
-    let project = signed_in.session.project_id;
-    let (rows, baselines) =
-        match tokio::try_join!(state.store.prompt_configs(project), state.store.baselines(project, None)) {
-            Ok(found) => found,
-            Err(e) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        };
-    let mut scores: HashMap<(i64, crate::domain::PromptVersion), (Option<f64>, Option<f64>)> = HashMap::new();
-    for b in &baselines {
-        scores.insert((b.prompt_id, b.version), (b.semantic_score, b.length_score));
-    }
-    let active: HashMap<i64, crate::domain::PromptVersion> =
-        rows.iter().map(|r| (r.prompt.id, r.prompt.active_prompt)).collect();
-    let latest = |id: i64| active.get(&id).and_then(|v| scores.get(&(id, *v))).copied().unwrap_or((None, None));
-    html_page(StatusCode::OK, pages::prompts(&signed_in.session, &rows, &latest))
 }

@@ -73,7 +73,7 @@ impl FromRequestParts<AppState> for SignedIn {
         match state.store.ui_session(&hash).await {
             Ok(Some(session)) => Ok(SignedIn { session, token_hash: hash }),
             Ok(None) => Err(redirect("/ui/sign-in")),
-            Err(e) => Err(super::pages::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+            Err(e) => Err(super::layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
         }
     }
 }

@@ -285,18 +285,25 @@ pub fn run_sdk_script(script: &str, env: &[(&str, &str)]) {
 
 /// [`run_sdk_script`] with command-line arguments for the script.
 pub fn run_sdk_script_with(script: &str, args: &[&str], env: &[(&str, &str)]) {
+    run_python(&format!("tests/sdk/{script}"), args, env);
+}
+
+/// Runs a Python script (path relative to the repo root) with the venv of `scripts/sdk-venv.sh`
+/// (`.venv-sdk`); fails the test with its output, else prints and returns its stdout.
+pub fn run_python(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let python = repo_root().join(".venv-sdk/bin/python");
     assert!(python.exists(), "{} missing: run `make test` (or scripts/sdk-venv.sh) first", python.display());
     let out = Command::new(python)
-        .arg(repo_root().join("tests/sdk").join(script))
+        .arg(repo_root().join(script))
         .args(args)
         .envs(env.iter().copied())
         .output()
         .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{script} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     println!("{stdout}");
+    stdout
 }
 
 /// Benchmarks: posts one batch, asserts 202, returns how long the request took.
