@@ -69,6 +69,9 @@ both_backends!(sign_in_session_csrf_and_sign_out, |db: TestDb| async move {
     let resp = page(&server, "/", &cookie).await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.headers()["cache-control"], "no-store");
+    // only this server's own scripts and styles; never framed by another site
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     let html = resp.text().await.unwrap();
     assert!(html.contains("No prompts yet") && html.contains("default"), "{html}");
     // prompt names are text, never markup

@@ -78,6 +78,17 @@ def otlp_trace():
                                "scopeSpans": [{"spans": spans}]}]}
 
 
+def fallom_span(session, model, duration_ms, error=False):
+    """A span as the Fallom SDK sends it, for a session of the `summarizer` config."""
+    start = time.time() - 5
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}+00:00"  # noqa: E731
+    return {"config_key": "summarizer", "session_id": session, "trace_id": f"{abs(hash(session)):032x}"[:32],
+            "span_id": f"{abs(hash(session + 's')):016x}"[:16], "name": "chat.completions.create",
+            "start_time": iso(start), "end_time": iso(start + duration_ms / 1000), "duration_ms": duration_ms,
+            "status": "ERROR" if error else "OK", "kind": "llm", "model": model,
+            "attributes": {"fallom.raw.usage": json.dumps({"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42})}}
+
+
 class Receiver(BaseHTTPRequestHandler):
     """A webhook receiver for the alert channel's test send."""
 
@@ -207,6 +218,18 @@ def main():
             expect(page.get_by_role("heading", level=1)).to_contain_text("summarizer")
             expect(page.locator("#variant-summary")).to_contain_text("claude-3-5-sonnet")
             assert API.get("/api/v1/model-configs/summarizer").json()["latest_version"] == 1
+            for i in range(6):
+                model = "gpt-4o" if i < 4 else "claude-3-5-sonnet"
+                r = API.post("/sessions", json={"config_key": "summarizer", "config_version": 1,
+                                                "session_id": f"s{i}", "assigned_model": model})
+                assert r.status_code == 202, r.text
+                r = API.post("/v1/traces", json=fallom_span(f"s{i}", model, 800 + 150 * i, error=(i == 5)))
+                assert r.status_code == 202, r.text
+            page.reload()
+            summary = page.locator("#variant-summary")
+            expect(summary.locator("tr", has_text="Sessions")).to_contain_text("4")
+            expect(summary.locator("tr", has_text="Error rate")).to_contain_text("50.0%")
+            expect(page.locator("svg .chart-bar")).to_have_count(4)  # latency and error rate per variant
             s.visit("model-config", OUT)
 
             step = "templates and A/B tests"
@@ -229,7 +252,7 @@ def main():
             r = API.post("/v1/traces", json=otlp_trace())
             assert r.status_code == 200, r.text
             page.get_by_role("link", name="Traces").click()
-            expect(page.locator("#trace-list tbody tr")).to_have_count(1)
+            expect(page.locator("#trace-list tbody tr")).to_have_count(7)
             s.visit("traces", OUT)
             page.get_by_role("link", name="handle request").click()
             expect(page.locator("#waterfall svg.waterfall")).to_have_count(2)
@@ -269,6 +292,23 @@ def main():
             page.goto("/ui/prompts/no-such-prompt")
             expect(page.get_by_role("alert")).to_contain_text("no-such-prompt")
             s.clear_expected()
+
+            step = "no page breaks its Content-Security-Policy"
+            # the checks above inject axe, so they run with the policy bypassed; here it holds
+            strict = b.new_context(base_url=URL)
+            strict.add_cookies(s.context.cookies())
+            sp = strict.new_page()
+            problems = []
+            sp.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            sp.on("pageerror", lambda e: problems.append(str(e)))
+            for path in [f"/ui/prompts/{PROMPT}", "/ui/model-configs/summarizer", "/ui/templates", "/ui/traces",
+                         "/ui/alerts", "/ui/project", "/"]:
+                sp.goto(path)
+                sp.wait_for_load_state("load")
+            before = sp.locator("#prompt-results").get_attribute("data-live-updated")
+            sp.wait_for_function("() => document.querySelector('#prompt-results').dataset.liveUpdated")
+            assert before is None and not problems, problems
+            strict.close()
 
             step = "sign out, and the old session is refused"
             cookie = [c for c in s.context.cookies() if c["name"] == "db_session"][0]
