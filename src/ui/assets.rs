@@ -9,7 +9,7 @@ pub const SCRIPT: &str = include_str!("assets/app.js");
 pub const FAVICON: &str = include_str!("assets/favicon.svg");
 
 /// Versioned by hand with the files; bump a suffix when its file changes.
-pub const STYLESHEET_URL: &str = "/ui/assets/app-2.css";
+pub const STYLESHEET_URL: &str = "/ui/assets/app-3.css";
 pub const SCRIPT_URL: &str = "/ui/assets/app-1.js";
 
 fn cached(content_type: &'static str, body: &'static str, max_age: &'static str) -> Response {

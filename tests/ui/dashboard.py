@@ -150,11 +150,15 @@ def main():
             expect(row_badge(page)).to_have_text("drifted")
             expect(page.locator(f'tr[data-prompt="{PROMPT}"]')).to_contain_text(" drift")
             assert page.evaluate("window.__sameDocument === true"), "the overview reloaded instead of updating"
-            s.visit("prompts", OUT)
 
             step = "sort and filter"
             log(TEXTS["support"][:3], prompt="billing-bot")
+            log(TEXTS["support"][:60], prompt="faq-bot")
             wait_processed("billing-bot")
+            wait_processed("faq-bot")
+            page.reload()
+            expect(row_badge(page, "faq-bot")).to_have_text("ready")
+            s.visit("prompts", OUT)
             page.get_by_label("Name contains").fill("billing")
             page.get_by_role("button", name="Apply").click()
             expect(page.locator("#prompts tbody tr")).to_have_count(1)
