@@ -4,17 +4,16 @@
 //! way and the same address checks apply.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::auth;
 use super::forms::{field, problems_of};
 use super::layout::{self, api_error_page, csrf_field, field_problems, layout, page, pager, time};
-use super::session::{redirect, SignedIn};
-use super::{auth, refused_form};
+use super::session::{redirect, PostedForm, SignedIn};
 use crate::domain::{AlertEventType, ChannelKind};
 use crate::http::alerts::{self as api, AlertChannel, NewAlertChannel};
 use crate::http::body::Valid;
@@ -164,15 +163,8 @@ fn create_form(signed_in: &SignedIn, form: &ChannelForm, problems: &[Problem]) -
     }
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Response {
-    if let Some(refused) = refused_form(&headers, &signed_in, field(&fields, "csrf_token")) {
-        return refused;
-    }
+pub async fn create(State(state): State<AppState>, posted: PostedForm) -> Response {
+    let PostedForm { signed_in, fields, .. } = posted;
     let form = ChannelForm::from_fields(&fields);
     let new = match NewAlertChannel::from_json(&form.to_json()) {
         Ok(new) => new,
@@ -283,24 +275,14 @@ pub async fn detail(
     page(StatusCode::OK, layout("Alert channel", Some(&signed_in.session), NAV, body))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
 /// `POST /ui/alerts/{id}/{test|enable|disable}`.
 pub async fn act(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
     Path((id, verb)): Path<(String, String)>,
-    Form(form): Form<CsrfForm>,
+    posted: PostedForm,
 ) -> Response {
     let Some(id) = channel_id(&id) else { return no_such_channel() };
-    if let Some(refused) = refused_form(&headers, &signed_in, &form.csrf_token) {
-        return refused;
-    }
+    let signed_in = posted.signed_in;
     let (st, who, path) = (State(state), auth(&signed_in), ApiPath(id));
     let done = match verb.as_str() {
         "test" => api::test(st, who, path).await.map(|_| "test"),

@@ -26,7 +26,7 @@ use crate::apikey;
 use crate::http::auth::Auth;
 use crate::http::AppState;
 use crate::store::{now_ms, KeyOwner};
-use session::{redirect, SignedIn};
+use session::{redirect, PostedForm, SignedIn};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -80,19 +80,6 @@ fn auth(signed_in: &SignedIn) -> Auth {
     Auth(KeyOwner { project_id: signed_in.session.project_id, capture_content: signed_in.session.capture_content })
 }
 
-/// A state-changing form is accepted only from this origin with the session's CSRF token;
-/// anything else gets this refusal page.
-fn refused_form(headers: &HeaderMap, signed_in: &SignedIn, csrf_token: &str) -> Option<Response> {
-    if session::same_origin(headers) && session::csrf_ok(&signed_in.session, csrf_token) {
-        None
-    } else {
-        Some(layout::error_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired or did not come from this page; reload and try again.",
-        ))
-    }
-}
-
 async fn sign_in_form() -> Response {
     layout::page(StatusCode::OK, layout::sign_in(None))
 }
@@ -132,21 +119,8 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Form(form): 
     response
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
-async fn sign_out(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    if let Some(refused) = refused_form(&headers, &signed_in, &form.csrf_token) {
-        return refused;
-    }
+async fn sign_out(State(state): State<AppState>, posted: PostedForm) -> Response {
+    let PostedForm { signed_in, headers, .. } = posted;
     if let Err(e) = state.store.delete_ui_session(&signed_in.token_hash).await {
         return layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }

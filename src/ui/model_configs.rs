@@ -3,17 +3,16 @@
 //! validation problem next to its field. Reads and the publish go through the REST handlers.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::{html, Markup};
 use serde_json::{json, Map, Value};
 
 use super::charts::{bar_chart, Bar};
 use super::forms::{field, indexed_rows, number_or_text};
 use super::layout::{self, api_error_page, csrf_field, field_problems, layout, page, time};
-use super::session::{redirect, SignedIn};
-use super::{auth, encode, refused_form};
+use super::session::{redirect, PostedForm, SignedIn};
+use super::{auth, encode};
 use crate::http::body::Valid;
 use crate::http::model_configs::{
     self as api, ModelConfigDetail, ModelConfigPublish, ModelConfigSummary, SummaryParams,
@@ -282,16 +281,9 @@ fn publish_form(signed_in: &SignedIn, form: &PublishForm, problems: &[Problem], 
     }
 }
 
-pub async fn publish(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Response {
+pub async fn publish(State(state): State<AppState>, posted: PostedForm) -> Response {
+    let PostedForm { signed_in, fields, .. } = posted;
     let form = PublishForm::from_fields(&fields);
-    if let Some(refused) = refused_form(&headers, &signed_in, field(&fields, "csrf_token")) {
-        return refused;
-    }
     let (body, mut problems) = form.to_json();
     let parsed = ModelConfigPublish::from_json(&body);
     if let Err(e) = &parsed {

@@ -2,15 +2,14 @@
 //! through `PATCH /api/v1/project`'s handler.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::html;
 use serde::Deserialize;
 
+use super::auth;
 use super::layout::{self, api_error_page, csrf_field, layout, page};
-use super::session::{redirect, SignedIn};
-use super::{auth, refused_form};
+use super::session::{redirect, PostedForm, SignedIn};
 use crate::http::body::Valid;
 use crate::http::project::{self as api, ProjectPatch};
 use crate::http::AppState;
@@ -52,25 +51,10 @@ pub async fn show(State(state): State<AppState>, signed_in: SignedIn, Query(para
     page(StatusCode::OK, layout("Project", Some(&signed_in.session), NAV, body))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ProjectForm {
-    #[serde(default)]
-    csrf_token: String,
-    /// A checkbox: present when ticked.
-    #[serde(default)]
-    capture_content: Option<String>,
-}
-
-pub async fn save(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-    Form(form): Form<ProjectForm>,
-) -> Response {
-    if let Some(refused) = refused_form(&headers, &signed_in, &form.csrf_token) {
-        return refused;
-    }
-    let patch = ProjectPatch { capture_content: Some(form.capture_content.is_some()) };
+pub async fn save(State(state): State<AppState>, posted: PostedForm) -> Response {
+    let PostedForm { signed_in, fields, .. } = posted;
+    // a checkbox is posted only when ticked
+    let patch = ProjectPatch { capture_content: Some(fields.iter().any(|(n, _)| n == "capture_content")) };
     match api::patch(State(state), auth(&signed_in), Valid(patch)).await {
         Ok(_) => redirect(&format!("{NAV}?notice=saved")),
         Err(e) => api_error_page(e),

@@ -5,19 +5,18 @@
 //! the same way.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::charts::{self, Drifting, Marker, MarkerKind, Series};
-use super::forms::number_or_text;
+use super::forms::{field, number_or_text};
 use super::layout::{self, api_error_page, csrf_field, field_problems, layout, page, score, store_error_page, time};
+use super::prompt_href;
 use super::prompts::{length_over, semantic_over};
-use super::session::{redirect, SignedIn};
-use super::{prompt_href, refused_form};
+use super::session::{redirect, PostedForm, SignedIn};
 use crate::domain::{PromptStatus, PromptVersion};
 use crate::http::body::Valid;
 use crate::http::prompts::PromptSettingsPatch;
@@ -49,23 +48,15 @@ fn cursor(value: &Option<String>) -> i64 {
 }
 
 /// What the settings form holds: the stored values, or what was typed when it had problems.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct SettingsForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     drift_threshold: String,
-    #[serde(default)]
     length_drift_threshold: String,
-    #[serde(default)]
     min_baseline_samples: String,
     /// A checkbox: present when ticked.
-    #[serde(default)]
     auto_switch_enabled: Option<String>,
-    #[serde(default)]
     active_prompt: String,
     /// Only the "mark as handled" form sends this.
-    #[serde(default)]
     status: String,
 }
 
@@ -78,6 +69,17 @@ impl SettingsForm {
             auto_switch_enabled: p.auto_switch_enabled.then(|| "on".into()),
             active_prompt: p.active_prompt.as_str().into(),
             ..SettingsForm::default()
+        }
+    }
+
+    fn from_fields(fields: &[(String, String)]) -> SettingsForm {
+        SettingsForm {
+            drift_threshold: field(fields, "drift_threshold").into(),
+            length_drift_threshold: field(fields, "length_drift_threshold").into(),
+            min_baseline_samples: field(fields, "min_baseline_samples").into(),
+            auto_switch_enabled: fields.iter().any(|(n, _)| n == "auto_switch_enabled").then(|| "on".into()),
+            active_prompt: field(fields, "active_prompt").into(),
+            status: field(fields, "status").into(),
         }
     }
 
@@ -147,16 +149,9 @@ pub async fn detail(
     }
 }
 
-pub async fn save_settings(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Form(form): Form<SettingsForm>,
-) -> Response {
-    if let Some(refused) = refused_form(&headers, &signed_in, &form.csrf_token) {
-        return refused;
-    }
+pub async fn save_settings(State(state): State<AppState>, Path(name): Path<String>, posted: PostedForm) -> Response {
+    let PostedForm { signed_in, fields, .. } = posted;
+    let form = SettingsForm::from_fields(&fields);
     let patch = match PromptSettingsPatch::from_json(&form.to_json()) {
         Ok(patch) => patch,
         Err(invalid) => {
@@ -176,12 +171,6 @@ pub async fn save_settings(
         Ok(_) => redirect(&format!("{}?notice={notice}", prompt_href(&name))),
         Err(e) => api_error_page(e),
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf_token: String,
 }
 
 /// The confirmation step before a reset (works without JavaScript).
@@ -209,16 +198,8 @@ pub async fn confirm_reset(State(state): State<AppState>, signed_in: SignedIn, P
     page(StatusCode::OK, layout("Reset baseline", Some(&signed_in.session), "/", body))
 }
 
-pub async fn reset(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Form(form): Form<CsrfOnly>,
-) -> Response {
-    if let Some(refused) = refused_form(&headers, &signed_in, &form.csrf_token) {
-        return refused;
-    }
+pub async fn reset(State(state): State<AppState>, Path(name): Path<String>, posted: PostedForm) -> Response {
+    let signed_in = posted.signed_in;
     match crate::http::prompts::reset_baseline(State(state), super::auth(&signed_in), ApiPath(name.clone())).await {
         Ok(_) => redirect(&format!("{}?notice=reset", prompt_href(&name))),
         Err(e) => api_error_page(e),

@@ -3,11 +3,12 @@
 //! change state carry the session's CSRF token, and every dashboard POST must come from this
 //! origin.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{COOKIE, HOST, LOCATION, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Form;
 use rand::RngCore;
 
 use crate::apikey;
@@ -75,6 +76,38 @@ impl FromRequestParts<AppState> for SignedIn {
             Ok(None) => Err(redirect("/ui/sign-in")),
             Err(e) => Err(super::layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
         }
+    }
+}
+
+/// A form posted by a signed-in browser, accepted only from this origin with the session's
+/// CSRF token: every state-changing dashboard handler takes one, so none can forget the check.
+/// The fields are kept as posted (repeated names and numbered rows included).
+pub struct PostedForm {
+    pub signed_in: SignedIn,
+    pub fields: Vec<(String, String)>,
+    /// The request's headers (the sign-out cookie needs to know whether it came over https).
+    pub headers: HeaderMap,
+}
+
+impl FromRequest<AppState> for PostedForm {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let signed_in = SignedIn::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let request = Request::from_parts(parts, body);
+        let Form(fields) = Form::<Vec<(String, String)>>::from_request(request, state).await.map_err(|e| {
+            super::layout::error_page(StatusCode::BAD_REQUEST, &format!("This form could not be read: {e}"))
+        })?;
+        let token = super::forms::field(&fields, "csrf_token");
+        if !same_origin(&headers) || !csrf_ok(&signed_in.session, token) {
+            return Err(super::layout::error_page(
+                StatusCode::FORBIDDEN,
+                "This form has expired or did not come from this page; reload and try again.",
+            ));
+        }
+        Ok(PostedForm { signed_in, fields, headers })
     }
 }
 

@@ -3,16 +3,15 @@
 //! and publishes go through the REST handlers.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use maud::{html, Markup};
 use serde_json::{json, Value};
 
 use super::forms::{field, indexed_rows, number_or_text, problems_of};
 use super::layout::{self, api_error_page, csrf_field, field_problems, layout, page, time};
-use super::session::{redirect, SignedIn};
-use super::{auth, encode, refused_form};
+use super::session::{redirect, PostedForm, SignedIn};
+use super::{auth, encode};
 use crate::http::body::{JsonBody, Valid};
 use crate::http::query::ApiPath;
 use crate::http::templates::{self as api, AbTestView, TemplatePublish, TemplateView};
@@ -194,15 +193,8 @@ fn ab_form_markup(signed_in: &SignedIn, form: &AbTestForm, problems: &[Problem])
     }
 }
 
-pub async fn publish_template(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Response {
-    if let Some(refused) = refused_form(&headers, &signed_in, field(&fields, "csrf_token")) {
-        return refused;
-    }
+pub async fn publish_template(State(state): State<AppState>, posted: PostedForm) -> Response {
+    let PostedForm { signed_in, fields, .. } = posted;
     let form = TemplateForm {
         key: field(&fields, "key").trim().to_string(),
         system_prompt: field(&fields, "system_prompt").to_string(),
@@ -219,15 +211,8 @@ pub async fn publish_template(
     }
 }
 
-pub async fn publish_ab_test(
-    State(state): State<AppState>,
-    signed_in: SignedIn,
-    headers: HeaderMap,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Response {
-    if let Some(refused) = refused_form(&headers, &signed_in, field(&fields, "csrf_token")) {
-        return refused;
-    }
+pub async fn publish_ab_test(State(state): State<AppState>, posted: PostedForm) -> Response {
+    let PostedForm { signed_in, fields, .. } = posted;
     let rows = indexed_rows(&fields, &["ab_prompt_key_", "ab_prompt_version_", "ab_weight_"], MAX_ROWS);
     let form = AbTestForm {
         key: field(&fields, "key").trim().to_string(),
