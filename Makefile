@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run build test models bench-ingest bench-spans bench-quality bench-throughput bench-alerts sdk-venv postgres browser-deps
+.PHONY: run build test models bench-ingest bench-spans bench-quality bench-throughput bench-alerts bench-pages sdk-venv postgres browser-deps
 
 ## Start the server on the embedded SQLite default (./data/driftballoon.db), port 8080.
 run: models
@@ -55,3 +55,7 @@ bench-spans: models
 ## Alert latency (drift event commit -> webhook receiver) and explanation cost (see BENCHMARKS.md).
 bench-alerts: models
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench alerts
+
+## Dashboard page times with 1,000 prompts, 1,000,000 samples and 20,000 traces (see BENCHMARKS.md).
+bench-pages: models
+	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench pages
