@@ -121,8 +121,16 @@ def main():
             page.goto("/")
             expect(page).to_have_url(re.compile(r"/ui/sign-in$"))
             s.visit("sign-in", OUT)
-            page.locator('input[name="api_key"]').fill(KEY)
-            page.get_by_role("button", name="Sign in").click()
+            # by keyboard alone, with the focus visible on the way
+            for _ in range(5):
+                page.keyboard.press("Tab")
+                if page.evaluate("document.activeElement.name") == "api_key":
+                    break
+            assert page.evaluate("document.activeElement.name") == "api_key", "Tab never reached the key field"
+            outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+            assert outline not in ("none", ""), f"the focused field shows no outline ({outline})"
+            page.keyboard.type(KEY)
+            page.keyboard.press("Enter")
             expect(page.get_by_role("heading", level=1)).to_have_text("Prompts")
 
             step = "empty state"
