@@ -11,7 +11,7 @@ use axum::Json;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Auth;
@@ -23,6 +23,7 @@ use crate::domain::{SpanSource, SpanStatus};
 use crate::store::{NewSpan, SpanFilter, SpanRow, SpansStored, TraceStatus, TraceSummaryRow};
 use crate::traces::fallom::FallomSpan;
 use crate::traces::{fallom, otlp, IngestOptions};
+use crate::validate::limits::MAX_OTLP_SPANS;
 use crate::validate::schemas;
 
 /// The JSON bodies `POST /v1/traces` takes: a Fallom span, an array of them, or an OTLP/JSON
@@ -171,6 +172,19 @@ async fn store_otlp(
     export: &ExportTraceServiceRequest,
     options: IngestOptions,
 ) -> ApiResult<ExportTraceServiceResponse> {
+    let count = otlp::span_count(export);
+    if count > MAX_OTLP_SPANS {
+        // refused whole: a retry of the same export would be refused again, and storing part
+        // of it would leave traces half there
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_spans",
+            format!(
+                "an export may hold at most {MAX_OTLP_SPANS} spans; this one holds {count}: export smaller batches"
+            ),
+        )
+        .with_details(json!({"max_spans": MAX_OTLP_SPANS, "spans": count})));
+    }
     let decoded = otlp::spans(export, options);
     store(state, project_id, &decoded.spans).await?;
     Ok(otlp::response(&decoded.rejected))
@@ -418,7 +432,13 @@ impl From<&SpanRow> for SpanView {
             prompt_version: s.prompt_version,
             prompt_ab_test_key: s.prompt_ab_test_key.clone(),
             prompt_variant_index: s.prompt_variant_index,
-            attributes: s.attributes.clone(),
+            attributes: {
+                let mut attributes = s.attributes.clone();
+                if let Some(resource) = &s.resource {
+                    attributes.insert("otel.resource".into(), Value::Object(resource.as_ref().clone()));
+                }
+                attributes
+            },
             sample_id: row.sample_id,
             received_at: row.received_at,
         }

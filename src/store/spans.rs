@@ -2,7 +2,11 @@
 //! transaction together with the drift samples taken from its LLM responses; a span that was
 //! already stored (an exporter's retry) is skipped, so nothing is stored or sampled twice.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -48,6 +52,9 @@ pub struct NewSpan {
     pub prompt_ab_test_key: Option<String>,
     pub prompt_variant_index: Option<i64>,
     pub attributes: Map<String, Value>,
+    /// The OTLP resource the span came with, shared by the spans of one export's resource
+    /// block; stored once (see [`resource_id`]) and shown under `otel.resource` when read.
+    pub resource: Option<Arc<Map<String, Value>>>,
     pub sample: Option<NewLog>,
 }
 
@@ -66,6 +73,7 @@ pub struct SpanRow {
     pub span: NewSpan,
     pub sample_id: Option<i64>,
     pub received_at: i64,
+    pub resource_id: Option<i64>,
 }
 
 /// One trace in a list: its spans' aggregates.
@@ -110,7 +118,7 @@ pub struct SpanFilter {
 const SPAN_COLUMNS: &str = "id, trace_id, span_id, parent_span_id, source, session_id, customer_id, config_key, name, \
     kind, model, start_ms, end_ms, duration_ms, status, error_message, time_to_first_token_ms, is_streaming, \
     input_tokens, output_tokens, total_tokens, request_text, response_text, metadata, tags, prompt_key, \
-    prompt_version, prompt_ab_test_key, prompt_variant_index, attributes, sample_id, received_at";
+    prompt_version, prompt_ab_test_key, prompt_variant_index, attributes, sample_id, received_at, resource_id";
 
 /// The rollup rows a batch changes, one per trace, merged into `traces` with one upsert.
 #[derive(Default)]
@@ -263,6 +271,7 @@ fn span_from_row(r: &AnyRow) -> StoreResult<SpanRow> {
         prompt_ab_test_key: r.try_get("prompt_ab_test_key")?,
         prompt_variant_index: r.try_get("prompt_variant_index")?,
         attributes,
+        resource: None,
         sample: None,
     };
     Ok(SpanRow {
@@ -270,25 +279,83 @@ fn span_from_row(r: &AnyRow) -> StoreResult<SpanRow> {
         span,
         sample_id: r.try_get("sample_id")?,
         received_at: r.try_get("received_at")?,
+        resource_id: r.try_get("resource_id")?,
     })
 }
 
+/// The id of a stored resource, storing it first if this project has not sent it before.
+async fn resource_id(
+    tx: &mut Transaction<'static, Any>,
+    project_id: i64,
+    attributes: &Map<String, Value>,
+) -> StoreResult<i64> {
+    let json = Value::Object(attributes.clone()).to_string();
+    let hash = hex::encode(Sha256::digest(json.as_bytes()));
+    sqlx::query(
+        "INSERT INTO otel_resources (project_id, hash, attributes, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (project_id, hash) DO NOTHING",
+    )
+    .bind(project_id)
+    .bind(&hash)
+    .bind(&json)
+    .bind(super::now_ms())
+    .execute(&mut **tx)
+    .await?;
+    let row = sqlx::query("SELECT id FROM otel_resources WHERE project_id = $1 AND hash = $2")
+        .bind(project_id)
+        .bind(&hash)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get("id")?)
+}
+
+/// Spans written per transaction (measured in benches/spans.rs: a chunk of genai spans with
+/// their samples holds the SQLite writer for tens of milliseconds).
+const SPAN_WRITE_CHUNK: usize = 250;
+
 impl Store {
-    /// Stores new spans and their drift samples in one transaction.
+    /// Stores new spans and their drift samples, [`SPAN_WRITE_CHUNK`] spans per transaction:
+    /// a big export then never holds SQLite's one writer for long, so other requests get their
+    /// turn between its chunks. A chunk that fails leaves the earlier ones stored; the client's
+    /// retry of the export stores the rest, as already-stored spans are skipped.
     pub async fn insert_spans(&self, project_id: i64, spans: &[NewSpan]) -> StoreResult<SpansStored> {
+        let mut outcome = SpansStored::default();
+        for chunk in spans.chunks(SPAN_WRITE_CHUNK) {
+            let part = self.insert_span_chunk(project_id, chunk).await?;
+            outcome.stored += part.stored;
+            outcome.duplicates += part.duplicates;
+            outcome.samples += part.samples;
+        }
+        Ok(outcome)
+    }
+
+    async fn insert_span_chunk(&self, project_id: i64, spans: &[NewSpan]) -> StoreResult<SpansStored> {
         let mut tx = self.begin_write().await?;
+        // the spans of one resource block share one Arc: one lookup per block
+        let mut resources: HashMap<usize, i64> = HashMap::new();
         let mut samples = SampleInserter::new();
         let mut outcome = SpansStored::default();
         let mut rollups = TraceRollups::default();
         for s in spans {
+            let resource = match &s.resource {
+                Some(r) => match resources.get(&(Arc::as_ptr(r) as usize)) {
+                    Some(id) => Some(*id),
+                    None => {
+                        let id = resource_id(&mut tx, project_id, r).await?;
+                        resources.insert(Arc::as_ptr(r) as usize, id);
+                        Some(id)
+                    }
+                },
+                None => None,
+            };
             let inserted = sqlx::query(
                 "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, source, session_id, customer_id, \
                     config_key, name, kind, model, start_ms, end_ms, duration_ms, status, error_message, \
                     time_to_first_token_ms, is_streaming, input_tokens, output_tokens, total_tokens, request_text, \
                     response_text, metadata, tags, prompt_key, prompt_version, prompt_ab_test_key, \
-                    prompt_variant_index, attributes, received_at) \
+                    prompt_variant_index, attributes, received_at, resource_id) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-                    $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) \
+                    $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) \
                  ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING id",
             )
             .bind(project_id)
@@ -322,6 +389,7 @@ impl Store {
             .bind(s.prompt_variant_index)
             .bind(Value::Object(s.attributes.clone()).to_string())
             .bind(samples.received_at())
+            .bind(resource)
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = inserted else {
@@ -434,6 +502,25 @@ impl Store {
         let sql =
             format!("SELECT {SPAN_COLUMNS} FROM spans WHERE project_id = $1 AND trace_id = $2 ORDER BY start_ms, id");
         let rows = sqlx::query(&sql).bind(project_id).bind(trace_id).fetch_all(&self.read).await?;
-        rows.iter().map(span_from_row).collect()
+        let mut spans = rows.iter().map(span_from_row).collect::<StoreResult<Vec<_>>>()?;
+        // each resource is read once, however many spans share it
+        let mut ids: Vec<i64> = spans.iter().filter_map(|s| s.resource_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut resources: HashMap<i64, Arc<Map<String, Value>>> = HashMap::new();
+        for id in ids {
+            let row = sqlx::query("SELECT attributes FROM otel_resources WHERE id = $1 AND project_id = $2")
+                .bind(id)
+                .bind(project_id)
+                .fetch_optional(&self.read)
+                .await?;
+            if let Some(Some(Value::Object(map))) = row.map(|r| json_column(r.try_get("attributes").ok().flatten())) {
+                resources.insert(id, Arc::new(map));
+            }
+        }
+        for s in &mut spans {
+            s.span.resource = s.resource_id.and_then(|id| resources.get(&id).cloned());
+        }
+        Ok(spans)
     }
 }

@@ -222,6 +222,7 @@ impl FallomSpan {
             prompt_ab_test_key: self.prompt_ab_test_key,
             prompt_variant_index: self.prompt_variant_index,
             attributes,
+            resource: None,
             sample: None,
         }
     }

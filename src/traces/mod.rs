@@ -3,6 +3,7 @@
 //! the same treatment here: the project's privacy setting, and the drift sample taken from an
 //! LLM response.
 
+pub mod bounds;
 pub mod content;
 pub mod fallom;
 pub mod otlp;
@@ -73,6 +74,7 @@ pub fn finish_span(span: &mut NewSpan, options: IngestOptions) {
         span.response_text = None;
         span.attributes.retain(|key, _| !content::is_content_attribute(key));
     }
+    bounds::bound_attributes(&mut span.attributes);
     let Some(response) = span.response_text.as_deref().filter(|t| !t.trim().is_empty()) else {
         return;
     };

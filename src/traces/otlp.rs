@@ -8,9 +8,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span};
+use std::sync::Arc;
+
 use prost::Message;
 use serde_json::{Map, Value};
 
+use super::bounds::bound_attributes;
 use super::content::{genai_event_content, genai_model, genai_request_text, genai_response_text, genai_usage};
 use super::{finish_span, IngestOptions};
 use crate::domain::{SpanSource, SpanStatus};
@@ -91,7 +94,7 @@ fn valid_id(bytes: &[u8], len: usize) -> bool {
     bytes.len() == len && bytes.iter().any(|b| *b != 0)
 }
 
-fn convert(span: &Span, resource: &Map<String, Value>, scope_name: &str) -> Result<NewSpan, String> {
+fn convert(span: &Span, resource: &Option<Arc<Map<String, Value>>>, scope_name: &str) -> Result<NewSpan, String> {
     if !valid_id(&span.trace_id, 16) {
         return Err(format!("span {:?}: trace_id must be 16 bytes and not all zero", span.name));
     }
@@ -150,9 +153,7 @@ fn convert(span: &Span, resource: &Map<String, Value>, scope_name: &str) -> Resu
         out.request_text = out.request_text.or(request);
         out.response_text = out.response_text.or(response);
     }
-    if !resource.is_empty() {
-        attributes.insert("otel.resource".into(), Value::Object(resource.clone()));
-    }
+    out.resource = resource.clone();
     if !scope_name.is_empty() {
         attributes.insert("otel.scope.name".into(), Value::String(scope_name.to_string()));
     }
@@ -160,11 +161,23 @@ fn convert(span: &Span, resource: &Map<String, Value>, scope_name: &str) -> Resu
     Ok(out)
 }
 
+/// How many spans an export holds, counted before anything is converted.
+pub fn span_count(request: &ExportTraceServiceRequest) -> usize {
+    request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
+}
+
 /// Turns an export request into spans, rejecting bad spans one by one.
 pub fn spans(request: &ExportTraceServiceRequest, options: IngestOptions) -> Decoded {
     let mut decoded = Decoded::default();
     for resource_spans in &request.resource_spans {
-        let resource = resource_spans.resource.as_ref().map(|r| attributes_json(&r.attributes)).unwrap_or_default();
+        // one resource per block, bounded once and shared by its spans (stored once too)
+        let resource =
+            resource_spans.resource.as_ref().map(|r| attributes_json(&r.attributes)).filter(|r| !r.is_empty()).map(
+                |mut r| {
+                    bound_attributes(&mut r);
+                    Arc::new(r)
+                },
+            );
         for scope_spans in &resource_spans.scope_spans {
             let scope_name = scope_spans.scope.as_ref().map_or("", |s| s.name.as_str());
             for span in &scope_spans.spans {
@@ -261,7 +274,7 @@ mod tests {
         assert_eq!(s.trace_id, "5b8efff798038103d269b633813fc60c");
         assert_eq!((s.duration_ms, s.usage.input), (1000, Some(7)));
         assert_eq!((s.status, s.error_message.as_deref()), (SpanStatus::Error, Some("boom")));
-        assert_eq!(s.attributes["otel.resource"]["service.name"], "bot");
+        assert_eq!(s.resource.as_ref().unwrap()["service.name"], "bot");
         assert!(decode_json(serde_json::json!({"resourceSpans": [{"scopeSpans": "nope"}]})).is_err());
     }
 }

@@ -29,6 +29,17 @@ pub const MAX_TAGS: usize = 100;
 pub const MAX_METRIC_FIELDS: usize = 200;
 /// Fallom spans in one JSON array (the SDK sends one at a time).
 pub const MAX_FALLOM_SPANS: usize = 1000;
+/// Spans in one OTLP export. The OpenTelemetry SDKs' batch processor sends 512 at most by
+/// default; a bigger export is refused whole (413), never stored half-way.
+pub const MAX_OTLP_SPANS: usize = 10_000;
+/// Attributes stored per span (OpenTelemetry's own default attribute count limit); the rest
+/// are dropped and counted in `otel.dropped_attributes_count`.
+pub const MAX_SPAN_ATTRIBUTES: usize = 128;
+/// Characters of one stored attribute string; longer values are cut and marked.
+pub const MAX_ATTRIBUTE_VALUE_CHARS: usize = 4096;
+/// Items of one stored attribute array (and entries of a nested map), and how deep maps nest.
+pub const MAX_ATTRIBUTE_ITEMS: usize = 128;
+pub const MAX_ATTRIBUTE_DEPTH: usize = 4;
 
 /// Version numbers (configs, templates, A/B tests, `prompt_version` of a span): 1 up to this.
 pub const MAX_VERSION: i64 = i32::MAX as i64;
