@@ -131,6 +131,51 @@ async fn run(kind: Kind, with_content: bool, seconds: u64, clients: usize) {
     server.assert_no_server_errors();
 }
 
+/// One export of the maximum size (10,000 GenAI spans with content, so 10,000 drift samples
+/// too): how long it takes, and the longest time one of its write transactions held the
+/// database writer, from the server's debug log.
+async fn max_size_export(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info,driftballoon::store=debug")]);
+    let key = server.first_key.clone().unwrap();
+    let spans: Vec<Span> = (0..10_000).map(|i| span(9, i / BATCH, i % BATCH, true)).collect();
+    let body = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    let started = std::time::Instant::now();
+    let resp = reqwest::Client::new()
+        .post(server.url("/v1/traces"))
+        .bearer_auth(&key)
+        .header("content-type", "application/x-protobuf")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let elapsed = started.elapsed().as_secs_f64() * 1e3;
+    let holds: Vec<f64> = server
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("stored a span chunk"))
+        .filter_map(|l| l.split("held_us=").nth(1)?.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|us| us / 1e3)
+        .collect();
+    let longest = holds.iter().copied().fold(0.0, f64::max);
+    println!(
+        "{:<9} max-size export: 10000 genai spans ({:.1} MiB) stored in {elapsed:.0}ms, {} write transactions, longest writer hold {longest:.1}ms",
+        format!("{kind:?}"),
+        body.len() as f64 / 1048576.0,
+        holds.len()
+    );
+    server.assert_no_server_errors();
+}
+
 /// The median time of 21 dashboard reads, right after the load.
 async fn median_read_ms(server: &TestServer, key: &str, path: &str) -> f64 {
     let mut times = Vec::new();
@@ -153,5 +198,6 @@ async fn main() {
         for with_content in [true, false] {
             run(kind, with_content, seconds, clients).await;
         }
+        max_size_export(kind).await;
     }
 }

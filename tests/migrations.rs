@@ -467,7 +467,7 @@ both_backends!(token_bounds, |db: TestDb| async move {
     // The new version migrates (0004) and reads everything back.
     let store = migrate(&db).await;
     let project = store.ensure_project("old").await.unwrap();
-    let t1 = store.trace_spans(project, "t1").await.unwrap();
+    let t1 = store.trace_spans(project, "t1", 10, None).await.unwrap();
     let usage: Vec<TokenUsage> = t1.iter().map(|s| s.span.usage.clone()).collect();
     assert_eq!(
         usage,

@@ -185,3 +185,32 @@ both_backends!(a_maximum_size_export_does_not_starve_another_project, |db: TestD
     assert_eq!(traces["traces"].as_array().unwrap().len(), 100, "every trace of the export was stored");
     server.assert_no_server_errors();
 });
+
+both_backends!(a_trace_is_read_a_page_at_a_time, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+    let (status, _) =
+        post(&server, &key, export(vec![kv("service.name", "paged")], (0..120).map(|n| span(5, n)).collect())).await;
+    assert_eq!(status, 200);
+    let mut seen = Vec::new();
+    let mut path = format!("/api/v1/traces/{}?limit=50", hex(5));
+    let mut pages = 0;
+    loop {
+        let (status, page) = server.get(&key, &path).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["span_count"], 120);
+        let spans = page["spans"].as_array().unwrap();
+        assert!(spans.len() <= 50);
+        seen.extend(spans.iter().map(|s| s["name"].as_str().unwrap().to_string()));
+        pages += 1;
+        match page["next_after"].as_str() {
+            Some(after) => path = format!("/api/v1/traces/{}?limit=50&after={}", hex(5), common::encode(after)),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..120).map(|n| format!("step {n}")).collect();
+    assert_eq!((pages, seen), (3, expected), "every span once, in start order");
+    let (status, body) = server.get(&key, &format!("/api/v1/traces/{}?after=soon", hex(5))).await;
+    assert_eq!((status, body["error"]["details"]["problems"][0]["path"].clone()), (422, json!("after")), "{body}");
+    server.assert_no_server_errors();
+});

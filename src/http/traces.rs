@@ -283,9 +283,12 @@ pub struct TraceDetail {
     pub start_ms: i64,
     pub end_ms: i64,
     pub duration_ms: i64,
-    pub span_count: usize,
-    /// In start order.
+    /// All the trace's spans (the page may hold fewer).
+    pub span_count: i64,
+    /// This page's spans, in start order.
     pub spans: Vec<SpanView>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next_after: Option<String>,
 }
 
 /// Filters of the trace list; session, config and customer are the trace's (the first value
@@ -382,6 +385,7 @@ pub async fn list(
 ) -> ApiResult<Json<TracePage>> {
     let limit = params.limit;
     let filter = SpanFilter {
+        trace_id: None,
         config_key: params.config_key,
         session_id: params.session_id,
         customer_id: params.customer_id,
@@ -445,29 +449,57 @@ impl From<&SpanRow> for SpanView {
     }
 }
 
-/// One trace with all its spans.
+/// A page of one trace's spans.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SpanPageParams {
+    /// Spans per page.
+    #[param(schema_with = schemas::page_limit, required = false)]
+    pub limit: i64,
+    /// The `next_after` of the previous page (`<start_ms>.<n>`).
+    #[param(value_type = Option<String>, pattern = r"^-?[0-9]{1,18}\.[0-9]{1,18}$")]
+    pub after: Option<(i64, i64)>,
+}
+
+impl FromQuery for SpanPageParams {
+    fn read(q: &mut QueryFields) -> Self {
+        let after = q.text("after").and_then(|raw| {
+            let parsed = raw.split_once('.').and_then(|(ms, id)| Some((ms.parse().ok()?, id.parse().ok()?)));
+            if parsed.is_none() {
+                q.reject("after", "must be a next_after value from a previous page");
+            }
+            parsed
+        });
+        SpanPageParams { limit: q.page_limit(), after }
+    }
+}
+
+/// One trace: its time range and span count, and a page of its spans in start order (a trace
+/// can hold thousands: follow `next_after` for the rest).
 #[utoipa::path(
     get, path = "/api/v1/traces/{trace_id}", tag = "traces", operation_id = "get_trace",
-    params(("trace_id" = String, Path, example = "5b8efff798038103d269b633813fc60c")),
+    params(("trace_id" = String, Path, example = "5b8efff798038103d269b633813fc60c"), SpanPageParams),
     responses((status = 200, body = TraceDetail))
 )]
 pub async fn detail(
     State(state): State<AppState>,
     Auth(owner): Auth,
     ApiPath(trace_id): ApiPath<String>,
+    ValidQuery(SpanPageParams { limit, after }): ValidQuery<SpanPageParams>,
 ) -> ApiResult<Json<TraceDetail>> {
-    let spans = state.store.trace_spans(owner.project_id, &trace_id).await?;
-    if spans.is_empty() {
+    let Some(summary) = state.store.trace_summary(owner.project_id, &trace_id).await? else {
         return Err(ApiError::not_found(format!("no trace with id `{trace_id}` in this project")));
-    }
-    let start_ms = spans.iter().map(|s| s.span.start_ms).min().unwrap_or(0);
-    let end_ms = spans.iter().map(|s| s.span.end_ms).max().unwrap_or(0);
+    };
+    let spans = state.store.trace_spans(owner.project_id, &trace_id, limit, after).await?;
+    let next_after =
+        (spans.len() as i64 == limit).then(|| spans.last().map(|s| format!("{}.{}", s.span.start_ms, s.id))).flatten();
     Ok(Json(TraceDetail {
         trace_id,
-        start_ms,
-        end_ms,
-        duration_ms: end_ms.saturating_sub(start_ms),
-        span_count: spans.len(),
+        start_ms: summary.start_ms,
+        end_ms: summary.end_ms,
+        duration_ms: summary.end_ms.saturating_sub(summary.start_ms),
+        span_count: summary.span_count,
         spans: spans.iter().map(SpanView::from).collect(),
+        next_after,
     }))
 }

@@ -103,6 +103,8 @@ pub enum TraceStatus {
 /// a model matches when any span used it; times are the trace's start.
 #[derive(Debug, Default)]
 pub struct SpanFilter {
+    /// One trace (its own page reads its rollup row this way).
+    pub trace_id: Option<String>,
     pub config_key: Option<String>,
     pub session_id: Option<String>,
     pub customer_id: Option<String>,
@@ -331,6 +333,9 @@ impl Store {
 
     async fn insert_span_chunk(&self, project_id: i64, spans: &[NewSpan]) -> StoreResult<SpansStored> {
         let mut tx = self.begin_write().await?;
+        // from holding the writer (SQLite: BEGIN IMMEDIATE) to the commit; benches/spans.rs
+        // reads this debug line for the longest hold during a maximum-size export
+        let held = std::time::Instant::now();
         // the spans of one resource block share one Arc: one lookup per block
         let mut resources: HashMap<usize, i64> = HashMap::new();
         let mut samples = SampleInserter::new();
@@ -411,7 +416,14 @@ impl Store {
         }
         rollups.upsert(&mut tx, project_id).await?;
         tx.commit().await?;
+        tracing::debug!(spans = spans.len(), held_us = held.elapsed().as_micros() as u64, "stored a span chunk");
         Ok(outcome)
+    }
+
+    /// One trace's rollup row (its time range and span count), if the trace exists.
+    pub async fn trace_summary(&self, project_id: i64, trace_id: &str) -> StoreResult<Option<TraceSummaryRow>> {
+        let filter = SpanFilter { trace_id: Some(trace_id.to_string()), limit: 1, ..Default::default() };
+        Ok(self.trace_summaries(project_id, &filter).await?.into_iter().next())
     }
 
     /// Traces matching the filter, newest first, from the per-trace rollup.
@@ -425,9 +437,12 @@ impl Store {
             next += 1;
             next - 1
         };
-        for (column, value) in
-            [("t.config_key", &f.config_key), ("t.session_id", &f.session_id), ("t.customer_id", &f.customer_id)]
-        {
+        for (column, value) in [
+            ("t.trace_id", &f.trace_id),
+            ("t.config_key", &f.config_key),
+            ("t.session_id", &f.session_id),
+            ("t.customer_id", &f.customer_id),
+        ] {
             if let Some(v) = value {
                 conditions.push(format!("{column} = ${}", param()));
                 texts.push(v);
@@ -498,10 +513,27 @@ impl Store {
     }
 
     /// Every span of one trace, in start order.
-    pub async fn trace_spans(&self, project_id: i64, trace_id: &str) -> StoreResult<Vec<SpanRow>> {
-        let sql =
-            format!("SELECT {SPAN_COLUMNS} FROM spans WHERE project_id = $1 AND trace_id = $2 ORDER BY start_ms, id");
-        let rows = sqlx::query(&sql).bind(project_id).bind(trace_id).fetch_all(&self.read).await?;
+    /// A page of a trace's spans in start order, after the span at (start_ms, row id) `after`.
+    pub async fn trace_spans(
+        &self,
+        project_id: i64,
+        trace_id: &str,
+        limit: i64,
+        after: Option<(i64, i64)>,
+    ) -> StoreResult<Vec<SpanRow>> {
+        let (after_start, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
+        let sql = format!(
+            "SELECT {SPAN_COLUMNS} FROM spans WHERE project_id = $1 AND trace_id = $2 \
+             AND (start_ms > $3 OR (start_ms = $3 AND id > $4)) ORDER BY start_ms, id LIMIT $5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(project_id)
+            .bind(trace_id)
+            .bind(after_start)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
         let mut spans = rows.iter().map(span_from_row).collect::<StoreResult<Vec<_>>>()?;
         // each resource is read once, however many spans share it
         let mut ids: Vec<i64> = spans.iter().filter_map(|s| s.resource_id).collect();

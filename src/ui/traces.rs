@@ -14,7 +14,7 @@ use super::session::SignedIn;
 use super::{auth, encode};
 use crate::domain::SpanStatus;
 use crate::http::query::{ApiPath, ValidQuery};
-use crate::http::traces::{self as api, SpanView, TraceListParams};
+use crate::http::traces::{self as api, SpanPageParams, SpanView, TraceListParams};
 use crate::http::AppState;
 use crate::store::TraceStatus;
 
@@ -202,17 +202,31 @@ fn bar(span: &SpanView, start: i64, total: i64) -> Markup {
     }
 }
 
-pub async fn detail(State(state): State<AppState>, signed_in: SignedIn, Path(trace_id): Path<String>) -> Response {
+/// Spans per page of a trace.
+const SPANS_PAGE: i64 = 200;
+
+pub async fn detail(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(trace_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let capture = signed_in.session.capture_content;
-    let trace = match api::detail(State(state), auth(&signed_in), ApiPath(trace_id.clone())).await {
-        Ok(t) => t.0,
-        Err(e) => return api_error_page(e),
-    };
+    let after =
+        q.get("after").and_then(|a| a.split_once('.')).and_then(|(ms, id)| Some((ms.parse().ok()?, id.parse().ok()?)));
+    let span_page = SpanPageParams { limit: SPANS_PAGE, after };
+    let href = format!("{NAV}/{}", encode(&trace_id));
+    let trace =
+        match api::detail(State(state), auth(&signed_in), ApiPath(trace_id.clone()), ValidQuery(span_page)).await {
+            Ok(t) => t.0,
+            Err(e) => return api_error_page(e),
+        };
     let ordered = tree_order(&trace.spans);
     let body = html! {
         p.crumbs { a href=(NAV) { "Traces" } " / " }
         h1 { "Trace " code { (trace.trace_id) } }
-        p.muted { (trace.span_count) " spans · " (trace.duration_ms) " ms · started " (time(trace.start_ms)) }
+        p.muted { (trace.span_count) " spans · " (trace.duration_ms) " ms · started " (time(trace.start_ms))
+            @if trace.span_count > trace.spans.len() as i64 { " · " (trace.spans.len()) " on this page" } }
         @if !capture { p.notice { "Content capture is off for this project: prompts and responses are not stored, so none are shown." } }
         div.table-wrap { table #waterfall {
             caption.visually-hidden { "The trace's spans on its time line" }
@@ -225,6 +239,7 @@ pub async fn detail(State(state): State<AppState>, signed_in: SignedIn, Path(tra
                 td.wf-col { (bar(s, trace.start_ms, trace.duration_ms)) }
             } } }
         } }
+        (pager("Span pages", after.map(|_| href.clone()), trace.next_after.as_ref().map(|a| format!("{href}?after={}", encode(a)))))
         h2 { "Spans" }
         @for (_, s) in &ordered {
             details.span id={ "span-" (s.span_id) } open[s.status == SpanStatus::Error] {
