@@ -40,7 +40,7 @@ fn decoded(value: &Value) -> Value {
     }
 }
 
-fn non_empty(text: String) -> Option<String> {
+pub(super) fn non_empty(text: String) -> Option<String> {
     (!text.trim().is_empty()).then_some(text)
 }
 
@@ -98,7 +98,7 @@ pub fn fallom_response_text(raw: &Value) -> Option<String> {
 
 /// Text of a list of chat messages, in the GenAI conventions' shape
 /// (`[{"role", "parts": [{"type": "text", "content"}]}]`) or the older `[{"role", "content"}]`.
-fn messages_text(value: &Value) -> Option<String> {
+pub(super) fn messages_text(value: &Value) -> Option<String> {
     match decoded(value) {
         Value::String(s) => non_empty(s),
         Value::Array(messages) => {
@@ -171,7 +171,7 @@ pub fn genai_event_content<'a>(
 /// The first of `keys` holding a token count: a whole number from 0 to [`MAX_TOKENS`]
 /// (as a number or as text). Anything else (negative, huge, fractional) is no count at all:
 /// the raw attribute is kept, but no sum or total is built from it.
-fn first_int(object: &Map<String, Value>, keys: &[&str]) -> Option<i64> {
+pub(super) fn first_int(object: &Map<String, Value>, keys: &[&str]) -> Option<i64> {
     keys.iter()
         .find_map(|k| match object.get(*k)? {
             number @ Value::Number(_) => whole_number(number),

@@ -14,7 +14,9 @@ use prost::Message;
 use serde_json::{Map, Value};
 
 use super::bounds::bound_attributes;
-use super::content::{genai_event_content, genai_model, genai_request_text, genai_response_text, genai_usage};
+use super::content::genai_event_content;
+use super::conventions;
+use super::privacy;
 use super::{finish_span, IngestOptions};
 use crate::domain::{SpanSource, SpanStatus};
 use crate::store::NewSpan;
@@ -110,7 +112,7 @@ fn convert(span: &Span, resource: &Option<Arc<Map<String, Value>>>, scope_name: 
     let start_ms = (span.start_time_unix_nano / 1_000_000) as i64;
     let end_ms = (span.end_time_unix_nano.max(span.start_time_unix_nano) / 1_000_000) as i64;
     let mut attributes = attributes_json(&span.attributes);
-    let is_llm = attributes.keys().any(|k| k.starts_with("gen_ai."));
+    let call = conventions::read(&attributes);
     let status = span.status.as_ref();
     let status_code = status.map_or(StatusCode::Unset, |s| StatusCode::try_from(s.code).unwrap_or(StatusCode::Unset));
     let error_message = status
@@ -125,12 +127,12 @@ fn convert(span: &Span, resource: &Option<Arc<Map<String, Value>>>, scope_name: 
         span_id: hex::encode(&span.span_id),
         parent_span_id: (!span.parent_span_id.is_empty()).then(|| hex::encode(&span.parent_span_id)),
         source: SpanSource::Otlp,
-        session_id: string_attr(&attributes, &["session.id", "fallom.session_id", "gen_ai.conversation.id"]),
-        customer_id: string_attr(&attributes, &["user.id", "enduser.id", "fallom.customer_id"]),
+        session_id: call.session_id,
+        customer_id: call.user_id,
         config_key: string_attr(&attributes, &["fallom.config_key"]),
         name: span.name.chars().take(MAX_SPAN_NAME_CHARS).collect(),
-        kind: Some(if is_llm { "llm" } else { kind_name(span.kind) }.to_string()),
-        model: genai_model(&attributes),
+        kind: Some(if call.is_llm { "llm" } else { kind_name(span.kind) }.to_string()),
+        model: call.model,
         start_ms,
         end_ms,
         duration_ms: end_ms - start_ms,
@@ -140,9 +142,9 @@ fn convert(span: &Span, resource: &Option<Arc<Map<String, Value>>>, scope_name: 
             StatusCode::Unset => SpanStatus::Unset,
         },
         error_message,
-        usage: genai_usage(&attributes),
-        request_text: genai_request_text(&attributes),
-        response_text: genai_response_text(&attributes),
+        usage: call.usage,
+        request_text: call.request_text,
+        response_text: call.response_text,
         ..Default::default()
     };
     // Older GenAI instrumentations put the content in span events instead.
@@ -161,6 +163,17 @@ fn convert(span: &Span, resource: &Option<Arc<Map<String, Value>>>, scope_name: 
     Ok(out)
 }
 
+/// A resource block's attributes as stored: only the allowed ones when the project does not
+/// capture content, bounded, and shared by the block's spans (and stored once).
+fn stored_resource(attributes: &[KeyValue], options: IngestOptions) -> Option<Arc<Map<String, Value>>> {
+    let mut resource = attributes_json(attributes);
+    if !options.capture_content {
+        resource.retain(|key, _| privacy::keep_resource_attribute(key));
+    }
+    bound_attributes(&mut resource);
+    (!resource.is_empty()).then(|| Arc::new(resource))
+}
+
 /// How many spans an export holds, counted before anything is converted.
 pub fn span_count(request: &ExportTraceServiceRequest) -> usize {
     request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
@@ -170,14 +183,7 @@ pub fn span_count(request: &ExportTraceServiceRequest) -> usize {
 pub fn spans(request: &ExportTraceServiceRequest, options: IngestOptions) -> Decoded {
     let mut decoded = Decoded::default();
     for resource_spans in &request.resource_spans {
-        // one resource per block, bounded once and shared by its spans (stored once too)
-        let resource =
-            resource_spans.resource.as_ref().map(|r| attributes_json(&r.attributes)).filter(|r| !r.is_empty()).map(
-                |mut r| {
-                    bound_attributes(&mut r);
-                    Arc::new(r)
-                },
-            );
+        let resource = resource_spans.resource.as_ref().and_then(|r| stored_resource(&r.attributes, options));
         for scope_spans in &resource_spans.scope_spans {
             let scope_name = scope_spans.scope.as_ref().map_or("", |s| s.name.as_str());
             for span in &scope_spans.spans {
