@@ -3,7 +3,11 @@
 //! server, on SQLite and (with TEST_DATABASE_URL) on Postgres. Two kinds of spans:
 //! - genai: GenAI attributes with a completion text, so every span also becomes a drift sample
 //!   (stored in the same transaction; the embedding worker runs alongside);
+//! - openinference: the same call in OpenInference's flattened attributes (also sampled);
 //! - plain: the same spans without content (privacy mode, or non-LLM spans): stored only.
+//!
+//! Then one export of the maximum size (10,000 genai spans): its time and the longest time one
+//! of its write transactions held the database writer.
 //!
 //! `make bench-spans` or `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench spans`
 //! Options (env): BENCH_SECONDS (default 10), BENCH_CLIENTS (default 4).
@@ -27,8 +31,16 @@ fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Shape {
+    Genai,
+    OpenInference,
+    Plain,
+}
+
 /// One LLM call span; ids are unique per (client, request, index).
-fn span(client: usize, request: usize, index: usize, with_content: bool) -> Span {
+fn span(client: usize, request: usize, index: usize, shape: Shape) -> Span {
+    let with_content = shape != Shape::Plain;
     let id = ((client as u64) << 48) | ((request as u64) << 8) | index as u64;
     let mut trace_id = [0u8; 16];
     trace_id[..8].copy_from_slice(&id.to_be_bytes());
@@ -42,11 +54,23 @@ fn span(client: usize, request: usize, index: usize, with_content: bool) -> Span
         kv("gen_ai.usage.output_tokens", Value::IntValue(64)),
         kv("session.id", Value::StringValue(format!("session-{client}-{request}"))),
     ];
-    if with_content {
-        let answer = format!(
-            "Thanks for reaching out about order #{id}. The refund was issued to the original payment \
-             method today and usually appears within three to five business days."
-        );
+    let answer = format!(
+        "Thanks for reaching out about order #{id}. The refund was issued to the original payment \
+         method today and usually appears within three to five business days."
+    );
+    if shape == Shape::OpenInference {
+        attributes = vec![
+            kv("openinference.span.kind", Value::StringValue("LLM".into())),
+            kv("llm.model_name", Value::StringValue("gpt-4o-mini".into())),
+            kv("llm.token_count.prompt", Value::IntValue(120)),
+            kv("llm.token_count.completion", Value::IntValue(64)),
+            kv("llm.input_messages.0.message.role", Value::StringValue("user".into())),
+            kv("llm.input_messages.0.message.content", Value::StringValue("Where is my refund?".into())),
+            kv("llm.output_messages.0.message.role", Value::StringValue("assistant".into())),
+            kv("llm.output_messages.0.message.content", Value::StringValue(answer.clone())),
+            kv("session.id", Value::StringValue(format!("session-{client}-{request}"))),
+        ];
+    } else if with_content {
         let messages = format!(r#"[{{"role":"assistant","parts":[{{"type":"text","content":"{answer}"}}]}}]"#);
         attributes.push(kv("gen_ai.output.messages", Value::StringValue(messages)));
         attributes.push(kv(
@@ -66,8 +90,8 @@ fn span(client: usize, request: usize, index: usize, with_content: bool) -> Span
     }
 }
 
-fn export_body(client: usize, request: usize, with_content: bool) -> Vec<u8> {
-    let spans = (0..BATCH).map(|i| span(client, request, i, with_content)).collect();
+fn export_body(client: usize, request: usize, shape: Shape) -> Vec<u8> {
+    let spans = (0..BATCH).map(|i| span(client, request, i, shape)).collect();
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: None,
@@ -78,7 +102,7 @@ fn export_body(client: usize, request: usize, with_content: bool) -> Vec<u8> {
     .encode_to_vec()
 }
 
-async fn run(kind: Kind, with_content: bool, seconds: u64, clients: usize) {
+async fn run(kind: Kind, shape: Shape, seconds: u64, clients: usize) {
     let Some(db) = TestDb::new(kind).await else {
         return;
     };
@@ -92,7 +116,7 @@ async fn run(kind: Kind, with_content: bool, seconds: u64, clients: usize) {
             .post(&url)
             .bearer_auth(&key)
             .header("content-type", "application/x-protobuf")
-            .body(export_body(client, n, with_content));
+            .body(export_body(client, n, shape));
         async move {
             let resp = request.send().await.unwrap();
             assert_eq!(resp.status().as_u16(), 200);
@@ -104,9 +128,9 @@ async fn run(kind: Kind, with_content: bool, seconds: u64, clients: usize) {
     let pct = |p: f64| common::percentile_ms(&latencies, p);
     let requests = latencies.len() as f64;
     println!(
-        "{:<9} {:<6} clients={clients:<3} spans/s={:>7.0} requests/s={:>6.1} p50={:>7.2}ms p99={:>7.2}ms ({} requests in {:.1}s)",
+        "{:<9} {:<13} clients={clients:<3} spans/s={:>7.0} requests/s={:>6.1} p50={:>7.2}ms p99={:>7.2}ms ({} requests in {:.1}s)",
         format!("{kind:?}"),
-        if with_content { "genai" } else { "plain" },
+        format!("{shape:?}").to_lowercase(),
         requests * BATCH as f64 / elapsed,
         requests / elapsed,
         pct(0.50),
@@ -140,7 +164,7 @@ async fn max_size_export(kind: Kind) {
     };
     let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info,driftballoon::store=debug")]);
     let key = server.first_key.clone().unwrap();
-    let spans: Vec<Span> = (0..10_000).map(|i| span(9, i / BATCH, i % BATCH, true)).collect();
+    let spans: Vec<Span> = (0..10_000).map(|i| span(9, i / BATCH, i % BATCH, Shape::Genai)).collect();
     let body = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
@@ -195,8 +219,8 @@ async fn main() {
     let clients = env_or("BENCH_CLIENTS", 4) as usize;
     println!("span ingest benchmark: OTLP/HTTP protobuf, {BATCH} spans per request, {seconds}s per run");
     for kind in [Kind::Sqlite, Kind::Postgres] {
-        for with_content in [true, false] {
-            run(kind, with_content, seconds, clients).await;
+        for shape in [Shape::Genai, Shape::OpenInference, Shape::Plain] {
+            run(kind, shape, seconds, clients).await;
         }
         max_size_export(kind).await;
     }

@@ -214,3 +214,63 @@ both_backends!(a_trace_is_read_a_page_at_a_time, |db: TestDb| async move {
     assert_eq!((status, body["error"]["details"]["problems"][0]["path"].clone()), (422, json!("after")), "{body}");
     server.assert_no_server_errors();
 });
+
+/// Every text column and attribute document of the database, searched for `needle`.
+async fn database_contains(db: &TestDb, needle: &str) -> Vec<String> {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let mut found = Vec::new();
+    for (table, columns) in [
+        ("spans", "name || ' ' || COALESCE(error_message, '') || ' ' || COALESCE(request_text, '') || ' ' || COALESCE(response_text, '') || ' ' || attributes"),
+        ("otel_resources", "attributes"),
+        ("samples", "response_text || ' ' || COALESCE(input_text, '')"),
+        ("traces", "COALESCE(root_name, '')"),
+    ] {
+        let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE ({columns}) LIKE $1");
+        let n: i64 = sqlx::query(&sql).bind(format!("%{needle}%")).fetch_one(&mut conn).await.unwrap().try_get("n").unwrap();
+        if n > 0 {
+            found.push(format!("{table}: {n} rows"));
+        }
+    }
+    found
+}
+
+both_backends!(privacy_drops_content_under_any_name, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+    let resp = server
+        .http
+        .patch(server.url("/api/v1/project"))
+        .header("x-api-key", &key)
+        .json(&json!({"capture_content": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    // content under names no denylist would know, on the span, its status and its resource
+    let mut s = span(6, 1);
+    s.attributes = vec![
+        kv("openinference.span.kind", "LLM"),
+        kv("llm.model_name", "gpt-4o-mini"),
+        kv("llm.input_messages.0.message.content", "SECRET-QUESTION-1"),
+        kv("llm.output_messages.0.message.content", "SECRET-ANSWER-2"),
+        kv("output.value", "SECRET-ANSWER-3"),
+        kv("ai.response.text", "SECRET-ANSWER-4"),
+        kv("traceloop.entity.output", "SECRET-ANSWER-5"),
+        kv("my.app.last_reply", "SECRET-ANSWER-6"),
+        kv("llm.token_count.prompt", "12"),
+    ];
+    s.status = Some(Status { code: StatusCode::Error as i32, message: "refused: SECRET-QUESTION-7".into() });
+    let resource = vec![kv("service.name", "shop"), kv("app.greeting", "SECRET-RESOURCE-8")];
+    let (status, _) = post(&server, &key, export(resource, vec![s])).await;
+    assert_eq!(status, 200);
+    assert_eq!(database_contains(&db, "SECRET-").await, Vec::<String>::new(), "content was stored");
+    // what carries no content is kept
+    let (_, trace) = server.get(&key, &format!("/api/v1/traces/{}", hex(6))).await;
+    let stored = &trace["spans"][0];
+    assert_eq!(stored["model"], "gpt-4o-mini");
+    assert_eq!(stored["usage"]["input_tokens"], 12);
+    assert_eq!(stored["status"], "ERROR");
+    assert_eq!(stored["attributes"]["otel.resource"], json!({"service.name": "shop"}));
+    server.assert_no_server_errors();
+});
