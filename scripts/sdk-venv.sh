@@ -4,11 +4,13 @@
 # (schemathesis, openapi-spec-validator; see tests/contract/run_schemathesis.py), and standardwebhooks,
 # the independent signature verifier of the alert tests (see tests/alerts/receiver.py), and
 # playwright, which drives Debian's chromium in the dashboard's browser tests (see tests/ui/browser.py;
-# its own browser downloads are never used: scripts/browser-deps.sh installs chromium).
+# its own browser downloads are never used: scripts/browser-deps.sh installs chromium), and the
+# real OpenTelemetry LLM instrumentations with the openai client they trace (see
+# tests/sdk/instrumentations.py), pinned to versions that share one opentelemetry-sdk.
 # Idempotent: a complete venv is reused; bump the stamp name when the package list changes.
 set -euo pipefail
 venv="${1:-.venv-sdk}"
-stamp="$venv/.driftballoon-sdk-5"
+stamp="$venv/.driftballoon-sdk-7"
 if [ -f "$stamp" ]; then
     exit 0
 fi
@@ -23,6 +25,11 @@ python3 -m venv "$venv"
     schemathesis==4.32.5 \
     openapi-spec-validator==0.9.0 \
     standardwebhooks==1.1.0 \
+    openai==3.51.0 \
+    opentelemetry-instrumentation-openai-v2==2.4b0 \
+    opentelemetry-util-genai==1.1b0 \
+    openinference-instrumentation-openai==0.1.66 \
+    opentelemetry-instrumentation-openai==0.62.4 \
     playwright==1.65.2
 touch "$stamp"
 echo "SDK venv ready at $venv"

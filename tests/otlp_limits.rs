@@ -215,26 +215,6 @@ both_backends!(a_trace_is_read_a_page_at_a_time, |db: TestDb| async move {
     server.assert_no_server_errors();
 });
 
-/// Every text column and attribute document of the database, searched for `needle`.
-async fn database_contains(db: &TestDb, needle: &str) -> Vec<String> {
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
-    let mut found = Vec::new();
-    for (table, columns) in [
-        ("spans", "name || ' ' || COALESCE(error_message, '') || ' ' || COALESCE(request_text, '') || ' ' || COALESCE(response_text, '') || ' ' || attributes"),
-        ("otel_resources", "attributes"),
-        ("samples", "response_text || ' ' || COALESCE(input_text, '')"),
-        ("traces", "COALESCE(root_name, '')"),
-    ] {
-        let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE ({columns}) LIKE $1");
-        let n: i64 = sqlx::query(&sql).bind(format!("%{needle}%")).fetch_one(&mut conn).await.unwrap().try_get("n").unwrap();
-        if n > 0 {
-            found.push(format!("{table}: {n} rows"));
-        }
-    }
-    found
-}
-
 both_backends!(privacy_drops_content_under_any_name, |db: TestDb| async move {
     let server = TestServer::start(&db, &[]);
     let key = server.first_key.clone().unwrap();
@@ -264,7 +244,7 @@ both_backends!(privacy_drops_content_under_any_name, |db: TestDb| async move {
     let resource = vec![kv("service.name", "shop"), kv("app.greeting", "SECRET-RESOURCE-8")];
     let (status, _) = post(&server, &key, export(resource, vec![s])).await;
     assert_eq!(status, 200);
-    assert_eq!(database_contains(&db, "SECRET-").await, Vec::<String>::new(), "content was stored");
+    assert_eq!(common::database_contains(&db, "SECRET-").await, Vec::<String>::new(), "content was stored");
     // what carries no content is kept
     let (_, trace) = server.get(&key, &format!("/api/v1/traces/{}", hex(6))).await;
     let stored = &trace["spans"][0];

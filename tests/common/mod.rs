@@ -350,3 +350,29 @@ where
 pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e3
 }
+
+/// Every text column and attribute document of the database, searched for `needle`.
+pub async fn database_contains(db: &TestDb, needle: &str) -> Vec<String> {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+    let mut found = Vec::new();
+    for (table, columns) in [
+        (
+            "spans",
+            "name || ' ' || COALESCE(error_message, '') || ' ' || COALESCE(request_text, '') || ' ' || \
+             COALESCE(response_text, '') || ' ' || attributes || ' ' || COALESCE(metadata, '') || ' ' || COALESCE(tags, '')",
+        ),
+        ("otel_resources", "attributes"),
+        ("samples", "response_text || ' ' || COALESCE(input_text, '')"),
+        ("traces", "COALESCE(root_name, '')"),
+        ("drift_events", "COALESCE(explanation, '')"),
+    ] {
+        let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE ({columns}) LIKE $1");
+        let n: i64 = sqlx::query(&sql).bind(format!("%{needle}%")).fetch_one(&mut conn).await.unwrap().try_get::<i64, _>("n").unwrap();
+        if n > 0 {
+            found.push(format!("{table}: {n} rows"));
+        }
+    }
+    found
+}
