@@ -142,10 +142,12 @@ pub fn genai_request_text(attributes: &Map<String, Value>) -> Option<String> {
         .or_else(|| indexed_contents(attributes, "gen_ai.prompt"))
 }
 
-/// Content that instrumentations following the 2024 GenAI conventions put in span events
-/// rather than attributes: `gen_ai.content.prompt` / `gen_ai.content.completion` events with a
-/// `gen_ai.prompt` / `gen_ai.completion` attribute, or a `gen_ai.choice` event with a
-/// `message` (`{"content": ...}`) or `content` attribute. Returns (request, response).
+/// Content that instrumentations put in span events rather than attributes: the 2024 GenAI
+/// conventions' `gen_ai.content.prompt` / `gen_ai.content.completion` events (with a
+/// `gen_ai.prompt` / `gen_ai.completion` attribute), the per-message `gen_ai.user.message` and
+/// `gen_ai.choice` events (a `content` attribute, or a `message` with one), and the latest
+/// conventions' `gen_ai.client.inference.operation.details` event (with
+/// `gen_ai.input.messages` / `gen_ai.output.messages`). Returns (request, response).
 pub fn genai_event_content<'a>(
     events: impl IntoIterator<Item = (&'a str, &'a Map<String, Value>)>,
 ) -> (Option<String>, Option<String>) {
@@ -155,6 +157,16 @@ pub fn genai_event_content<'a>(
         match name {
             "gen_ai.content.prompt" if request.is_none() => request = genai_request_text(attributes),
             "gen_ai.content.completion" => responses.extend(genai_response_text(attributes)),
+            // the latest conventions' one event per call, with the messages as attributes
+            "gen_ai.client.inference.operation.details" => {
+                if request.is_none() {
+                    request = genai_request_text(attributes);
+                }
+                responses.extend(genai_response_text(attributes));
+            }
+            "gen_ai.user.message" if request.is_none() => {
+                request = attributes.get("content").and_then(text_of_content);
+            }
             "gen_ai.choice" => responses.extend(
                 attributes
                     .get("message")
@@ -269,6 +281,15 @@ mod tests {
         assert!(request.unwrap().contains("Hi"));
         assert_eq!(response.as_deref(), Some("Hello.\nSecond."));
         assert_eq!(genai_event_content([("exception", &unrelated)]), (None, None));
+        let details = attrs(json!({
+            "gen_ai.input.messages": r#"[{"role": "user", "parts": [{"type": "text", "content": "Hi"}]}]"#,
+            "gen_ai.output.messages": r#"[{"role": "assistant", "parts": [{"type": "text", "content": "Hey."}]}]"#,
+        }));
+        let (request, response) = genai_event_content([("gen_ai.client.inference.operation.details", &details)]);
+        assert!(request.unwrap().contains("Hi"));
+        assert_eq!(response.as_deref(), Some("Hey."));
+        let user = attrs(json!({"content": "Where is it?"}));
+        assert_eq!(genai_event_content([("gen_ai.user.message", &user)]).0.as_deref(), Some("Where is it?"));
     }
 
     #[test]
