@@ -255,6 +255,12 @@ pub async fn detail(
                 @if let Some(e) = &s.error_message { p.error { (e) } }
                 @if let Some(r) = &s.request { h4 { "Request" } pre { (r) } }
                 @if let Some(r) = &s.response_text { h4 { "Response" } pre { (r) } }
+                @if !s.attributes.is_empty() {
+                    details.attributes {
+                        summary { "Attributes (" (s.attributes.len()) ")" }
+                        pre { (serde_json::to_string_pretty(&s.attributes).unwrap_or_default()) }
+                    }
+                }
             }
         }
     };

@@ -270,6 +270,8 @@ def main():
             expect(page.locator("#waterfall svg.waterfall")).to_have_count(2)
             expect(page.locator("#waterfall")).to_contain_text("gpt-4o-mini")
             expect(page.locator("details.span").last).to_contain_text("rate limited once")
+            page.locator("details.span").last.locator("details.attributes summary").click()
+            expect(page.locator("details.span").last.locator("details.attributes pre")).to_contain_text("gen_ai.usage.input_tokens")
             s.visit("trace", OUT)
 
             step = "an alert channel: the secret once, a test send, its delivery"
