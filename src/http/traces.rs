@@ -326,10 +326,19 @@ fn parse_status(q: &mut QueryFields) -> Option<TraceStatus> {
     }
 }
 
-/// Cursors are `<start_ms>.<trace_id>`: the sort key of the last trace on a page.
+/// A trace-list cursor, `<start_ms>.<trace_id>`: the sort key of the last trace on a page.
+pub fn trace_cursor(raw: &str) -> Option<(i64, String)> {
+    raw.split_once('.').and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_string())))
+}
+
+/// A span-page cursor, `<start_ms>.<n>`: the sort key of the last span on a page.
+pub fn span_cursor(raw: &str) -> Option<(i64, i64)> {
+    raw.split_once('.').and_then(|(ms, id)| Some((ms.parse().ok()?, id.parse().ok()?)))
+}
+
 fn parse_cursor(q: &mut QueryFields) -> Option<(i64, String)> {
     let raw = q.text("before")?;
-    let parsed = raw.split_once('.').and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_string())));
+    let parsed = trace_cursor(&raw);
     if parsed.is_none() {
         q.reject("before", "must be a next_before value from a previous page");
     }
@@ -464,7 +473,7 @@ pub struct SpanPageParams {
 impl FromQuery for SpanPageParams {
     fn read(q: &mut QueryFields) -> Self {
         let after = q.text("after").and_then(|raw| {
-            let parsed = raw.split_once('.').and_then(|(ms, id)| Some((ms.parse().ok()?, id.parse().ok()?)));
+            let parsed = span_cursor(&raw);
             if parsed.is_none() {
                 q.reject("after", "must be a next_after value from a previous page");
             }

@@ -10,28 +10,6 @@ use crate::store::TokenUsage;
 use crate::validate::limits::MAX_TOKENS;
 use crate::validate::whole_number;
 
-/// Attribute keys that carry request or response content (dropped when a project does not
-/// capture content). Indexed legacy keys (`gen_ai.prompt.0.content`) are matched by
-/// [`is_content_attribute`].
-const CONTENT_ATTRIBUTES: &[&str] = &[
-    "fallom.raw.request",
-    "fallom.raw.response",
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-    "gen_ai.prompt",
-    "gen_ai.completion",
-];
-
-pub fn is_content_attribute(key: &str) -> bool {
-    if CONTENT_ATTRIBUTES.contains(&key) {
-        return true;
-    }
-    ["gen_ai.prompt.", "gen_ai.completion."]
-        .iter()
-        .any(|prefix| key.strip_prefix(prefix).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())))
-}
-
 /// A value that may be JSON written into a string attribute: parsed when it is, else itself.
 fn decoded(value: &Value) -> Value {
     match value {
@@ -312,13 +290,5 @@ mod tests {
             json!({"gen_ai.usage.input_tokens": 1_000_000_000_000_i64, "gen_ai.usage.output_tokens": 1}),
         ));
         assert_eq!(u.total, Some(1_000_000_000_001));
-    }
-
-    #[test]
-    fn content_attribute_names() {
-        assert!(is_content_attribute("fallom.raw.response"));
-        assert!(is_content_attribute("gen_ai.prompt.0.content"));
-        assert!(!is_content_attribute("gen_ai.prompt.name"));
-        assert!(!is_content_attribute("gen_ai.usage.input_tokens"));
     }
 }

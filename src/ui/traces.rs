@@ -59,8 +59,7 @@ impl TraceFilters {
             Some("OK") => Some(TraceStatus::Ok),
             _ => None,
         };
-        let before = text("before")
-            .and_then(|b| b.split_once('.').and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_string()))));
+        let before = text("before").and_then(|b| api::trace_cursor(&b));
         let params = TraceListParams {
             config_key: text("config_key"),
             session_id: text("session_id"),
@@ -212,8 +211,7 @@ pub async fn detail(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let capture = signed_in.session.capture_content;
-    let after =
-        q.get("after").and_then(|a| a.split_once('.')).and_then(|(ms, id)| Some((ms.parse().ok()?, id.parse().ok()?)));
+    let after = q.get("after").and_then(|a| api::span_cursor(a));
     let span_page = SpanPageParams { limit: SPANS_PAGE, after };
     let href = format!("{NAV}/{}", encode(&trace_id));
     let trace =
