@@ -10,6 +10,7 @@ mod logs;
 mod metrics;
 pub(crate) mod model_configs;
 pub mod openapi;
+mod otlp_logs;
 pub(crate) mod project;
 pub(crate) mod prompts;
 pub(crate) mod query;
@@ -72,6 +73,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(templates::ab_test_detail))
         .routes(routes!(traces::list))
         .routes(routes!(traces::detail))
+        .routes(routes!(traces::logs))
         .routes(routes!(metrics::read))
         .routes(routes!(alerts::list, alerts::create))
         .routes(routes!(alerts::detail, alerts::update, alerts::delete))
@@ -85,6 +87,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(model_configs::sdk_config_version))
         .routes(routes!(model_configs::record_session))
         .routes(routes!(traces::ingest))
+        .routes(routes!(otlp_logs::ingest))
         .routes(routes!(metrics::record))
         .routes(routes!(templates::sdk_prompts))
         .routes(routes!(templates::sdk_ab_tests))
@@ -182,7 +185,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 45);
+        assert_eq!(operations, 47);
         // Every schema reference resolves.
         let text = doc.to_string();
         for reference in text.split("\"#/components/schemas/").skip(1) {

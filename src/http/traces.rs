@@ -20,7 +20,7 @@ use super::error::{ApiError, ApiResult};
 use super::query::{ApiPath, FromQuery, QueryFields, ValidQuery};
 use super::AppState;
 use crate::domain::{SpanSource, SpanStatus};
-use crate::store::{NewSpan, SpanFilter, SpanRow, SpansStored, TraceStatus, TraceSummaryRow};
+use crate::store::{LogRecordRow, NewSpan, SpanFilter, SpanRow, SpansStored, TraceStatus, TraceSummaryRow};
 use crate::traces::fallom::FallomSpan;
 use crate::traces::{fallom, otlp, IngestOptions};
 use crate::validate::limits::MAX_OTLP_SPANS;
@@ -91,12 +91,12 @@ impl From<ExportTraceServiceResponse> for OtlpExportResult {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Encoding {
+pub(super) enum Encoding {
     Protobuf,
     Json,
 }
 
-fn request_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+pub(super) fn request_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match mime.as_str() {
@@ -155,7 +155,7 @@ pub async fn ingest(State(state): State<AppState>, Auth(owner): Auth, request: R
     }
 
     let spans = fallom::parse(&value, options)?;
-    let stored = store(&state, owner.project_id, &spans).await?;
+    let stored = store(&state, owner.project_id, &spans, options).await?;
     let answer = SpansAccepted {
         status: "accepted",
         stored: stored.stored,
@@ -186,15 +186,15 @@ async fn store_otlp(
         .with_details(json!({"max_spans": MAX_OTLP_SPANS, "spans": count})));
     }
     let decoded = otlp::spans(export, options);
-    store(state, project_id, &decoded.spans).await?;
+    store(state, project_id, &decoded.spans, options).await?;
     Ok(otlp::response(&decoded.rejected))
 }
 
-async fn store(state: &AppState, project_id: i64, spans: &[NewSpan]) -> ApiResult<SpansStored> {
+async fn store(state: &AppState, project_id: i64, spans: &[NewSpan], options: IngestOptions) -> ApiResult<SpansStored> {
     if spans.is_empty() {
         return Ok(Default::default());
     }
-    let stored = state.store.insert_spans(project_id, spans).await?;
+    let stored = state.store.insert_spans(project_id, spans, options).await?;
     if stored.samples > 0 {
         state.samples_arrived.notify_one();
     }
@@ -289,6 +289,66 @@ pub struct TraceDetail {
     pub spans: Vec<SpanView>,
     /// Pass as `after` for the next page; null on the last page.
     pub next_after: Option<String>,
+    /// The trace's OTLP log records (read them at `/api/v1/traces/{trace_id}/logs`).
+    pub log_record_count: i64,
+}
+
+/// A stored OTLP log record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogRecordView {
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    /// The event time, else the observed time, else arrival (epoch ms).
+    pub time_ms: i64,
+    pub severity_number: Option<i64>,
+    pub severity_text: Option<String>,
+    pub event_name: Option<String>,
+    /// The body as sent, bounded like attributes (null when the project does not capture
+    /// content).
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<Value>,
+    /// The attributes (OTLP resource attributes under `otel.resource`, the scope under
+    /// `otel.scope.name`).
+    #[schema(value_type = Object)]
+    pub attributes: Map<String, Value>,
+    /// The request and response text of a GenAI content event, whole.
+    pub request: Option<String>,
+    pub response_text: Option<String>,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TraceLogPage {
+    /// In time order.
+    pub log_records: Vec<LogRecordView>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next_after: Option<String>,
+}
+
+impl From<&LogRecordRow> for LogRecordView {
+    fn from(row: &LogRecordRow) -> Self {
+        let r = &row.record;
+        let mut attributes = r.attributes.clone();
+        if let Some(scope) = &r.scope_name {
+            attributes.insert("otel.scope.name".into(), Value::String(scope.clone()));
+        }
+        if let Some(resource) = &r.resource {
+            attributes.insert("otel.resource".into(), Value::Object(resource.as_ref().clone()));
+        }
+        LogRecordView {
+            trace_id: r.trace_id.clone(),
+            span_id: r.span_id.clone(),
+            time_ms: r.time_ms,
+            severity_number: r.severity_number,
+            severity_text: r.severity_text.clone(),
+            event_name: r.event_name.clone(),
+            body: r.body.clone(),
+            attributes,
+            request: r.request_text.clone(),
+            response_text: r.response_text.clone(),
+            received_at: row.received_at,
+        }
+    }
 }
 
 /// Filters of the trace list; session, config and customer are the trace's (the first value
@@ -502,7 +562,9 @@ pub async fn detail(
     let spans = state.store.trace_spans(owner.project_id, &trace_id, limit, after).await?;
     let next_after =
         (spans.len() as i64 == limit).then(|| spans.last().map(|s| format!("{}.{}", s.span.start_ms, s.id))).flatten();
+    let log_record_count = state.store.trace_log_record_count(owner.project_id, &trace_id).await?;
     Ok(Json(TraceDetail {
+        log_record_count,
         trace_id,
         start_ms: summary.start_ms,
         end_ms: summary.end_ms,
@@ -511,4 +573,28 @@ pub async fn detail(
         spans: spans.iter().map(SpanView::from).collect(),
         next_after,
     }))
+}
+
+/// A page of one trace's OTLP log records, in time order (GenAI content events and any other
+/// record that named the trace).
+#[utoipa::path(
+    get, path = "/api/v1/traces/{trace_id}/logs", tag = "traces", operation_id = "get_trace_logs",
+    params(("trace_id" = String, Path, example = "5b8efff798038103d269b633813fc60c"), SpanPageParams),
+    responses((status = 200, body = TraceLogPage))
+)]
+pub async fn logs(
+    State(state): State<AppState>,
+    Auth(owner): Auth,
+    ApiPath(trace_id): ApiPath<String>,
+    ValidQuery(SpanPageParams { limit, after }): ValidQuery<SpanPageParams>,
+) -> ApiResult<Json<TraceLogPage>> {
+    let records = state.store.trace_log_records(owner.project_id, &trace_id, limit, after).await?;
+    if records.is_empty() && after.is_none() && state.store.trace_summary(owner.project_id, &trace_id).await?.is_none()
+    {
+        return Err(ApiError::not_found(format!("no trace with id `{trace_id}` in this project")));
+    }
+    let next_after = (records.len() as i64 == limit)
+        .then(|| records.last().map(|r| format!("{}.{}", r.record.time_ms, r.id)))
+        .flatten();
+    Ok(Json(TraceLogPage { log_records: records.iter().map(LogRecordView::from).collect(), next_after }))
 }

@@ -9,6 +9,7 @@ mod dashboard;
 mod drift_events;
 mod error;
 mod keys;
+mod log_records;
 mod logs;
 mod metrics;
 mod model_configs;
@@ -36,6 +37,7 @@ pub use dashboard::{OverviewQuery, OverviewRow, OverviewSort, OverviewStatus, Sc
 pub use drift_events::DriftEventRow;
 pub use error::{Error as StoreError, StoreResult};
 pub use keys::KeyOwner;
+pub use log_records::{LogRecordRow, LogRecordsStored, NewLogRecord};
 pub use logs::NewLog;
 pub use metrics::SessionMetricRow;
 pub use model_configs::{ModelConfigRow, ModelConfigVersion, SessionAssignment};

@@ -2,17 +2,20 @@
 //! transaction together with the drift samples taken from its LLM responses; a span that was
 //! already stored (an exporter's retry) is skipped, so nothing is stored or sampled twice.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
+use super::log_records::{attach_sample, content_logged_before};
 use super::logs::{NewLog, SampleInserter};
 use super::{get_enum, Store, StoreResult};
 use crate::domain::{SpanSource, SpanStatus};
+use crate::traces::IngestOptions;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TokenUsage {
@@ -117,7 +120,8 @@ pub struct SpanFilter {
     pub limit: i64,
 }
 
-const SPAN_COLUMNS: &str = "id, trace_id, span_id, parent_span_id, source, session_id, customer_id, config_key, name, \
+pub(super) const SPAN_COLUMNS: &str =
+    "id, trace_id, span_id, parent_span_id, source, session_id, customer_id, config_key, name, \
     kind, model, start_ms, end_ms, duration_ms, status, error_message, time_to_first_token_ms, is_streaming, \
     input_tokens, output_tokens, total_tokens, request_text, response_text, metadata, tags, prompt_key, \
     prompt_version, prompt_ab_test_key, prompt_variant_index, attributes, sample_id, received_at, resource_id";
@@ -232,11 +236,11 @@ impl TraceRollups {
     }
 }
 
-fn json_column(text: Option<String>) -> Option<Value> {
+pub(super) fn json_column(text: Option<String>) -> Option<Value> {
     text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
-fn span_from_row(r: &AnyRow) -> StoreResult<SpanRow> {
+pub(super) fn span_from_row(r: &AnyRow) -> StoreResult<SpanRow> {
     let attributes = match json_column(r.try_get("attributes")?) {
         Some(Value::Object(map)) => map,
         _ => Map::new(),
@@ -286,7 +290,7 @@ fn span_from_row(r: &AnyRow) -> StoreResult<SpanRow> {
 }
 
 /// The id of a stored resource, storing it first if this project has not sent it before.
-async fn resource_id(
+pub(super) async fn resource_id(
     tx: &mut Transaction<'static, Any>,
     project_id: i64,
     attributes: &Map<String, Value>,
@@ -311,6 +315,27 @@ async fn resource_id(
     Ok(row.try_get("id")?)
 }
 
+/// Stored resources by id, each read once however many spans or records share it.
+pub(super) async fn resources_by_id(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    ids: impl IntoIterator<Item = i64>,
+) -> StoreResult<HashMap<i64, Arc<Map<String, Value>>>> {
+    let ids: std::collections::BTreeSet<i64> = ids.into_iter().collect();
+    let mut resources = HashMap::new();
+    for id in ids {
+        let row = sqlx::query("SELECT attributes FROM otel_resources WHERE id = $1 AND project_id = $2")
+            .bind(id)
+            .bind(project_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(Some(Value::Object(map))) = row.map(|r| json_column(r.try_get("attributes").ok().flatten())) {
+            resources.insert(id, Arc::new(map));
+        }
+    }
+    Ok(resources)
+}
+
 /// Spans written per transaction (measured in benches/spans.rs: a chunk of genai spans with
 /// their samples holds the SQLite writer for tens of milliseconds).
 const SPAN_WRITE_CHUNK: usize = 250;
@@ -320,10 +345,15 @@ impl Store {
     /// a big export then never holds SQLite's one writer for long, so other requests get their
     /// turn between its chunks. A chunk that fails leaves the earlier ones stored; the client's
     /// retry of the export stores the rest, as already-stored spans are skipped.
-    pub async fn insert_spans(&self, project_id: i64, spans: &[NewSpan]) -> StoreResult<SpansStored> {
+    pub async fn insert_spans(
+        &self,
+        project_id: i64,
+        spans: &[NewSpan],
+        options: IngestOptions,
+    ) -> StoreResult<SpansStored> {
         let mut outcome = SpansStored::default();
         for chunk in spans.chunks(SPAN_WRITE_CHUNK) {
-            let part = self.insert_span_chunk(project_id, chunk).await?;
+            let part = self.insert_span_chunk(project_id, chunk, options).await?;
             outcome.stored += part.stored;
             outcome.duplicates += part.duplicates;
             outcome.samples += part.samples;
@@ -331,11 +361,25 @@ impl Store {
         Ok(outcome)
     }
 
-    async fn insert_span_chunk(&self, project_id: i64, spans: &[NewSpan]) -> StoreResult<SpansStored> {
+    async fn insert_span_chunk(
+        &self,
+        project_id: i64,
+        spans: &[NewSpan],
+        options: IngestOptions,
+    ) -> StoreResult<SpansStored> {
         let mut tx = self.begin_write().await?;
         // from holding the writer (SQLite: BEGIN IMMEDIATE) to the commit; benches/spans.rs
         // reads this debug line for the longest hold during a maximum-size export
         let held = std::time::Instant::now();
+        // LLM calls whose content may have been logged before them (store::log_records)
+        let awaits_logged_content = |s: &NewSpan| {
+            options.capture_content
+                && s.source == SpanSource::Otlp
+                && s.sample.is_none()
+                && s.kind.as_deref() == Some("llm")
+        };
+        let calls = spans.iter().filter(|s| awaits_logged_content(s)).map(|s| (&*s.trace_id, &*s.span_id));
+        self.lock_calls(&mut tx, project_id, calls).await?;
         // the spans of one resource block share one Arc: one lookup per block
         let mut resources: HashMap<usize, i64> = HashMap::new();
         let mut samples = SampleInserter::new();
@@ -403,14 +447,18 @@ impl Store {
             };
             outcome.stored += 1;
             rollups.add(s);
-            if let Some(sample) = &s.sample {
-                let span_row_id: i64 = row.try_get("id")?;
-                let sample_id = samples.insert(&mut tx, project_id, sample).await?;
-                sqlx::query("UPDATE spans SET sample_id = $1 WHERE id = $2")
-                    .bind(sample_id)
-                    .bind(span_row_id)
-                    .execute(&mut *tx)
-                    .await?;
+            let span_row_id: i64 = row.try_get("id")?;
+            let sample = match &s.sample {
+                Some(sample) => Some(Cow::Borrowed(sample)),
+                None if awaits_logged_content(s) => {
+                    content_logged_before(&mut tx, project_id, span_row_id, s, options.max_text_chars)
+                        .await?
+                        .map(Cow::Owned)
+                }
+                None => None,
+            };
+            if let Some(sample) = sample {
+                attach_sample(&mut tx, &mut samples, project_id, span_row_id, &sample).await?;
                 outcome.samples += 1;
             }
         }
@@ -535,21 +583,8 @@ impl Store {
             .fetch_all(&self.read)
             .await?;
         let mut spans = rows.iter().map(span_from_row).collect::<StoreResult<Vec<_>>>()?;
-        // each resource is read once, however many spans share it
-        let mut ids: Vec<i64> = spans.iter().filter_map(|s| s.resource_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut resources: HashMap<i64, Arc<Map<String, Value>>> = HashMap::new();
-        for id in ids {
-            let row = sqlx::query("SELECT attributes FROM otel_resources WHERE id = $1 AND project_id = $2")
-                .bind(id)
-                .bind(project_id)
-                .fetch_optional(&self.read)
-                .await?;
-            if let Some(Some(Value::Object(map))) = row.map(|r| json_column(r.try_get("attributes").ok().flatten())) {
-                resources.insert(id, Arc::new(map));
-            }
-        }
+        let mut conn = self.read.acquire().await?;
+        let resources = resources_by_id(&mut conn, project_id, spans.iter().filter_map(|s| s.resource_id)).await?;
         for s in &mut spans {
             s.span.resource = s.resource_id.and_then(|id| resources.get(&id).cloned());
         }

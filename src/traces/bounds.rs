@@ -70,6 +70,11 @@ pub fn bound_attributes(attributes: &mut Map<String, Value>) {
     bound_map(attributes, MAX_SPAN_ATTRIBUTES, 0);
 }
 
+/// A log record's body as it is stored: any value, bounded like an attribute value.
+pub fn bound_body(body: &mut Value) {
+    bound_value(body, 0);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ pub mod content;
 pub mod conventions;
 pub mod fallom;
 pub mod otlp;
+pub mod otlp_logs;
 pub mod privacy;
 
 use serde_json::Value;
@@ -27,7 +28,7 @@ pub struct IngestOptions {
     pub max_text_chars: usize,
 }
 
-fn truncate_chars(text: &str, max: usize) -> String {
+pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((cut, _)) => text[..cut].to_string(),
         None => text.to_string(),
@@ -118,15 +119,19 @@ pub fn finish_span(span: &mut NewSpan, options: IngestOptions) {
         span.attributes.retain(|key, _| privacy::keep_span_attribute(key));
     }
     bounds::bound_attributes(&mut span.attributes);
-    let Some(response) = span.response_text.as_deref().filter(|t| !t.trim().is_empty()) else {
-        return;
-    };
-    span.sample = Some(NewLog {
+    span.sample = sample_of(span, options.max_text_chars);
+}
+
+/// The drift sample a span's response becomes, if it has one: at ingest, or later when its
+/// content arrives in log records (see `store::log_records`).
+pub fn sample_of(span: &NewSpan, max_text_chars: usize) -> Option<NewLog> {
+    let response = span.response_text.as_deref().filter(|t| !t.trim().is_empty())?;
+    Some(NewLog {
         prompt_name: truncate_chars(&sample_prompt_name(span), MAX_SAMPLE_PROMPT_CHARS),
-        response_text: truncate_chars(response, options.max_text_chars),
-        input_text: span.request_text.as_deref().map(|t| truncate_chars(t, options.max_text_chars)),
+        response_text: truncate_chars(response, max_text_chars),
+        input_text: span.request_text.as_deref().map(|t| truncate_chars(t, max_text_chars)),
         model: span.model.clone(),
-    });
+    })
 }
 
 #[cfg(test)]

@@ -42,14 +42,20 @@ pub fn decode_json(body: Value) -> Result<ExportTraceServiceRequest, String> {
 
 /// The OTLP answer: empty on full success, else `partial_success` with the count and reasons.
 pub fn response(rejected: &[String]) -> ExportTraceServiceResponse {
-    let partial_success = (!rejected.is_empty()).then(|| {
-        let mut reasons: Vec<&str> = rejected.iter().take(MAX_REPORTED_REJECTIONS).map(String::as_str).collect();
-        if rejected.len() > MAX_REPORTED_REJECTIONS {
-            reasons.push("...");
-        }
-        ExportTracePartialSuccess { rejected_spans: rejected.len() as i64, error_message: reasons.join("; ") }
+    let partial_success = (!rejected.is_empty()).then(|| ExportTracePartialSuccess {
+        rejected_spans: rejected.len() as i64,
+        error_message: rejection_message(rejected),
     });
     ExportTraceServiceResponse { partial_success }
+}
+
+/// `partial_success.error_message`: the first few reasons, and "..." when there were more.
+pub(super) fn rejection_message(rejected: &[String]) -> String {
+    let mut reasons: Vec<&str> = rejected.iter().take(MAX_REPORTED_REJECTIONS).map(String::as_str).collect();
+    if rejected.len() > MAX_REPORTED_REJECTIONS {
+        reasons.push("...");
+    }
+    reasons.join("; ")
 }
 
 pub fn any_value_json(value: &AnyValue) -> Value {
@@ -92,7 +98,7 @@ fn kind_name(kind: i32) -> &'static str {
 }
 
 /// An id must have its exact length and not be all zeros (OTLP's "invalid id").
-fn valid_id(bytes: &[u8], len: usize) -> bool {
+pub(super) fn valid_id(bytes: &[u8], len: usize) -> bool {
     bytes.len() == len && bytes.iter().any(|b| *b != 0)
 }
 
@@ -165,7 +171,7 @@ fn convert(span: &Span, resource: &Option<Arc<Map<String, Value>>>, scope_name: 
 
 /// A resource block's attributes as stored: only the allowed ones when the project does not
 /// capture content, bounded, and shared by the block's spans (and stored once).
-fn stored_resource(attributes: &[KeyValue], options: IngestOptions) -> Option<Arc<Map<String, Value>>> {
+pub(super) fn stored_resource(attributes: &[KeyValue], options: IngestOptions) -> Option<Arc<Map<String, Value>>> {
     let mut resource = attributes_json(attributes);
     if !options.capture_content {
         resource.retain(|key, _| privacy::keep_resource_attribute(key));

@@ -58,6 +58,12 @@ pub fn keep_span_attribute(key: &str) -> bool {
     SPAN_KEYS.contains(&key) || SPAN_PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
+/// A log record keeps what a span keeps, and the name of the event it is. Its body is never
+/// kept without content capture: a body is the record's message.
+pub fn keep_log_attribute(key: &str) -> bool {
+    key == "event.name" || keep_span_attribute(key)
+}
+
 pub fn keep_resource_attribute(key: &str) -> bool {
     key == "driftballoon.prompt_name" || RESOURCE_PREFIXES.iter().any(|p| key.starts_with(p))
 }

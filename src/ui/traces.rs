@@ -14,7 +14,7 @@ use super::session::SignedIn;
 use super::{auth, encode};
 use crate::domain::SpanStatus;
 use crate::http::query::{ApiPath, ValidQuery};
-use crate::http::traces::{self as api, SpanPageParams, SpanView, TraceListParams};
+use crate::http::traces::{self as api, SpanPageParams, SpanView, TraceDetail, TraceListParams, TraceLogPage};
 use crate::http::AppState;
 use crate::store::TraceStatus;
 
@@ -215,10 +215,22 @@ pub async fn detail(
     let span_page = SpanPageParams { limit: SPANS_PAGE, after };
     let href = format!("{NAV}/{}", encode(&trace_id));
     let trace =
-        match api::detail(State(state), auth(&signed_in), ApiPath(trace_id.clone()), ValidQuery(span_page)).await {
+        match api::detail(State(state.clone()), auth(&signed_in), ApiPath(trace_id.clone()), ValidQuery(span_page))
+            .await
+        {
             Ok(t) => t.0,
             Err(e) => return api_error_page(e),
         };
+    let logs_after = q.get("logs_after").and_then(|a| api::span_cursor(a));
+    let log_page = SpanPageParams { limit: LOG_RECORDS_PAGE, after: logs_after };
+    let logs = if trace.log_record_count == 0 {
+        None
+    } else {
+        match api::logs(State(state), auth(&signed_in), ApiPath(trace_id.clone()), ValidQuery(log_page)).await {
+            Ok(page) => Some(page.0),
+            Err(e) => return api_error_page(e),
+        }
+    };
     let ordered = tree_order(&trace.spans);
     let body = html! {
         p.crumbs { a href=(NAV) { "Traces" } " / " }
@@ -261,8 +273,37 @@ pub async fn detail(
                 }
             }
         }
+        @if let Some(logs) = &logs { (log_records(&trace, logs, &href, logs_after.is_some())) }
     };
     page(StatusCode::OK, layout("Trace", Some(&signed_in.session), NAV, body))
+}
+
+/// Log records per page of a trace.
+const LOG_RECORDS_PAGE: i64 = 100;
+
+/// The trace's log records: time, severity, event and span, with body and attributes folded.
+fn log_records(trace: &TraceDetail, logs: &TraceLogPage, href: &str, paged: bool) -> Markup {
+    html! {
+        h2 #log-records { "Log records" }
+        p.muted { (trace.log_record_count) " log records"
+            @if trace.log_record_count > logs.log_records.len() as i64 { " · " (logs.log_records.len()) " on this page" } }
+        div.table-wrap { table {
+            caption.visually-hidden { "The trace's log records in time order" }
+            thead { tr { th scope="col" { "Time" } th scope="col" { "Severity" } th scope="col" { "Event" } th scope="col" { "Span" } th scope="col" { "Body and attributes" } } }
+            tbody { @for r in &logs.log_records { tr {
+                td { (time(r.time_ms)) }
+                td { (r.severity_text.as_deref().unwrap_or("–")) }
+                td { @if let Some(e) = &r.event_name { code { (e) } } @else { "–" } }
+                td { @if let Some(s) = &r.span_id { a href={ "#span-" (s) } { code { (s) } } } @else { "–" } }
+                td {
+                    @if let Some(b) = &r.body { details { summary { "Body" } pre { (serde_json::to_string_pretty(b).unwrap_or_default()) } } }
+                    @if !r.attributes.is_empty() { details { summary { "Attributes (" (r.attributes.len()) ")" } pre { (serde_json::to_string_pretty(&r.attributes).unwrap_or_default()) } } }
+                }
+            } } }
+        } }
+        (pager("Log record pages", paged.then(|| format!("{href}#log-records")),
+            logs.next_after.as_ref().map(|a| format!("{href}?logs_after={}#log-records", encode(a)))))
+    }
 }
 
 #[cfg(test)]

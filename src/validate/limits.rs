@@ -32,6 +32,9 @@ pub const MAX_FALLOM_SPANS: usize = 1000;
 /// Spans in one OTLP export. The OpenTelemetry SDKs' batch processor sends 512 at most by
 /// default; a bigger export is refused whole (413), never stored half-way.
 pub const MAX_OTLP_SPANS: usize = 10_000;
+/// Log records in one OTLP export: the same rule as spans (the SDKs' batch log processor
+/// also sends 512 at most by default).
+pub const MAX_OTLP_LOG_RECORDS: usize = 10_000;
 /// Attributes stored per span (OpenTelemetry's own default attribute count limit); the rest
 /// are dropped and counted in `otel.dropped_attributes_count`.
 pub const MAX_SPAN_ATTRIBUTES: usize = 128;

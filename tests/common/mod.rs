@@ -364,6 +364,11 @@ pub async fn database_contains(db: &TestDb, needle: &str) -> Vec<String> {
              COALESCE(response_text, '') || ' ' || attributes || ' ' || COALESCE(metadata, '') || ' ' || COALESCE(tags, '')",
         ),
         ("otel_resources", "attributes"),
+        (
+            "log_records",
+            "COALESCE(body, '') || ' ' || attributes || ' ' || COALESCE(request_text, '') || ' ' || \
+             COALESCE(response_text, '') || ' ' || COALESCE(event_name, '')",
+        ),
         ("samples", "response_text || ' ' || COALESCE(input_text, '')"),
         ("traces", "COALESCE(root_name, '')"),
         ("drift_events", "COALESCE(explanation, '')"),

@@ -1,0 +1,394 @@
+//! OTLP log records, and the join that turns GenAI content events into an LLM call's drift
+//! sample. A call's span and the log records with its messages arrive in either order, in
+//! different requests, possibly minutes apart; whichever comes second finds the other here and
+//! takes the sample, so each call gets exactly one:
+//! - the span path looks up stored content records when a new LLM span brings no content;
+//! - the logs path looks up the stored span when new content records arrive for it;
+//! - a sample is attached only to a span that has none (`sample_id IS NULL`), and the two
+//!   paths are serialised per call: on SQLite every write transaction already holds the one
+//!   writer, on Postgres each takes a transaction-scoped advisory lock per call, all of them
+//!   in key order before touching any row (so two transactions cannot deadlock on them).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::logs::SampleInserter;
+use super::spans::{json_column, resource_id, resources_by_id, span_from_row, SPAN_COLUMNS};
+use super::{Backend, Store, StoreError, StoreResult};
+use crate::traces::{sample_of, IngestOptions};
+
+/// A validated log record, ready to store.
+#[derive(Debug, Clone, Default)]
+pub struct NewLogRecord {
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub time_ms: i64,
+    pub severity_number: Option<i64>,
+    pub severity_text: Option<String>,
+    pub event_name: Option<String>,
+    pub body: Option<Value>,
+    pub attributes: Map<String, Value>,
+    pub scope_name: Option<String>,
+    /// Shared by the records of one resource block and stored once, as for spans.
+    pub resource: Option<Arc<Map<String, Value>>>,
+    /// The messages a GenAI content event carries, whole (bodies are stored bounded).
+    pub request_text: Option<String>,
+    pub response_text: Option<String>,
+    /// Identity for duplicates: an exporter's retry of a stored record is skipped.
+    pub content_hash: String,
+}
+
+impl NewLogRecord {
+    /// The LLM call (trace id, span id) whose content this record carries, if it carries any.
+    fn call(&self) -> Option<(&str, &str)> {
+        if self.request_text.is_none() && self.response_text.is_none() {
+            return None;
+        }
+        Some((self.trace_id.as_deref()?, self.span_id.as_deref()?))
+    }
+}
+
+/// What a log export did.
+#[derive(Debug, Default)]
+pub struct LogRecordsStored {
+    pub stored: usize,
+    pub duplicates: usize,
+    /// Drift samples taken from content joined to an already stored span.
+    pub samples: usize,
+}
+
+/// A stored log record as the trace view reads it.
+#[derive(Debug, Clone)]
+pub struct LogRecordRow {
+    pub id: i64,
+    pub record: NewLogRecord,
+    pub received_at: i64,
+}
+
+/// Records written per transaction, as for spans: a big export never holds SQLite's one writer
+/// for long.
+const LOG_WRITE_CHUNK: usize = 250;
+
+/// The advisory-lock key of one LLM call in one project.
+fn call_lock_key(project_id: i64, trace_id: &str, span_id: &str) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(project_id.to_le_bytes())
+        .chain_update(trace_id.as_bytes())
+        .chain_update([0])
+        .chain_update(span_id.as_bytes())
+        .finalize();
+    i64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 8 bytes"))
+}
+
+/// The content stored in log records for one call: the first request found and every
+/// response, in time order (as [`crate::traces::content::genai_event_content`] reads events).
+async fn logged_content(
+    tx: &mut Transaction<'static, Any>,
+    project_id: i64,
+    trace_id: &str,
+    span_id: &str,
+) -> StoreResult<(Option<String>, Option<String>)> {
+    let rows = sqlx::query(
+        "SELECT request_text, response_text FROM log_records \
+         WHERE project_id = $1 AND trace_id = $2 AND span_id = $3 \
+           AND (request_text IS NOT NULL OR response_text IS NOT NULL) ORDER BY time_ms, id",
+    )
+    .bind(project_id)
+    .bind(trace_id)
+    .bind(span_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut request = None;
+    let mut responses = Vec::new();
+    for row in &rows {
+        if request.is_none() {
+            request = row.try_get::<Option<String>, _>("request_text")?;
+        }
+        responses.extend(row.try_get::<Option<String>, _>("response_text")?);
+    }
+    Ok((request, (!responses.is_empty()).then(|| responses.join("\n"))))
+}
+
+/// A new LLM span without content of its own: takes the content already logged for it, if
+/// any, into the span row and returns the sample it gives. The caller holds the call lock.
+pub(super) async fn content_logged_before(
+    tx: &mut Transaction<'static, Any>,
+    project_id: i64,
+    span_row_id: i64,
+    span: &super::NewSpan,
+    max_text_chars: usize,
+) -> StoreResult<Option<super::NewLog>> {
+    let (request, response) = logged_content(tx, project_id, &span.trace_id, &span.span_id).await?;
+    if request.is_none() && response.is_none() {
+        return Ok(None);
+    }
+    set_span_content(tx, span_row_id, request.as_deref(), response.as_deref()).await?;
+    let mut joined = span.clone();
+    joined.request_text = request;
+    joined.response_text = response;
+    Ok(sample_of(&joined, max_text_chars))
+}
+
+impl Store {
+    /// Serialises this transaction with any other that joins content to the same calls (see
+    /// the module notes). SQLite needs nothing: a write transaction holds the only writer.
+    pub(super) async fn lock_calls<'a>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        project_id: i64,
+        calls: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> StoreResult<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let keys: BTreeSet<i64> = calls.into_iter().map(|(t, s)| call_lock_key(project_id, t, s)).collect();
+        for key in keys {
+            // wrapped so the statement returns a row type the Any driver reads (not `void`)
+            sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stores log records, [`LOG_WRITE_CHUNK`] per transaction, joining new content records to
+    /// their already stored spans. A chunk that fails leaves the earlier ones stored; the
+    /// exporter's retry stores the rest, as stored records are skipped.
+    pub async fn insert_log_records(
+        &self,
+        project_id: i64,
+        records: &[NewLogRecord],
+        options: IngestOptions,
+    ) -> StoreResult<LogRecordsStored> {
+        let mut outcome = LogRecordsStored::default();
+        for chunk in records.chunks(LOG_WRITE_CHUNK) {
+            let part = self.insert_log_chunk(project_id, chunk, options).await?;
+            outcome.stored += part.stored;
+            outcome.duplicates += part.duplicates;
+            outcome.samples += part.samples;
+        }
+        Ok(outcome)
+    }
+
+    async fn insert_log_chunk(
+        &self,
+        project_id: i64,
+        records: &[NewLogRecord],
+        options: IngestOptions,
+    ) -> StoreResult<LogRecordsStored> {
+        let mut tx = self.begin_write().await?;
+        let held = std::time::Instant::now();
+        self.lock_calls(&mut tx, project_id, records.iter().filter_map(NewLogRecord::call)).await?;
+        let mut resources: HashMap<usize, i64> = HashMap::new();
+        let mut samples = SampleInserter::new();
+        let mut outcome = LogRecordsStored::default();
+        let mut calls_with_new_content: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for r in records {
+            let resource = match &r.resource {
+                Some(attributes) => {
+                    let shared = Arc::as_ptr(attributes) as usize;
+                    match resources.get(&shared) {
+                        Some(id) => Some(*id),
+                        None => {
+                            let id = resource_id(&mut tx, project_id, attributes).await?;
+                            resources.insert(shared, id);
+                            Some(id)
+                        }
+                    }
+                }
+                None => None,
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO log_records (project_id, trace_id, span_id, time_ms, severity_number, severity_text, \
+                    event_name, body, attributes, scope_name, resource_id, request_text, response_text, \
+                    content_hash, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 ON CONFLICT (project_id, content_hash) DO NOTHING RETURNING id",
+            )
+            .bind(project_id)
+            .bind(r.trace_id.as_deref())
+            .bind(r.span_id.as_deref())
+            .bind(r.time_ms)
+            .bind(r.severity_number)
+            .bind(r.severity_text.as_deref())
+            .bind(r.event_name.as_deref())
+            .bind(r.body.as_ref().map(Value::to_string))
+            .bind(Value::Object(r.attributes.clone()).to_string())
+            .bind(r.scope_name.as_deref())
+            .bind(resource)
+            .bind(r.request_text.as_deref())
+            .bind(r.response_text.as_deref())
+            .bind(&r.content_hash)
+            .bind(samples.received_at())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if inserted.is_none() {
+                outcome.duplicates += 1;
+                continue;
+            }
+            outcome.stored += 1;
+            calls_with_new_content.extend(r.call());
+        }
+        if options.capture_content {
+            for (trace_id, span_id) in calls_with_new_content {
+                if join_to_stored_span(&mut tx, &mut samples, project_id, trace_id, span_id, options).await? {
+                    outcome.samples += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        tracing::debug!(records = records.len(), held_us = held.elapsed().as_micros() as u64, "stored a log chunk");
+        Ok(outcome)
+    }
+
+    /// A page of a trace's log records in time order, after the record at (time_ms, row id).
+    pub async fn trace_log_records(
+        &self,
+        project_id: i64,
+        trace_id: &str,
+        limit: i64,
+        after: Option<(i64, i64)>,
+    ) -> StoreResult<Vec<LogRecordRow>> {
+        let (after_time, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
+        let rows = sqlx::query(
+            "SELECT id, trace_id, span_id, time_ms, severity_number, severity_text, event_name, body, attributes, \
+                    scope_name, resource_id, request_text, response_text, content_hash, received_at \
+             FROM log_records WHERE project_id = $1 AND trace_id = $2 \
+               AND (time_ms > $3 OR (time_ms = $3 AND id > $4)) ORDER BY time_ms, id LIMIT $5",
+        )
+        .bind(project_id)
+        .bind(trace_id)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        let resource_ids: Vec<Option<i64>> = rows.iter().map(|r| r.try_get("resource_id")).collect::<Result<_, _>>()?;
+        let mut conn = self.read.acquire().await?;
+        let resources = resources_by_id(&mut conn, project_id, resource_ids.iter().flatten().copied()).await?;
+        rows.iter()
+            .zip(resource_ids)
+            .map(|(row, resource_id)| {
+                let mut record = log_record_from_row(row)?;
+                record.record.resource = resource_id.and_then(|id| resources.get(&id).cloned());
+                Ok(record)
+            })
+            .collect()
+    }
+
+    /// How many log records a trace has.
+    pub async fn trace_log_record_count(&self, project_id: i64, trace_id: &str) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM log_records WHERE project_id = $1 AND trace_id = $2")
+            .bind(project_id)
+            .bind(trace_id)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+fn log_record_from_row(r: &AnyRow) -> StoreResult<LogRecordRow> {
+    Ok(LogRecordRow {
+        id: r.try_get("id")?,
+        record: NewLogRecord {
+            trace_id: r.try_get("trace_id")?,
+            span_id: r.try_get("span_id")?,
+            time_ms: r.try_get("time_ms")?,
+            severity_number: r.try_get("severity_number")?,
+            severity_text: r.try_get("severity_text")?,
+            event_name: r.try_get("event_name")?,
+            body: json_column(r.try_get("body")?),
+            attributes: match json_column(r.try_get("attributes")?) {
+                Some(Value::Object(map)) => map,
+                _ => Map::new(),
+            },
+            scope_name: r.try_get("scope_name")?,
+            resource: None,
+            request_text: r.try_get("request_text")?,
+            response_text: r.try_get("response_text")?,
+            content_hash: r.try_get("content_hash")?,
+        },
+        received_at: r.try_get("received_at")?,
+    })
+}
+
+/// Fills a span's content from joined log records where the span has none of its own.
+async fn set_span_content(
+    tx: &mut Transaction<'static, Any>,
+    span_row_id: i64,
+    request: Option<&str>,
+    response: Option<&str>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE spans SET request_text = COALESCE(request_text, $1), response_text = COALESCE(response_text, $2) \
+         WHERE id = $3",
+    )
+    .bind(request)
+    .bind(response)
+    .bind(span_row_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Links a new drift sample to its span, only if the span has none yet. Under the call lock the
+/// condition always holds; if it ever did not, the transaction fails rather than leave a second
+/// sample for one call.
+pub(super) async fn attach_sample(
+    tx: &mut Transaction<'static, Any>,
+    samples: &mut SampleInserter,
+    project_id: i64,
+    span_row_id: i64,
+    sample: &super::NewLog,
+) -> StoreResult<()> {
+    let sample_id = samples.insert(tx, project_id, sample).await?;
+    let linked = sqlx::query("UPDATE spans SET sample_id = $1 WHERE id = $2 AND sample_id IS NULL")
+        .bind(sample_id)
+        .bind(span_row_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if linked != 1 {
+        return Err(StoreError::Other(format!("span row {span_row_id} already has a drift sample")));
+    }
+    Ok(())
+}
+
+/// New content records for a call whose span is already stored: the span takes the content it
+/// lacks and, if it has no sample yet, the sample. Returns whether a sample was made.
+async fn join_to_stored_span(
+    tx: &mut Transaction<'static, Any>,
+    samples: &mut SampleInserter,
+    project_id: i64,
+    trace_id: &str,
+    span_id: &str,
+    options: IngestOptions,
+) -> StoreResult<bool> {
+    let sql = format!("SELECT {SPAN_COLUMNS} FROM spans WHERE project_id = $1 AND trace_id = $2 AND span_id = $3");
+    let row = sqlx::query(&sql).bind(project_id).bind(trace_id).bind(span_id).fetch_optional(&mut **tx).await?;
+    let Some(row) = row else { return Ok(false) };
+    let mut stored = span_from_row(&row)?;
+    if stored.span.kind.as_deref() != Some("llm") {
+        return Ok(false);
+    }
+    let (request, response) = logged_content(tx, project_id, trace_id, span_id).await?;
+    set_span_content(tx, stored.id, request.as_deref(), response.as_deref()).await?;
+    if stored.sample_id.is_some() {
+        return Ok(false);
+    }
+    let span = &mut stored.span;
+    span.request_text = span.request_text.take().or(request);
+    span.response_text = span.response_text.take().or(response);
+    if let Some(id) = stored.resource_id {
+        span.resource = resources_by_id(tx, project_id, [id]).await?.remove(&id);
+    }
+    let Some(sample) = sample_of(span, options.max_text_chars) else { return Ok(false) };
+    attach_sample(tx, samples, project_id, stored.id, &sample).await?;
+    Ok(true)
+}
