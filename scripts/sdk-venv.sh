@@ -7,10 +7,14 @@
 # its own browser downloads are never used: scripts/browser-deps.sh installs chromium), and the
 # real OpenTelemetry LLM instrumentations with the openai client they trace (see
 # tests/sdk/instrumentations.py), pinned to versions that share one opentelemetry-sdk.
+# openai-v2's default mode (content in gen_ai.user.message / gen_ai.choice log records) exists only
+# with opentelemetry-util-genai before 1.0 and openai 2.x, which cannot share the venv with the
+# newer ones: they go into $venv/openai-v2-legacy, which instrumentations.py puts first on sys.path
+# for that setup alone (--no-deps: everything else they need is in the venv already).
 # Idempotent: a complete venv is reused; bump the stamp name when the package list changes.
 set -euo pipefail
 venv="${1:-.venv-sdk}"
-stamp="$venv/.driftballoon-sdk-7"
+stamp="$venv/.driftballoon-sdk-8"
 if [ -f "$stamp" ]; then
     exit 0
 fi
@@ -31,5 +35,11 @@ python3 -m venv "$venv"
     openinference-instrumentation-openai==0.1.66 \
     opentelemetry-instrumentation-openai==0.62.4 \
     playwright==1.65.2
+"$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --upgrade \
+    --target "$venv/openai-v2-legacy" \
+    openai==2.54.0 \
+    opentelemetry-util-genai==0.4b0 \
+    distro==1.9.0 \
+    tqdm==4.70.1
 touch "$stamp"
 echo "SDK venv ready at $venv"

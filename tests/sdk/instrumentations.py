@@ -1,10 +1,17 @@
 """Real OpenTelemetry LLM instrumentations against the server: the real `openai` client calls
 a small OpenAI-compatible stub (run here, answering known completions), the instrumentation
-under test traces the calls, and the real OTLP/HTTP span exporter sends them to the server.
+under test traces the calls, and the real OTLP/HTTP span and log exporters send them to the
+server.
 
     instrumentations.py SETUP [--privacy]
 
 SETUP is one of:
+  openai-v2-events  opentelemetry-instrumentation-openai-v2 in its default mode: content only
+                    in gen_ai.user.message / gen_ai.choice log records, sent by the real
+                    OTLP/HTTP log exporter (gzip) to /v1/logs (with openai 2.x and
+                    opentelemetry-util-genai 0.4b0, the last with this mode)
+  openai-v2-details the same with the latest GenAI conventions, event_only: one
+                    gen_ai.client.inference.operation.details log record per call
   openai-v2-spans   opentelemetry-instrumentation-openai-v2, content in span attributes
                     (latest GenAI conventions, span_only)
   openinference     openinference-instrumentation-openai
@@ -26,9 +33,14 @@ from urllib.parse import quote
 
 import httpx
 
+SETUP = sys.argv[1]
+if SETUP == "openai-v2-events":
+    # openai 2.x and opentelemetry-util-genai 0.4b0, the last that emit per-message log events
+    # (see scripts/sdk-venv.sh); first on the path, before anything imports them
+    sys.path.insert(0, os.path.join(sys.prefix, "openai-v2-legacy"))
+
 URL = os.environ["DRIFTBALLOON_URL"].rstrip("/")
 KEY = os.environ["DRIFTBALLOON_API_KEY"]
-SETUP = sys.argv[1]
 PRIVACY = "--privacy" in sys.argv
 CALLS = 3
 MODEL = "gpt-4o-mini"
@@ -67,7 +79,20 @@ class Stub(BaseHTTPRequestHandler):
         pass
 
 
-def instrument(provider):
+def instrument(provider, logger_provider):
+    if SETUP == "openai-v2-events":
+        os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "true"
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=provider, logger_provider=logger_provider)
+        return
+    if SETUP == "openai-v2-details":
+        os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
+        os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "event_only"
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=provider, logger_provider=logger_provider)
+        return
     if SETUP == "openai-v2-spans":
         os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
         os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "span_only"
@@ -92,7 +117,11 @@ def wait_processed(prompt):
 
 
 def main():
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -106,7 +135,12 @@ def main():
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     exporter = OTLPSpanExporter(endpoint=f"{URL}/v1/traces", headers={"Authorization": f"Bearer {KEY}"})
     provider.add_span_processor(BatchSpanProcessor(exporter))
-    instrument(provider)
+    logger_provider = LoggerProvider(resource=Resource.create({"service.name": service}))
+    log_exporter = OTLPLogExporter(
+        endpoint=f"{URL}/v1/logs", headers={"Authorization": f"Bearer {KEY}"}, compression=Compression.Gzip
+    )
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+    instrument(provider, logger_provider)
 
     import openai
 
@@ -116,6 +150,9 @@ def main():
             model=MODEL, messages=[{"role": "user", "content": f"Where is parcel {i}?"}]
         )
         assert answer.choices[0].message.content == completion(i)
+    # the logs go first here, so the server joins them to spans it has not seen yet
+    logger_provider.force_flush()
+    logger_provider.shutdown()
     provider.force_flush()
     provider.shutdown()
 
@@ -138,6 +175,16 @@ def main():
         usage = s["usage"]
         assert (usage["input_tokens"], usage["output_tokens"]) == (11, 7), s
         assert usage["total_tokens"] == 18, s
+
+    # the content events are stored with their call's trace (without a body when capture is off)
+    event = {"openai-v2-events": "gen_ai.choice", "openai-v2-details": "gen_ai.client.inference.operation.details"}
+    if SETUP in event:
+        for s in llm_spans:
+            records = API.get(f"/api/v1/traces/{s['trace_id']}/logs").json()["log_records"]
+            mine = [r for r in records if r["span_id"] == s["span_id"]]
+            assert event[SETUP] in {r["event_name"] for r in mine}, records
+            if PRIVACY:
+                assert all(r["body"] is None and r["response_text"] is None for r in mine), mine
 
     prompts = [p["name"] for p in API.get("/api/v1/prompts").json()["prompts"] if p["name"].startswith(service)]
     if PRIVACY:
