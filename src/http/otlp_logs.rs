@@ -21,12 +21,13 @@ use super::AppState;
 use crate::traces::{otlp_logs, IngestOptions};
 use crate::validate::limits::MAX_OTLP_LOG_RECORDS;
 
-/// OTLP/HTTP JSON (`ExportLogsServiceRequest`, lowerCamelCase field names, ids in hex).
+/// OTLP/HTTP JSON (`ExportLogsServiceRequest`, lowerCamelCase field names, ids in hex). Every
+/// field is optional in OTLP: `{}` is an empty export.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)] // documents the wire format; the body is decoded by opentelemetry-proto
 pub struct OtlpLogsExport {
     #[serde(rename = "resourceLogs")]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Object>, required = false)]
     pub resource_logs: Vec<Value>,
 }
 
