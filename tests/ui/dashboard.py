@@ -78,6 +78,23 @@ def otlp_trace():
                                "scopeSpans": [{"spans": spans}]}]}
 
 
+def otlp_logs():
+    """The LLM call's answer as a gen_ai.choice log record, and an application warning."""
+    now = time.time_ns()
+    record = lambda span, **fields: {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": span,  # noqa: E731
+                                     "observedTimeUnixNano": str(now), **fields}
+    choice = {"kvlistValue": {"values": [
+        {"key": "index", "value": {"intValue": "0"}},
+        {"key": "message", "value": {"kvlistValue": {"values": [
+            {"key": "role", "value": {"stringValue": "assistant"}},
+            {"key": "content", "value": {"stringValue": "Your parcel left the depot."}}]}}}]}}
+    records = [
+        record("eee19b7ec3c1b175", eventName="gen_ai.choice", body=choice),
+        record("eee19b7ec3c1b174", severityNumber=13, severityText="WARN", body={"stringValue": "carrier API slow"}),
+    ]
+    return {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+
+
 def fallom_span(session, model, duration_ms, error=False):
     """A span as the Fallom SDK sends it, for a session of the `summarizer` config."""
     start = time.time() - 5
@@ -263,6 +280,8 @@ def main():
             step = "a trace's waterfall"
             r = API.post("/v1/traces", json=otlp_trace())
             assert r.status_code == 200, r.text
+            r = API.post("/v1/logs", json=otlp_logs())
+            assert r.status_code == 200 and r.json()["partialSuccess"] is None, r.text
             page.get_by_role("link", name="Traces").click()
             expect(page.locator("#trace-list tbody tr")).to_have_count(7)
             s.visit("traces", OUT)
@@ -272,6 +291,11 @@ def main():
             expect(page.locator("details.span").last).to_contain_text("rate limited once")
             page.locator("details.span").last.locator("details.attributes summary").click()
             expect(page.locator("details.span").last.locator("details.attributes pre")).to_contain_text("gen_ai.usage.input_tokens")
+            # the answer logged as a gen_ai.choice record joined its span; the records are listed
+            expect(page.locator("details.span").last).to_contain_text("Your parcel left the depot.")
+            expect(page.locator("#log-records")).to_be_visible()
+            expect(page.get_by_role("row").filter(has_text="gen_ai.choice")).to_have_count(1)
+            expect(page.get_by_role("row").filter(has_text="WARN")).to_contain_text("eee19b7ec3c1b174")
             s.visit("trace", OUT)
 
             step = "an alert channel: the secret once, a test send, its delivery"
