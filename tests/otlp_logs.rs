@@ -214,8 +214,14 @@ both_backends!(content_events_join_their_span_once_in_any_order, |db: TestDb| as
         }
     });
     futures_util::future::join_all(races).await;
+    // 40..70: exports of 5 spans race 30 single-call log exports (several calls locked at once)
+    let batched: Vec<u32> = (40..70).collect();
+    let span_exports =
+        batched.chunks(5).map(|calls| post_spans(&server, &key, calls.iter().map(|c| llm_span(*c, None)).collect()));
+    let log_exports = batched.iter().map(|&call| post_logs(&server, &key, vec![choice(call), user_message(call)]));
+    tokio::join!(futures_util::future::join_all(span_exports), futures_util::future::join_all(log_exports));
 
-    let calls: Vec<u32> = [1, 2, 3, 4, 5].into_iter().chain(racing).collect();
+    let calls: Vec<u32> = [1, 2, 3, 4, 5].into_iter().chain(racing).chain(batched).collect();
     server.wait_processed(&key, PROMPT).await;
     let mut expected: Vec<String> = calls.iter().map(|c| completion(*c)).collect();
     expected.sort();

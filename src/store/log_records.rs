@@ -85,48 +85,67 @@ fn call_lock_key(project_id: i64, trace_id: &str, span_id: &str) -> i64 {
     i64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 8 bytes"))
 }
 
-/// The content stored in log records for one call: the first request found and every
-/// response, in time order (as [`crate::traces::content::genai_event_content`] reads events).
-async fn logged_content(
+/// A call's content as found in its log records: (request, response).
+pub(super) type LoggedContent = (Option<String>, Option<String>);
+
+/// Trace ids per lookup statement, well under both backends' parameter limits.
+const TRACES_PER_LOOKUP: usize = 500;
+
+/// The content stored in log records for each of these calls that has any: the first request
+/// found and every response, in time order (as `traces::content::genai_event_content` reads
+/// events). One statement per [`TRACES_PER_LOOKUP`] traces, however many calls.
+pub(super) async fn logged_contents(
     tx: &mut Transaction<'static, Any>,
     project_id: i64,
-    trace_id: &str,
-    span_id: &str,
-) -> StoreResult<(Option<String>, Option<String>)> {
-    let rows = sqlx::query(
-        "SELECT request_text, response_text FROM log_records \
-         WHERE project_id = $1 AND trace_id = $2 AND span_id = $3 \
-           AND (request_text IS NOT NULL OR response_text IS NOT NULL) ORDER BY time_ms, id",
-    )
-    .bind(project_id)
-    .bind(trace_id)
-    .bind(span_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut request = None;
-    let mut responses = Vec::new();
-    for row in &rows {
-        if request.is_none() {
-            request = row.try_get::<Option<String>, _>("request_text")?;
+    calls: &[(&str, &str)],
+) -> StoreResult<HashMap<(String, String), LoggedContent>> {
+    let wanted: BTreeSet<(&str, &str)> = calls.iter().copied().collect();
+    let traces: Vec<&str> = wanted.iter().map(|(t, _)| *t).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut found: HashMap<(String, String), LoggedContent> = HashMap::new();
+    for chunk in traces.chunks(TRACES_PER_LOOKUP) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT trace_id, span_id, request_text, response_text FROM log_records \
+             WHERE project_id = $1 AND trace_id IN ({}) AND span_id IS NOT NULL \
+               AND (request_text IS NOT NULL OR response_text IS NOT NULL) ORDER BY time_ms, id",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(project_id);
+        for trace_id in chunk {
+            query = query.bind(*trace_id);
         }
-        responses.extend(row.try_get::<Option<String>, _>("response_text")?);
+        for row in query.fetch_all(&mut **tx).await? {
+            let call: (String, String) = (row.try_get("trace_id")?, row.try_get("span_id")?);
+            if !wanted.contains(&(call.0.as_str(), call.1.as_str())) {
+                continue;
+            }
+            let (request, response) = found.entry(call).or_default();
+            if request.is_none() {
+                *request = row.try_get("request_text")?;
+            }
+            if let Some(text) = row.try_get::<Option<String>, _>("response_text")? {
+                match response {
+                    Some(joined) => {
+                        joined.push('\n');
+                        joined.push_str(&text);
+                    }
+                    None => *response = Some(text),
+                }
+            }
+        }
     }
-    Ok((request, (!responses.is_empty()).then(|| responses.join("\n"))))
+    Ok(found)
 }
 
-/// A new LLM span without content of its own: takes the content already logged for it, if
-/// any, into the span row and returns the sample it gives. The caller holds the call lock.
-pub(super) async fn content_logged_before(
+/// A new LLM span without content of its own whose content was logged before it: the span row
+/// takes that content, and the sample it gives is returned. The caller holds the call lock.
+pub(super) async fn join_logged_content(
     tx: &mut Transaction<'static, Any>,
-    project_id: i64,
     span_row_id: i64,
     span: &super::NewSpan,
+    (request, response): LoggedContent,
     max_text_chars: usize,
 ) -> StoreResult<Option<super::NewLog>> {
-    let (request, response) = logged_content(tx, project_id, &span.trace_id, &span.span_id).await?;
-    if request.is_none() && response.is_none() {
-        return Ok(None);
-    }
     set_span_content(tx, span_row_id, request.as_deref(), response.as_deref()).await?;
     let mut joined = span.clone();
     joined.request_text = request;
@@ -147,13 +166,20 @@ impl Store {
             return Ok(());
         }
         let keys: BTreeSet<i64> = calls.into_iter().map(|(t, s)| call_lock_key(project_id, t, s)).collect();
-        for key in keys {
-            // wrapped so the statement returns a row type the Any driver reads (not `void`)
-            sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
-                .bind(key)
-                .execute(&mut **tx)
-                .await?;
+        if keys.is_empty() {
+            return Ok(());
         }
+        // One statement for all keys, taken in key order: PostgreSQL evaluates volatile
+        // functions in the select list after the ORDER BY sort. The keys are numbers computed
+        // here, so they are written into the statement. The outer count gives the Any driver a
+        // column type it reads (`pg_advisory_xact_lock` returns `void`).
+        let list: Vec<String> = keys.iter().map(i64::to_string).collect();
+        let sql = format!(
+            "SELECT COUNT(*) AS locked FROM (SELECT pg_advisory_xact_lock(k) FROM \
+             unnest(ARRAY[{}]::bigint[]) AS k ORDER BY k) AS l",
+            list.join(", ")
+        );
+        sqlx::query(&sql).execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -377,7 +403,8 @@ async fn join_to_stored_span(
     if stored.span.kind.as_deref() != Some("llm") {
         return Ok(false);
     }
-    let (request, response) = logged_content(tx, project_id, trace_id, span_id).await?;
+    let (request, response) =
+        logged_contents(tx, project_id, &[(trace_id, span_id)]).await?.into_values().next().unwrap_or_default();
     set_span_content(tx, stored.id, request.as_deref(), response.as_deref()).await?;
     if stored.sample_id.is_some() {
         return Ok(false);

@@ -2,7 +2,6 @@
 //! transaction together with the drift samples taken from its LLM responses; a span that was
 //! already stored (an exporter's retry) is skipped, so nothing is stored or sampled twice.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -11,7 +10,7 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
-use super::log_records::{attach_sample, content_logged_before};
+use super::log_records::{attach_sample, join_logged_content, logged_contents};
 use super::logs::{NewLog, SampleInserter};
 use super::{get_enum, Store, StoreResult};
 use crate::domain::{SpanSource, SpanStatus};
@@ -385,6 +384,8 @@ impl Store {
         let mut samples = SampleInserter::new();
         let mut outcome = SpansStored::default();
         let mut rollups = TraceRollups::default();
+        // new LLM spans without content, with their row ids
+        let mut awaiting: Vec<(i64, &NewSpan)> = Vec::new();
         for s in spans {
             let resource = match &s.resource {
                 Some(r) => match resources.get(&(Arc::as_ptr(r) as usize)) {
@@ -448,18 +449,25 @@ impl Store {
             outcome.stored += 1;
             rollups.add(s);
             let span_row_id: i64 = row.try_get("id")?;
-            let sample = match &s.sample {
-                Some(sample) => Some(Cow::Borrowed(sample)),
-                None if awaits_logged_content(s) => {
-                    content_logged_before(&mut tx, project_id, span_row_id, s, options.max_text_chars)
-                        .await?
-                        .map(Cow::Owned)
-                }
-                None => None,
-            };
-            if let Some(sample) = sample {
-                attach_sample(&mut tx, &mut samples, project_id, span_row_id, &sample).await?;
+            if let Some(sample) = &s.sample {
+                attach_sample(&mut tx, &mut samples, project_id, span_row_id, sample).await?;
                 outcome.samples += 1;
+            } else if awaits_logged_content(s) {
+                awaiting.push((span_row_id, s));
+            }
+        }
+        // content logged before its span: one lookup for the whole chunk
+        if !awaiting.is_empty() {
+            let calls: Vec<(&str, &str)> = awaiting.iter().map(|(_, s)| (&*s.trace_id, &*s.span_id)).collect();
+            let mut logged = logged_contents(&mut tx, project_id, &calls).await?;
+            for (span_row_id, s) in awaiting {
+                let Some(content) = logged.remove(&(s.trace_id.clone(), s.span_id.clone())) else { continue };
+                if let Some(sample) =
+                    join_logged_content(&mut tx, span_row_id, s, content, options.max_text_chars).await?
+                {
+                    attach_sample(&mut tx, &mut samples, project_id, span_row_id, &sample).await?;
+                    outcome.samples += 1;
+                }
             }
         }
         rollups.upsert(&mut tx, project_id).await?;
