@@ -4,7 +4,11 @@
 //! - genai: GenAI attributes with a completion text, so every span also becomes a drift sample
 //!   (stored in the same transaction; the embedding worker runs alongside);
 //! - openinference: the same call in OpenInference's flattened attributes (also sampled);
-//! - plain: the same spans without content (privacy mode, or non-LLM spans): stored only.
+//! - plain: the same spans without content (privacy mode, or non-LLM spans): stored only;
+//! - genai+logs: as openai-v2 sends them in its default mode: the spans without content, and
+//!   each call's question and answer as `gen_ai.user.message` / `gen_ai.choice` log records in
+//!   a log export (200 records) posted just before, joined to the spans when they arrive (one
+//!   sample per call). Its spans/s are calls/s, and a request is the two POSTs.
 //!
 //! Then one export of the maximum size (10,000 genai spans): its time and the longest time one
 //! of its write transactions held the database writer.
@@ -16,8 +20,11 @@
 mod common;
 
 use common::{Kind, TestDb, TestServer};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::KeyValueList;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
@@ -36,11 +43,12 @@ enum Shape {
     Genai,
     OpenInference,
     Plain,
+    GenaiLogs,
 }
 
 /// One LLM call span; ids are unique per (client, request, index).
 fn span(client: usize, request: usize, index: usize, shape: Shape) -> Span {
-    let with_content = shape != Shape::Plain;
+    let with_content = shape == Shape::Genai || shape == Shape::OpenInference;
     let id = ((client as u64) << 48) | ((request as u64) << 8) | index as u64;
     let mut trace_id = [0u8; 16];
     trace_id[..8].copy_from_slice(&id.to_be_bytes());
@@ -102,6 +110,47 @@ fn export_body(client: usize, request: usize, shape: Shape) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// The log export that carries a request's calls' content (genai+logs): a question and an
+/// answer per call, with the call's trace and span ids.
+fn logs_body(client: usize, request: usize) -> Vec<u8> {
+    let text = |s: String| AnyValue { value: Some(Value::StringValue(s)) };
+    let map = |pairs: Vec<(&str, AnyValue)>| AnyValue {
+        value: Some(Value::KvlistValue(KeyValueList {
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| KeyValue { key: k.into(), value: Some(v), ..Default::default() })
+                .collect(),
+        })),
+    };
+    let mut records = Vec::with_capacity(2 * BATCH);
+    for index in 0..BATCH {
+        let span = span(client, request, index, Shape::GenaiLogs);
+        let record = |event: &str, body: AnyValue| LogRecord {
+            trace_id: span.trace_id.clone(),
+            span_id: span.span_id.clone(),
+            observed_time_unix_nano: span.end_time_unix_nano,
+            event_name: event.into(),
+            body: Some(body),
+            ..Default::default()
+        };
+        records.push(record("gen_ai.user.message", map(vec![("content", text("Where is my refund?".into()))])));
+        let answer = format!(
+            "Thanks for reaching out about order #{}. The refund was issued to the original payment \
+             method today and usually appears within three to five business days.",
+            u64::from_be_bytes(span.span_id.clone().try_into().unwrap())
+        );
+        let message = map(vec![("role", text("assistant".into())), ("content", text(answer))]);
+        records.push(record("gen_ai.choice", map(vec![("message", message)])));
+    }
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs { log_records: records, ..Default::default() }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
 async fn run(kind: Kind, shape: Shape, seconds: u64, clients: usize) {
     let Some(db) = TestDb::new(kind).await else {
         return;
@@ -110,14 +159,27 @@ async fn run(kind: Kind, shape: Shape, seconds: u64, clients: usize) {
     let key = server.first_key.clone().unwrap();
     let http = reqwest::Client::new();
     let url = server.url("/v1/traces");
+    let logs_url = server.url("/v1/logs");
     let read_key = key.clone();
     let (latencies, elapsed) = common::drive_clients(clients, seconds, move |client, n| {
+        let logs = (shape == Shape::GenaiLogs).then(|| {
+            http.post(&logs_url)
+                .bearer_auth(&key)
+                .header("content-type", "application/x-protobuf")
+                .body(logs_body(client, n))
+        });
         let request = http
             .post(&url)
             .bearer_auth(&key)
             .header("content-type", "application/x-protobuf")
             .body(export_body(client, n, shape));
         async move {
+            if let Some(logs) = logs {
+                let resp = logs.send().await.unwrap();
+                assert_eq!(resp.status().as_u16(), 200);
+                let answer = ExportLogsServiceResponse::decode(resp.bytes().await.unwrap()).unwrap();
+                assert!(answer.partial_success.is_none(), "log records rejected: {answer:?}");
+            }
             let resp = request.send().await.unwrap();
             assert_eq!(resp.status().as_u16(), 200);
             let answer = ExportTraceServiceResponse::decode(resp.bytes().await.unwrap()).unwrap();
@@ -130,7 +192,7 @@ async fn run(kind: Kind, shape: Shape, seconds: u64, clients: usize) {
     println!(
         "{:<9} {:<13} clients={clients:<3} spans/s={:>7.0} requests/s={:>6.1} p50={:>7.2}ms p99={:>7.2}ms ({} requests in {:.1}s)",
         format!("{kind:?}"),
-        format!("{shape:?}").to_lowercase(),
+        if shape == Shape::GenaiLogs { "genai+logs".to_string() } else { format!("{shape:?}").to_lowercase() },
         requests * BATCH as f64 / elapsed,
         requests / elapsed,
         pct(0.50),
@@ -139,6 +201,13 @@ async fn run(kind: Kind, shape: Shape, seconds: u64, clients: usize) {
         elapsed
     );
     let stored = latencies.len() * BATCH;
+    if shape == Shape::GenaiLogs {
+        // every call joined its logged content: one sample each
+        let (_, prompts) = server.get(&read_key, "/api/v1/prompts?limit=100").await;
+        let samples: i64 =
+            prompts["prompts"].as_array().unwrap().iter().map(|p| p["samples"]["total"].as_i64().unwrap()).sum();
+        assert_eq!(samples, stored as i64, "one drift sample per call");
+    }
     if kind == Kind::Postgres {
         // What autovacuum does within a minute of a bulk load; without statistics on the
         // just-filled tables the planner picks plans for empty ones.
@@ -223,7 +292,7 @@ async fn main() {
     let clients = env_or("BENCH_CLIENTS", 4) as usize;
     println!("span ingest benchmark: OTLP/HTTP protobuf, {BATCH} spans per request, {seconds}s per run");
     for kind in [Kind::Sqlite, Kind::Postgres] {
-        for shape in [Shape::Genai, Shape::OpenInference, Shape::Plain] {
+        for shape in [Shape::Genai, Shape::OpenInference, Shape::Plain, Shape::GenaiLogs] {
             run(kind, shape, seconds, clients).await;
         }
         max_size_export(kind).await;
