@@ -261,12 +261,9 @@ impl Store {
             outcome.stored += 1;
             calls_with_new_content.extend(r.call());
         }
-        if options.capture_content {
-            for (trace_id, span_id) in calls_with_new_content {
-                if join_to_stored_span(&mut tx, &mut samples, project_id, trace_id, span_id, options).await? {
-                    outcome.samples += 1;
-                }
-            }
+        if options.capture_content && !calls_with_new_content.is_empty() {
+            outcome.samples +=
+                join_to_stored_spans(&mut tx, &mut samples, project_id, &calls_with_new_content, options).await?;
         }
         tx.commit().await?;
         tracing::debug!(records = records.len(), held_us = held.elapsed().as_micros() as u64, "stored a log chunk");
@@ -386,36 +383,58 @@ pub(super) async fn attach_sample(
     Ok(())
 }
 
-/// New content records for a call whose span is already stored: the span takes the content it
-/// lacks and, if it has no sample yet, the sample. Returns whether a sample was made.
-async fn join_to_stored_span(
+/// New content records for calls whose spans may already be stored: each stored LLM span takes
+/// the content it lacks and, if it has no sample yet, the sample. One lookup for the spans and
+/// one for the content, however many calls. Returns how many samples were made.
+async fn join_to_stored_spans(
     tx: &mut Transaction<'static, Any>,
     samples: &mut SampleInserter,
     project_id: i64,
-    trace_id: &str,
-    span_id: &str,
+    calls: &BTreeSet<(&str, &str)>,
     options: IngestOptions,
-) -> StoreResult<bool> {
-    let sql = format!("SELECT {SPAN_COLUMNS} FROM spans WHERE project_id = $1 AND trace_id = $2 AND span_id = $3");
-    let row = sqlx::query(&sql).bind(project_id).bind(trace_id).bind(span_id).fetch_optional(&mut **tx).await?;
-    let Some(row) = row else { return Ok(false) };
-    let mut stored = span_from_row(&row)?;
-    if stored.span.kind.as_deref() != Some("llm") {
-        return Ok(false);
+) -> StoreResult<usize> {
+    let traces: Vec<&str> = calls.iter().map(|(t, _)| *t).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut stored_spans = Vec::new();
+    for chunk in traces.chunks(TRACES_PER_LOOKUP) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT {SPAN_COLUMNS} FROM spans WHERE project_id = $1 AND trace_id IN ({}) AND kind = 'llm'",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(project_id);
+        for trace_id in chunk {
+            query = query.bind(*trace_id);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let stored = span_from_row(&row)?;
+            if calls.contains(&(stored.span.trace_id.as_str(), stored.span.span_id.as_str())) {
+                stored_spans.push(stored);
+            }
+        }
     }
-    let (request, response) =
-        logged_contents(tx, project_id, &[(trace_id, span_id)]).await?.into_values().next().unwrap_or_default();
-    set_span_content(tx, stored.id, request.as_deref(), response.as_deref()).await?;
-    if stored.sample_id.is_some() {
-        return Ok(false);
+    if stored_spans.is_empty() {
+        return Ok(0);
     }
-    let span = &mut stored.span;
-    span.request_text = span.request_text.take().or(request);
-    span.response_text = span.response_text.take().or(response);
-    if let Some(id) = stored.resource_id {
-        span.resource = resources_by_id(tx, project_id, [id]).await?.remove(&id);
+    let with_span: Vec<(&str, &str)> =
+        stored_spans.iter().map(|s| (s.span.trace_id.as_str(), s.span.span_id.as_str())).collect();
+    let mut logged = logged_contents(tx, project_id, &with_span).await?;
+    let mut made = 0;
+    for mut stored in stored_spans {
+        let call = (stored.span.trace_id.clone(), stored.span.span_id.clone());
+        let Some((request, response)) = logged.remove(&call) else { continue };
+        set_span_content(tx, stored.id, request.as_deref(), response.as_deref()).await?;
+        if stored.sample_id.is_some() {
+            continue;
+        }
+        let span = &mut stored.span;
+        span.request_text = span.request_text.take().or(request);
+        span.response_text = span.response_text.take().or(response);
+        if let Some(id) = stored.resource_id {
+            span.resource = resources_by_id(tx, project_id, [id]).await?.remove(&id);
+        }
+        let Some(sample) = sample_of(span, options.max_text_chars) else { continue };
+        attach_sample(tx, samples, project_id, stored.id, &sample).await?;
+        made += 1;
     }
-    let Some(sample) = sample_of(span, options.max_text_chars) else { return Ok(false) };
-    attach_sample(tx, samples, project_id, stored.id, &sample).await?;
-    Ok(true)
+    Ok(made)
 }
