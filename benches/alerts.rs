@@ -96,6 +96,7 @@ async fn run(kind: Kind, prompts: usize, baseline: usize) {
         &[
             ("DRIFTBALLOON_ALERTS_ALLOW_PRIVATE_NETWORKS", "true"),
             ("RUST_LOG", "info,driftballoon::worker=debug,tower_http=warn"),
+            common::NO_RATE_LIMIT,
         ],
     );
     let key = server.first_key.clone().unwrap();

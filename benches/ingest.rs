@@ -2,13 +2,21 @@
 //! release build of the server, on SQLite and (with TEST_DATABASE_URL) on Postgres.
 //!
 //! `make bench-ingest` or `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench ingest`
-//! Options (env): BENCH_SECONDS (default 10), BENCH_CLIENTS (default 16).
+//! Options (env): BENCH_SECONDS (default 10), BENCH_CLIENTS (default 16), BENCH_PRUNE_SPANS
+//! (default 200000; 0 skips the retention run).
+//!
+//! The retention run measures ingest latency at a steady offered rate while the pruner deletes
+//! an aged backlog of traces (its heaviest job: spans in batches of traces), against the same
+//! rate with the pruner idle, on the same database.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{Kind, TestDb, TestServer};
-use serde_json::json;
+use serde_json::{json, Value};
+use sqlx::{Connection, Row};
 
 const BATCH: usize = 10;
 
@@ -30,7 +38,7 @@ async fn run(kind: Kind, seconds: u64, clients: usize) {
     let Some(db) = TestDb::new(kind).await else {
         return;
     };
-    let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info")]);
+    let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info"), common::NO_RATE_LIMIT]);
     let key = server.first_key.clone().unwrap();
     let http = reqwest::Client::new();
     let url = server.url("/api/v1/logs");
@@ -63,11 +71,107 @@ async fn run(kind: Kind, seconds: u64, clients: usize) {
     server.assert_no_server_errors();
 }
 
+const SPANS_PER_EXPORT: usize = 100;
+const SPANS_PER_TRACE: usize = 10;
+
+/// One OTLP/JSON export of plain spans (no content), 10 to a trace.
+fn span_export(n: usize) -> Value {
+    let spans: Vec<Value> = (0..SPANS_PER_EXPORT)
+        .map(|j| {
+            let i = n * SPANS_PER_EXPORT + j;
+            json!({"traceId": format!("{:032x}", i / SPANS_PER_TRACE + 1), "spanId": format!("{:016x}", i + 1),
+                   "name": "GET /orders", "kind": 2, "startTimeUnixNano": "1764000000000000000",
+                   "endTimeUnixNano": "1764000000050000000",
+                   "attributes": [{"key": "http.route", "value": {"stringValue": "/orders"}}]})
+        })
+        .collect();
+    json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "bench"}}]},
+        "scopeSpans": [{"scope": {"name": "bench"}, "spans": spans}]}]})
+}
+
+async fn prune_run(kind: Kind, spans: usize, seconds: u64) {
+    let Some(db) = TestDb::new(kind).await else { return };
+    // no worker: the logs stay pending, so only ingest and the pruner use the writer
+    let env = [("DRIFTBALLOON_WORKER_ENABLED", "false"), common::NO_RATE_LIMIT, ("RUST_LOG", "warn")];
+    let mut server = TestServer::start(&db, &[&env[..], &[("DRIFTBALLOON_RETENTION_INTERVAL_SECS", "86400")]].concat());
+    let key = server.first_key.clone().unwrap();
+    let http = reqwest::Client::new();
+    for n in 0..spans / SPANS_PER_EXPORT {
+        let resp = http.post(server.url("/v1/traces")).bearer_auth(&key).json(&span_export(n)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    sqlx::query("UPDATE traces SET start_ms = start_ms - 3456000000").execute(&mut conn).await.unwrap();
+    let rate = 100.0; // batches of 10 a second: 1,000 logs/s offered
+    let idle = timed_ingest(&server, &key, rate, seconds).await;
+    server.terminate();
+
+    let server = TestServer::start(&db, &[&env[..], &[("DRIFTBALLOON_RETENTION_INTERVAL_SECS", "1")]].concat());
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let started = Instant::now();
+    let pruning = timed_ingest(&server, &key, rate, seconds).await;
+    let left: i64 = sqlx::query("SELECT COUNT(*) FROM spans").fetch_one(&mut conn).await.unwrap().try_get(0).unwrap();
+    let deleted = spans as i64 - left;
+    println!(
+        "{:<9} retention: {rate:.0} batches/s offered; pruner idle p50={:.2}ms p99={:.2}ms max={:.2}ms | \
+         pruning p50={:.2}ms p99={:.2}ms max={:.2}ms ({deleted} of {spans} aged spans deleted in the {:.1}s measured)",
+        format!("{kind:?}"),
+        idle.0,
+        idle.1,
+        idle.2,
+        pruning.0,
+        pruning.1,
+        pruning.2,
+        started.elapsed().as_secs_f64()
+    );
+    server.assert_no_server_errors();
+}
+
+/// Ingest latency at `rate` batches a second from 4 clients for `seconds`: (p50, p99, max) ms
+/// of the requests alone (the pacing pauses are not counted).
+async fn timed_ingest(server: &TestServer, key: &str, rate: f64, seconds: u64) -> (f64, f64, f64) {
+    let http = reqwest::Client::new();
+    let url = server.url("/api/v1/logs");
+    let interval = Duration::from_secs_f64(4.0 / rate);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..4)
+        .map(|client| {
+            let (http, url, key) = (http.clone(), url.clone(), key.to_string());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut next = Instant::now();
+                while Instant::now() < deadline {
+                    let logs: Vec<_> = (0..BATCH)
+                        .map(|j| json!({"prompt_name": "paced", "response_text": response(client * 1_000_000 + latencies.len() * BATCH + j)}))
+                        .collect();
+                    latencies.push(common::timed_post_logs(&http, &url, &key, logs).await);
+                    next += interval;
+                    tokio::time::sleep_until(next.into()).await;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    latencies.sort();
+    let pct = |p: f64| common::percentile_ms(&latencies, p);
+    (pct(0.5), pct(0.99), latencies.last().unwrap().as_secs_f64() * 1e3)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let seconds = env_or("BENCH_SECONDS", 10);
     let clients = env_or("BENCH_CLIENTS", 16) as usize;
+    let prune_spans = env_or("BENCH_PRUNE_SPANS", 200_000) as usize;
     println!("ingest benchmark: batches of {BATCH} logs, {seconds}s per run");
     run(Kind::Sqlite, seconds, clients).await;
     run(Kind::Postgres, seconds, clients).await;
+    if prune_spans > 0 {
+        prune_run(Kind::Sqlite, prune_spans, seconds).await;
+        prune_run(Kind::Postgres, prune_spans, seconds).await;
+    }
 }

@@ -157,7 +157,7 @@ async fn run(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else { return };
     let (prompts, per_prompt, traces) =
         (env_number("PROMPTS", 1000), env_number("SAMPLES_PER_PROMPT", 1000), env_number("TRACES", 20_000));
-    let mut server = TestServer::start(&db, &[]);
+    let mut server = TestServer::start(&db, &[common::NO_RATE_LIMIT]);
     let key = server.first_key.clone().unwrap();
     server.terminate();
     // every 20th prompt is drifted
@@ -178,7 +178,7 @@ async fn run(kind: Kind) {
             .sum();
         println!("SQLite files: {:.0} MiB", size as f64 / 1048576.0);
     }
-    let server = TestServer::start(&db, &[("DRIFTBALLOON_ALERTS_ENABLED", "false")]);
+    let server = TestServer::start(&db, &[("DRIFTBALLOON_ALERTS_ENABLED", "false"), common::NO_RATE_LIMIT]);
     let cookie = sign_in(&server, &key).await;
     println!("{:<40} {:>6} {:>8} {:>8} {:>8} {:>9}", "page", "status", "p50 ms", "p95 ms", "max ms", "bytes");
     for page in PAGES {

@@ -155,7 +155,7 @@ async fn run(kind: Kind, shape: Shape, seconds: u64, clients: usize) {
     let Some(db) = TestDb::new(kind).await else {
         return;
     };
-    let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info")]);
+    let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info"), common::NO_RATE_LIMIT]);
     let key = server.first_key.clone().unwrap();
     let http = reqwest::Client::new();
     let url = server.url("/v1/traces");
@@ -232,7 +232,10 @@ async fn max_size_export(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else {
         return;
     };
-    let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info,driftballoon::store=debug")]);
+    let server = TestServer::start(
+        &db,
+        &[("RUST_LOG", "warn,driftballoon::server=info,driftballoon::store=debug"), common::NO_RATE_LIMIT],
+    );
     let key = server.first_key.clone().unwrap();
     // as many genai spans as the limits allow: 10,000, or fewer when the body would pass the
     // default 5 MiB body limit (it does first: each span carries its messages)

@@ -82,7 +82,11 @@ async fn run(kind: Kind, texts: &[String], rate: f64, threads: &str, seconds: u6
     let db = TestDb::new(kind).await?;
     let server = TestServer::start(
         &db,
-        &[("RUST_LOG", "warn,driftballoon::server=info"), ("DRIFTBALLOON_EMBED_THREADS", threads)],
+        &[
+            ("RUST_LOG", "warn,driftballoon::server=info"),
+            ("DRIFTBALLOON_EMBED_THREADS", threads),
+            common::NO_RATE_LIMIT,
+        ],
     );
     let key = server.first_key.clone().unwrap();
     let stop = Arc::new(AtomicBool::new(false));

@@ -6,7 +6,8 @@
 # playwright, which drives Debian's chromium in the dashboard's browser tests (see tests/ui/browser.py;
 # its own browser downloads are never used: scripts/browser-deps.sh installs chromium), and the
 # real OpenTelemetry LLM instrumentations with the openai client they trace (see
-# tests/sdk/instrumentations.py), pinned to versions that share one opentelemetry-sdk.
+# tests/sdk/instrumentations.py), pinned to versions that share one opentelemetry-sdk, and
+# prometheus-client, whose parser checks /metrics (see tests/sdk/parse_metrics.py).
 # openai-v2's default mode (content in gen_ai.user.message / gen_ai.choice log records) exists only
 # with opentelemetry-util-genai before 1.0 and openai 2.x, which cannot share the venv with the
 # newer ones: they go into $venv/openai-v2-legacy, which instrumentations.py puts first on sys.path
@@ -14,7 +15,7 @@
 # Idempotent: a complete venv is reused; bump the stamp name when the package list changes.
 set -euo pipefail
 venv="${1:-.venv-sdk}"
-stamp="$venv/.driftballoon-sdk-8"
+stamp="$venv/.driftballoon-sdk-9"
 if [ -f "$stamp" ]; then
     exit 0
 fi
@@ -34,7 +35,8 @@ python3 -m venv "$venv"
     opentelemetry-util-genai==1.1b0 \
     openinference-instrumentation-openai==0.1.66 \
     opentelemetry-instrumentation-openai==0.62.4 \
-    playwright==1.65.2
+    playwright==1.65.2 \
+    prometheus-client==0.26.0
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --upgrade \
     --target "$venv/openai-v2-legacy" \
     openai==2.54.0 \

@@ -29,6 +29,9 @@ pub struct Settings {
     pub max_logs_per_request: usize,
     pub max_text_chars: usize,
     pub request_timeout_secs: u64,
+    pub header_read_timeout_secs: u64,
+    pub max_connections: u64,
+    pub shutdown_grace_secs: u64,
     pub db_max_connections: u32,
     pub db_acquire_timeout_ms: u64,
     pub config_cache_ttl_secs: u64,
@@ -48,6 +51,19 @@ pub struct Settings {
     pub alerts_max_attempts: u64,
     pub alerts_disable_after_secs: u64,
     pub alerts_poll_interval_ms: u64,
+    pub first_key_file: String,
+    pub key_cache_ttl_secs: u64,
+    pub rate_limit_per_key: u64,
+    pub rate_limit_burst: u64,
+    pub failed_auth_per_minute: u64,
+    pub max_concurrent_requests: u64,
+    pub metrics_listen_addr: String,
+    pub retention_samples_days: u64,
+    pub retention_traces_days: u64,
+    pub retention_sessions_days: u64,
+    pub retention_metrics_days: u64,
+    pub retention_interval_secs: u64,
+    pub retention_batch_rows: u64,
 }
 
 /// Passwords in database URLs must never reach a log line.
@@ -61,6 +77,9 @@ impl std::fmt::Debug for Settings {
             .field("max_logs_per_request", &self.max_logs_per_request)
             .field("max_text_chars", &self.max_text_chars)
             .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("max_connections", &self.max_connections)
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("db_max_connections", &self.db_max_connections)
             .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
             .field("config_cache_ttl_secs", &self.config_cache_ttl_secs)
@@ -80,22 +99,53 @@ impl std::fmt::Debug for Settings {
             .field("alerts_max_attempts", &self.alerts_max_attempts)
             .field("alerts_disable_after_secs", &self.alerts_disable_after_secs)
             .field("alerts_poll_interval_ms", &self.alerts_poll_interval_ms)
+            .field("first_key_file", &self.first_key_file)
+            .field("key_cache_ttl_secs", &self.key_cache_ttl_secs)
+            .field("rate_limit_per_key", &self.rate_limit_per_key)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("failed_auth_per_minute", &self.failed_auth_per_minute)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("metrics_listen_addr", &self.metrics_listen_addr)
+            .field("retention_samples_days", &self.retention_samples_days)
+            .field("retention_traces_days", &self.retention_traces_days)
+            .field("retention_sessions_days", &self.retention_sessions_days)
+            .field("retention_metrics_days", &self.retention_metrics_days)
+            .field("retention_interval_secs", &self.retention_interval_secs)
+            .field("retention_batch_rows", &self.retention_batch_rows)
             .finish()
     }
 }
 
-/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`.
+/// A database URL with every secret in it replaced by `***`: the password in the user info
+/// (`postgres://user:secret@host/db`) and secret query parameters (`?password=`,
+/// `?sslpassword=`, any letter case). Used for every URL that reaches a log or an error.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let (before_query, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
     };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
+    let mut out = match before_query.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => before_query.to_string(),
+            },
+            None => before_query.to_string(),
+        },
+        None => before_query.to_string(),
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if name.to_ascii_lowercase().contains("password") => format!("{name}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 impl Settings {
@@ -161,7 +211,24 @@ impl Settings {
         if !public_url_ok {
             return bad("public_url", &self.public_url, "expected empty or an http(s):// URL");
         }
-        let positive: [(&str, u64); 18] = [
+        if self.first_key_file.trim().is_empty() {
+            return bad("first_key_file", &"\"\"", "expected a file path");
+        }
+        if !self.metrics_listen_addr.is_empty() && self.metrics_listen_addr.parse::<SocketAddr>().is_err() {
+            return bad(
+                "metrics_listen_addr",
+                &self.metrics_listen_addr,
+                "expected empty (serve /metrics on `listen`) or host:port",
+            );
+        }
+        let positive: [(&str, u64); 25] = [
+            ("rate_limit_burst", self.rate_limit_burst),
+            ("max_concurrent_requests", self.max_concurrent_requests),
+            ("retention_interval_secs", self.retention_interval_secs),
+            ("retention_batch_rows", self.retention_batch_rows),
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("max_connections", self.max_connections),
+            ("shutdown_grace_secs", self.shutdown_grace_secs),
             ("embed_threads", self.embed_threads as u64),
             ("worker_batch_size", self.worker_batch_size as u64),
             ("embed_max_batch_tokens", self.embed_max_batch_tokens as u64),
@@ -256,6 +323,15 @@ mod tests {
     #[test]
     fn redacts_passwords() {
         assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?password=pw&sslmode=require"),
+            "postgres://u@h/db?password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("postgresql://h/db?user=u&PassWord=pw"), "postgresql://h/db?user=u&PassWord=***");
+        assert_eq!(redact_url("postgres://u:p@ss@h/db?sslpassword=k"), "postgres://u:***@h/db?sslpassword=***");
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+        let s = load(&[("DATABASE_URL", "postgres://u@h/db?password=secret")]).unwrap();
+        assert!(!format!("{s:?}").contains("secret"));
         let s = load(&[("DATABASE_URL", "postgres://u:secret@h/db")]).unwrap();
         assert!(!format!("{s:?}").contains("secret"));
     }

@@ -132,6 +132,12 @@ named_enum! {
 }
 
 named_enum! {
+    /// What an API key may do. `admin`: everything. `ingest`: what SDKs and exporters need:
+    /// send logs, traces, log records, sessions and metrics, and read their configs and prompts.
+    KeyScope { Admin = "admin", Ingest = "ingest" }
+}
+
+named_enum! {
     /// An alert delivery: `pending` until it is `delivered`, or `failed` (gave up, or the
     /// receiver answered 410 Gone).
     DeliveryStatus { Pending = "pending", Delivered = "delivered", Failed = "failed" }

@@ -8,6 +8,8 @@ pub mod domain;
 pub mod drift;
 pub mod embed;
 pub mod http;
+pub mod observe;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod traces;

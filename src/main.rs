@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use driftballoon::config::Settings;
+use driftballoon::domain::KeyScope;
 use driftballoon::server;
 
 #[derive(Parser)]
@@ -30,11 +31,19 @@ enum KeysCommand {
     Create {
         #[arg(long)]
         project: String,
+        /// `ingest`: send logs, traces, sessions and metrics and read configs and prompts (give
+        /// this to apps); `admin`: everything, including the dashboard.
+        #[arg(long, default_value = "admin", value_parser = parse_scope)]
+        scope: KeyScope,
     },
     /// List keys: prefix, project, created, revoked.
     List,
     /// Revoke the key with this prefix (as `keys list` shows it) or this full key.
     Revoke { prefix: String },
+}
+
+fn parse_scope(raw: &str) -> Result<KeyScope, String> {
+    raw.parse().map_err(|_| format!("`{raw}` is not a scope: use `ingest` or `admin`"))
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,7 +68,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve => server::serve(settings).await,
             Command::Migrate => server::migrate(&settings).await,
             Command::Keys { command } => match command {
-                KeysCommand::Create { project } => server::keys_create(&settings, &project).await,
+                KeysCommand::Create { project, scope } => server::keys_create(&settings, &project, scope).await,
                 KeysCommand::List => server::keys_list(&settings).await,
                 KeysCommand::Revoke { prefix } => server::keys_revoke(&settings, &prefix).await,
             },

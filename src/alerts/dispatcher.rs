@@ -290,6 +290,11 @@ fn error_chain(e: &reqwest::Error) -> String {
 
 fn log_attempt(delivery: &ClaimedDelivery, record: &AttemptRecord) {
     let channel = delivery.channel.id;
+    crate::observe::alert_delivery(match record.result {
+        AttemptResult::Delivered => "delivered",
+        AttemptResult::Failed => "failed",
+        AttemptResult::RetryAt(_) => "retry",
+    });
     match record.result {
         AttemptResult::Delivered => tracing::info!(
             channel,

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::Auth;
+use super::auth::IngestAuth;
 use super::error::ApiResult;
 use super::AppState;
 use crate::domain::{BaselineStatus, PromptStatus, PromptVersion};
@@ -57,7 +57,7 @@ impl From<&PromptConfigRow> for SdkPromptConfig {
     get, path = "/api/v1/config", tag = "sdk", operation_id = "get_sdk_config",
     responses((status = 200, description = "Every prompt's config", body = SdkConfig))
 )]
-pub async fn get_config(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<SdkConfig>> {
+pub async fn get_config(State(state): State<AppState>, IngestAuth(owner): IngestAuth) -> ApiResult<Json<SdkConfig>> {
     let prompts =
         state.store.prompt_configs(owner.project_id).await?.iter().map(|c| (c.prompt.name.clone(), c.into())).collect();
     Ok(Json(SdkConfig { prompts, cache_ttl_seconds: state.settings.config_cache_ttl_secs }))

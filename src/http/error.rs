@@ -23,7 +23,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Value,
+    /// Seconds for `Retry-After` (429; every 503 gets at least 1).
+    pub retry_after: Option<u64>,
 }
+
+/// The `code` of an error answer, kept on the response for the metrics middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,7 +42,8 @@ pub struct ErrorInfo {
     /// What went wrong, for programs: `unauthorized`, `not_found`, `invalid_json`,
     /// `invalid_path`, `invalid_query`, `validation_failed`, `payload_too_large`,
     /// `unsupported_media_type`, `unsupported_content_encoding`, `method_not_allowed`,
-    /// `timeout`, `unavailable`, `internal`, ...
+    /// `timeout`, `unavailable`, `overloaded`, `rate_limited`, `too_many_failed_auth`, `forbidden`,
+    /// `internal`, ...
     #[schema(example = "not_found")]
     pub code: String,
     /// What went wrong, for people.
@@ -92,7 +99,7 @@ pub const MAX_REPORTED_PROBLEMS: usize = 20;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: Value::Null }
+        ApiError { status, code, message: message.into(), details: Value::Null, retry_after: None }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -110,6 +117,18 @@ impl ApiError {
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 429: the client is over a rate limit and should wait `retry_after_secs`.
+    pub fn too_many_requests(code: &'static str, message: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+        error.retry_after = Some(retry_after_secs);
+        error
+    }
+
+    /// A valid key without the scope the operation needs.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
     pub fn unsupported_media_type(code: &'static str, message: impl Into<String>) -> Self {
@@ -183,8 +202,13 @@ impl IntoResponse for ApiError {
             "error": { "code": self.code, "message": self.message, "details": self.details }
         });
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response.extensions_mut().insert(ErrorCode(self.code));
+        let retry_after = match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => Some(self.retry_after.unwrap_or(1)),
+            _ => self.retry_after,
+        };
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -241,5 +265,6 @@ pub async fn json_errors(State(state): State<AppState>, response: Response) -> R
     }
     let (new_parts, body) = rewritten.into_parts();
     parts.headers.extend(new_parts.headers);
+    parts.extensions.extend(new_parts.extensions);
     Response::from_parts(parts, body)
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::auth::Auth;
+use super::auth::IngestAuth;
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult, ProblemBody};
 use super::AppState;
@@ -59,7 +59,7 @@ pub struct LogsAccepted {
 )]
 pub async fn post_logs(
     State(state): State<AppState>,
-    Auth(owner): Auth,
+    IngestAuth(owner): IngestAuth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<LogsAccepted>)> {
     let limits = BatchLimits { max_logs: state.settings.max_logs_per_request, max_text: state.settings.max_text_chars };
@@ -67,6 +67,7 @@ pub async fn post_logs(
     let logs: Vec<NewLog> = batch.logs.into_iter().map(LogEntry::into_new_log).collect();
     let ids = state.store.insert_logs(owner.project_id, &logs).await?;
     state.samples_arrived.notify_one();
+    crate::observe::ingest_accepted("logs", ids.len());
     Ok((StatusCode::ACCEPTED, Json(LogsAccepted { status: "accepted", count: ids.len(), log_ids: ids })))
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Auth;
+use super::auth::{Auth, IngestAuth};
 use super::body::Valid;
 use super::error::ApiResult;
 use super::query::{FromQuery, QueryFields, ValidQuery};
@@ -90,7 +90,7 @@ impl FromJson for MetricsUpdate {
 )]
 pub async fn record(
     State(state): State<AppState>,
-    Auth(owner): Auth,
+    IngestAuth(owner): IngestAuth,
     Valid(update): Valid<MetricsUpdate>,
 ) -> ApiResult<(StatusCode, Json<MetricsRecorded>)> {
     state.store.record_metrics(owner.project_id, &update.config_key, &update.session_id, &update.data).await?;

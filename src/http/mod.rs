@@ -6,14 +6,18 @@ pub(crate) mod body;
 mod config;
 mod error;
 mod health;
+mod keys;
+pub mod limits;
 mod logs;
 mod metrics;
 pub(crate) mod model_configs;
+pub mod monitoring;
 pub mod openapi;
 mod otlp_logs;
 pub(crate) mod project;
 pub(crate) mod prompts;
 pub(crate) mod query;
+pub mod serve;
 pub(crate) mod templates;
 pub(crate) mod traces;
 
@@ -48,6 +52,17 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Woken after every committed ingest so the embedding worker starts at once.
     pub samples_arrived: Arc<Notify>,
+    /// Rate limits, load shedding and the key cache (see [`limits`]).
+    pub guards: Arc<limits::Guards>,
+    /// Renders `/metrics`; none when no recorder is installed (in-process tests).
+    pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl AppState {
+    pub fn new(store: Store, settings: Settings, samples_arrived: Arc<Notify>) -> Self {
+        let guards = Arc::new(limits::Guards::new(&settings));
+        AppState { store, settings: Arc::new(settings), samples_arrived, guards, prometheus: None }
+    }
 }
 
 /// Every API route with its OpenAPI operation: registering them together keeps the document
@@ -62,6 +77,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(prompts::drift_events))
         .routes(routes!(prompts::samples))
         .routes(routes!(project::get, project::patch))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::revoke))
         .routes(routes!(model_configs::list, model_configs::publish))
         .routes(routes!(model_configs::detail))
         .routes(routes!(model_configs::version))
@@ -109,8 +126,16 @@ pub fn router(state: AppState) -> Router {
     let docs = SwaggerUi::new("/docs")
         .url("/openapi.json", doc)
         .config(SwaggerConfig::new(["/openapi.json"]).validator_url("none"));
-    let app = api.merge(Router::<AppState>::from(docs)).merge(crate::ui::routes());
+    let mut app = api.merge(Router::<AppState>::from(docs)).merge(crate::ui::routes());
+    if state.settings.metrics_listen_addr.is_empty() {
+        app = app.route("/metrics", axum::routing::get(monitoring::metrics));
+    }
     with_layers(app.fallback(not_found), state)
+}
+
+/// `/metrics` alone, for its own listen address (`metrics_listen_addr`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", axum::routing::get(monitoring::metrics)).with_state(state)
 }
 
 /// The layers every route sits behind: body limits, gzip, timeout, panic catching, and the
@@ -129,8 +154,12 @@ fn with_layers(app: Router<AppState>, state: AppState) -> Router {
             Duration::from_secs(settings.request_timeout_secs),
         ))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
+        // Before any work: a request over the in-flight bound is answered 503 at once.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::shed_load))
         // Outside everything that can answer on its own: 405, 413, 415, timeouts, panics.
         .layer(axum::middleware::map_response_with_state(state.clone(), error::json_errors))
+        // Measures what clients get, after every rewrite.
+        .layer(axum::middleware::from_fn(monitoring::track_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -151,8 +180,8 @@ mod tests {
     async fn a_panic_is_a_json_500() {
         let pool = crate::store::PoolSettings { max_connections: 1, acquire_timeout: Duration::from_secs(1) };
         let store = Store::open("sqlite::memory:", &pool).await.unwrap();
-        let settings = Arc::new(Settings::load_from(|_| None).unwrap());
-        let state = AppState { store, settings, samples_arrived: Arc::new(Notify::new()) };
+        let settings = Settings::load_from(|_| None).unwrap();
+        let state = AppState::new(store, settings, Arc::new(Notify::new()));
         async fn buggy_handler() -> &'static str {
             panic!("handler bug")
         }
@@ -177,6 +206,7 @@ mod tests {
                 assert!(responses.contains_key("500") && responses.contains_key("503"), "{method} {path}");
                 let public = openapi::PUBLIC_PATHS.contains(&path.as_str());
                 assert_eq!(responses.contains_key("401"), !public, "{method} {path}");
+                assert_eq!(responses.contains_key("429"), !public, "{method} {path}");
                 assert_eq!(op["security"].as_array().unwrap().is_empty(), public, "{method} {path}");
                 if op.get("requestBody").is_some() {
                     for status in ["400", "413", "415", "422"] {
@@ -185,14 +215,14 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 47);
+        assert_eq!(operations, 50);
         // Every schema reference resolves.
         let text = doc.to_string();
         for reference in text.split("\"#/components/schemas/").skip(1) {
             let name = reference.split('"').next().unwrap();
             assert!(doc["components"]["schemas"].get(name).is_some(), "dangling reference to {name}");
         }
-        for name in ["MethodNotAllowed", "Unavailable", "ValidationFailed"] {
+        for name in ["MethodNotAllowed", "Unavailable", "ValidationFailed", "TooManyRequests", "Forbidden"] {
             assert!(doc["components"]["responses"].get(name).is_some(), "{name}");
         }
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Auth;
+use super::auth::{Auth, IngestAuth};
 use super::body::Valid;
 use super::error::{ApiError, ApiResult};
 use super::query::{ApiPath, FromQuery, QueryFields, ValidQuery};
@@ -475,7 +475,7 @@ pub async fn archive(
     get, path = "/configs", tag = "sdk", operation_id = "sdk_list_configs",
     responses((status = 200, body = SdkConfigs))
 )]
-pub async fn sdk_configs(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<SdkConfigs>> {
+pub async fn sdk_configs(State(state): State<AppState>, IngestAuth(owner): IngestAuth) -> ApiResult<Json<SdkConfigs>> {
     let configs = state.store.latest_model_configs(owner.project_id).await?;
     Ok(Json(SdkConfigs { configs: configs.iter().map(SdkModelConfig::from).collect() }))
 }
@@ -488,7 +488,7 @@ pub async fn sdk_configs(State(state): State<AppState>, Auth(owner): Auth) -> Ap
 )]
 pub async fn sdk_config_version(
     State(state): State<AppState>,
-    Auth(owner): Auth,
+    IngestAuth(owner): IngestAuth,
     ApiPath((key, version)): ApiPath<(String, i64)>,
 ) -> ApiResult<Json<SdkModelConfig>> {
     Ok(Json((&one_version(&state, owner.project_id, &key, version).await?).into()))
@@ -504,7 +504,7 @@ pub async fn sdk_config_version(
 )]
 pub async fn record_session(
     State(state): State<AppState>,
-    Auth(owner): Auth,
+    IngestAuth(owner): IngestAuth,
     Valid(record): Valid<SessionRecord>,
 ) -> ApiResult<(StatusCode, Json<Recorded>)> {
     let (key, version) = (&record.config_key, record.config_version);

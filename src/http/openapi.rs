@@ -29,13 +29,19 @@ model A/B configs, traces, custom metrics and prompt templates to the DriftBallo
 and to OpenTelemetry exporters.
 
 **Auth.** Every operation except the health checks needs an API key, sent as \
-`X-API-Key: db_sk_...` or `Authorization: Bearer db_sk_...`. A key sees only its own project.
+`X-API-Key: db_sk_...` or `Authorization: Bearer db_sk_...`. A key sees only its own project. \
+A key's scope is `ingest` (the operations marked with the `ingest` role: what SDKs and exporters \
+call) or `admin` (everything); a wrong-scope request is a 403.
+
+**Limits.** Each key has a request rate and each client address a budget of invalid keys; over \
+either, the answer is a 429 with `Retry-After`. When too many requests are in flight, the \
+answer is a 503 `overloaded` with `Retry-After`.
 
 **Errors.** Every error answer, from every layer, is JSON: \
 `{\"error\": {\"code\", \"message\", \"details\"}}`. A 422 lists every problem of the request in \
 `details.problems` as `{path, message}`. A path with no such method is a 405 with an `Allow` \
-header; an unknown path is a 404; a 503 (database unavailable, or the request ran past the \
-server's timeout) carries `Retry-After`.";
+header; an unknown path is a 404; a 503 (database unavailable, the request ran past the \
+server's timeout, or the server is overloaded) carries `Retry-After`.";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -82,6 +88,10 @@ fn error_responses() -> Vec<(&'static str, Response)> {
             .build(),
         ),
         ("Unauthorized", error_response("No API key, or an unknown or revoked one", error).build()),
+        (
+            "Forbidden",
+            error_response("The key's scope is `ingest` and the operation needs an `admin` key", error).build(),
+        ),
         ("NotFound", error_response("No such resource in the key's project", error).build()),
         (
             "MethodNotAllowed",
@@ -110,12 +120,22 @@ fn error_responses() -> Vec<(&'static str, Response)> {
             error_response("The request is well-formed but wrong: every problem is listed", "ValidationErrorBody")
                 .build(),
         ),
+        (
+            "TooManyRequests",
+            error_response(
+                "The key is over its request rate (`rate_limited`), or this address sent too many \
+                 invalid keys (`too_many_failed_auth`); retry after `Retry-After`",
+                error,
+            )
+            .header("Retry-After", integer_header("Seconds to wait before retrying"))
+            .build(),
+        ),
         ("Internal", error_response("A server fault (logged; the cause is never sent)", error).build()),
         (
             "Unavailable",
             error_response(
-                "The database is unavailable (`unavailable`) or the request ran past the server's \
-                 timeout (`timeout`); retry",
+                "The database is unavailable (`unavailable`), the request ran past the server's \
+                 timeout (`timeout`), or too many requests are in flight (`overloaded`); retry",
                 error,
             )
             .header("Retry-After", integer_header("Seconds to wait before retrying"))
@@ -136,6 +156,7 @@ fn add_error_answers(op: &mut Operation, public: bool) {
     let mut answers = vec![("500", "Internal"), ("503", "Unavailable")];
     if !public {
         answers.push(("401", "Unauthorized"));
+        answers.push(("429", "TooManyRequests"));
     }
     if op.request_body.is_some() {
         answers.extend([("400", "BadRequest"), ("413", "PayloadTooLarge"), ("415", "UnsupportedMediaType")]);
@@ -162,6 +183,22 @@ fn add_error_answers(op: &mut Operation, public: bool) {
     }
 }
 
+/// The operations an `ingest` key may call: what the SDKs and OTLP exporters send and read.
+/// Their handlers take `auth::IngestAuth`; every other operation with a key takes `auth::Auth`
+/// and needs an `admin` key (the scopes test checks the two agree).
+pub const INGEST_OPERATIONS: &[&str] = &[
+    "post_logs",
+    "get_sdk_config",
+    "sdk_list_configs",
+    "sdk_get_config_version",
+    "sdk_record_session",
+    "sdk_record_metrics",
+    "ingest_traces",
+    "ingest_otlp_logs",
+    "sdk_list_prompts",
+    "sdk_list_prompt_ab_tests",
+];
+
 /// Completes the generated document: auth schemes, per-operation security and error answers.
 pub fn finish(mut doc: OpenApiDoc) -> OpenApiDoc {
     let components = doc.components.get_or_insert_with(Default::default);
@@ -184,10 +221,9 @@ pub fn finish(mut doc: OpenApiDoc) -> OpenApiDoc {
     for (name, response) in error_responses() {
         components.responses.insert(name.to_string(), RefOr::T(response));
     }
-    let key_auth = vec![
-        SecurityRequirement::new("api_key", Vec::<String>::new()),
-        SecurityRequirement::new("bearer", Vec::<String>::new()),
-    ];
+    // The scope an operation needs, as the role name OpenAPI 3.1 allows in a requirement.
+    let key_auth =
+        |scope: &str| vec![SecurityRequirement::new("api_key", [scope]), SecurityRequirement::new("bearer", [scope])];
     for (path, item) in doc.paths.paths.iter_mut() {
         let public = PUBLIC_PATHS.contains(&path.as_str());
         let operations = [
@@ -201,8 +237,19 @@ pub fn finish(mut doc: OpenApiDoc) -> OpenApiDoc {
             &mut item.trace,
         ];
         for op in operations.into_iter().flatten() {
-            op.security = Some(if public { Vec::new() } else { key_auth.clone() });
+            let ingest = op.operation_id.as_deref().is_some_and(|id| INGEST_OPERATIONS.contains(&id));
+            op.security = Some(match (public, ingest) {
+                (true, _) => Vec::new(),
+                (false, true) => key_auth("ingest"),
+                (false, false) => key_auth("admin"),
+            });
             add_error_answers(op, public);
+            if !public && !ingest {
+                op.responses
+                    .responses
+                    .entry("403".to_string())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name("Forbidden")));
+            }
         }
     }
     doc

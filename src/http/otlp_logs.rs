@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::auth::Auth;
+use super::auth::IngestAuth;
 use super::body::{parse_json, read_body};
 use super::error::{ApiError, ApiResult};
 use super::traces::{request_encoding, Encoding, OtlpProtobuf};
@@ -74,7 +74,11 @@ impl From<ExportLogsServiceResponse> for OtlpLogsResult {
         )),
     )
 )]
-pub async fn ingest(State(state): State<AppState>, Auth(owner): Auth, request: Request) -> ApiResult<Response> {
+pub async fn ingest(
+    State(state): State<AppState>,
+    IngestAuth(owner): IngestAuth,
+    request: Request,
+) -> ApiResult<Response> {
     let encoding = request_encoding(request.headers())?;
     let body = read_body(request, &state).await?;
     let options =
@@ -127,9 +131,11 @@ async fn store(
     let decoded = otlp_logs::records(export, options);
     if !decoded.records.is_empty() {
         let stored = state.store.insert_log_records(project_id, &decoded.records, options).await?;
+        crate::observe::ingest_accepted("log_records", stored.stored);
         if stored.samples > 0 {
             state.samples_arrived.notify_one();
         }
     }
+    crate::observe::ingest_rejected_items("log_records", "invalid_id", decoded.rejected.len());
     Ok(otlp_logs::response(&decoded.rejected))
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::auth::Auth;
+use super::auth::{Auth, IngestAuth};
 use super::body::{JsonBody, Valid};
 use super::error::{ApiError, ApiResult};
 use super::query::ApiPath;
@@ -186,7 +186,7 @@ impl AbTestPublish {
     get, path = "/prompts", tag = "sdk", operation_id = "sdk_list_prompts",
     responses((status = 200, body = SdkPrompts))
 )]
-pub async fn sdk_prompts(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<SdkPrompts>> {
+pub async fn sdk_prompts(State(state): State<AppState>, IngestAuth(owner): IngestAuth) -> ApiResult<Json<SdkPrompts>> {
     let templates = state.store.prompt_templates(owner.project_id, None).await?;
     Ok(Json(SdkPrompts { prompts: templates.iter().map(TemplateView::from).collect() }))
 }
@@ -196,7 +196,7 @@ pub async fn sdk_prompts(State(state): State<AppState>, Auth(owner): Auth) -> Ap
     get, path = "/prompt-ab-tests", tag = "sdk", operation_id = "sdk_list_prompt_ab_tests",
     responses((status = 200, body = AbTestList))
 )]
-pub async fn sdk_ab_tests(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<AbTestList>> {
+pub async fn sdk_ab_tests(State(state): State<AppState>, IngestAuth(owner): IngestAuth) -> ApiResult<Json<AbTestList>> {
     list_ab_tests(State(state), Auth(owner)).await
 }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Auth;
+use super::auth::{Auth, IngestAuth};
 use super::body::{parse_json, read_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{ApiPath, FromQuery, QueryFields, ValidQuery};
@@ -126,7 +126,11 @@ pub(super) fn request_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError
         )),
     )
 )]
-pub async fn ingest(State(state): State<AppState>, Auth(owner): Auth, request: Request) -> ApiResult<Response> {
+pub async fn ingest(
+    State(state): State<AppState>,
+    IngestAuth(owner): IngestAuth,
+    request: Request,
+) -> ApiResult<Response> {
     let encoding = request_encoding(request.headers())?;
     let body = read_body(request, &state).await?;
     let options =
@@ -187,6 +191,7 @@ async fn store_otlp(
     }
     let decoded = otlp::spans(export, options);
     store(state, project_id, &decoded.spans, options).await?;
+    crate::observe::ingest_rejected_items("spans", "invalid_id", decoded.rejected.len());
     Ok(otlp::response(&decoded.rejected))
 }
 
@@ -195,6 +200,7 @@ async fn store(state: &AppState, project_id: i64, spans: &[NewSpan], options: In
         return Ok(Default::default());
     }
     let stored = state.store.insert_spans(project_id, spans, options).await?;
+    crate::observe::ingest_accepted("spans", stored.stored);
     if stored.samples > 0 {
         state.samples_arrived.notify_one();
     }

@@ -2,7 +2,8 @@
 
 use sqlx::Row;
 
-use super::{get_bool, now_ms, Store, StoreResult};
+use super::{get_bool, get_enum, now_ms, Store, StoreResult};
+use crate::domain::KeyScope;
 
 /// Who a valid key belongs to.
 #[derive(Debug, Clone)]
@@ -11,11 +12,13 @@ pub struct KeyOwner {
     /// The project's privacy setting: when false, request/response content is dropped from
     /// stored spans (read with the key so trace ingest needs no extra query).
     pub capture_content: bool,
+    pub scope: KeyScope,
 }
 
 #[derive(Debug, Clone)]
 pub struct ApiKeyRow {
     pub prefix: String,
+    pub scope: KeyScope,
     pub project_name: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
@@ -36,28 +39,43 @@ impl Store {
             .try_get("id")?)
     }
 
-    pub async fn insert_api_key(&self, project_id: i64, prefix: &str, key_hash: &str) -> StoreResult<()> {
-        sqlx::query("INSERT INTO api_keys (project_id, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(project_id)
-            .bind(prefix)
-            .bind(key_hash)
-            .bind(now_ms())
-            .execute(&self.write)
-            .await?;
-        Ok(())
+    /// Stores a new key; the row as listed.
+    pub async fn insert_api_key(
+        &self,
+        project_id: i64,
+        prefix: &str,
+        key_hash: &str,
+        scope: KeyScope,
+    ) -> StoreResult<ApiKeyRow> {
+        let created_at = now_ms();
+        sqlx::query(
+            "INSERT INTO api_keys (project_id, prefix, key_hash, created_at, scope) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(project_id)
+        .bind(prefix)
+        .bind(key_hash)
+        .bind(created_at)
+        .bind(scope.as_str())
+        .execute(&self.write)
+        .await?;
+        Ok(ApiKeyRow { prefix: prefix.to_string(), scope, project_name: String::new(), created_at, revoked_at: None })
     }
 
     /// The owner of an active (not revoked) key with this hash.
     pub async fn find_active_key(&self, key_hash: &str) -> StoreResult<Option<KeyOwner>> {
         let row = sqlx::query(
-            "SELECT k.project_id, p.capture_content FROM api_keys k JOIN projects p ON p.id = k.project_id \
+            "SELECT k.project_id, k.scope, p.capture_content FROM api_keys k JOIN projects p ON p.id = k.project_id \
              WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
         )
         .bind(key_hash)
         .fetch_optional(&self.read)
         .await?;
         row.map(|r| {
-            Ok(KeyOwner { project_id: r.try_get("project_id")?, capture_content: get_bool(&r, "capture_content")? })
+            Ok(KeyOwner {
+                project_id: r.try_get("project_id")?,
+                capture_content: get_bool(&r, "capture_content")?,
+                scope: get_enum(&r, "scope")?,
+            })
         })
         .transpose()
     }
@@ -86,21 +104,42 @@ impl Store {
 
     pub async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRow>> {
         let rows = sqlx::query(
-            "SELECT k.prefix, p.name AS project_name, k.created_at, k.revoked_at FROM api_keys k \
+            "SELECT k.prefix, k.scope, p.name AS project_name, k.created_at, k.revoked_at FROM api_keys k \
              JOIN projects p ON p.id = k.project_id ORDER BY k.id",
         )
         .fetch_all(&self.read)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(ApiKeyRow {
-                    prefix: r.try_get("prefix")?,
-                    project_name: r.try_get("project_name")?,
-                    created_at: r.try_get("created_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(key_row).collect()
+    }
+
+    /// A project's keys, oldest first.
+    pub async fn project_api_keys(&self, project_id: i64) -> StoreResult<Vec<ApiKeyRow>> {
+        let rows = sqlx::query(
+            "SELECT k.prefix, k.scope, p.name AS project_name, k.created_at, k.revoked_at FROM api_keys k \
+             JOIN projects p ON p.id = k.project_id WHERE k.project_id = $1 ORDER BY k.id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(key_row).collect()
+    }
+
+    /// Revokes the project's active key with this prefix; the key as revoked, if there was one.
+    pub async fn revoke_project_key(&self, project_id: i64, prefix: &str) -> StoreResult<Option<ApiKeyRow>> {
+        let revoked_at = now_ms();
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE project_id = $2 AND prefix = $3 AND revoked_at IS NULL",
+        )
+        .bind(revoked_at)
+        .bind(project_id)
+        .bind(prefix)
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let keys = self.project_api_keys(project_id).await?;
+        Ok(keys.into_iter().rev().find(|k| k.prefix == prefix))
     }
 
     /// Revokes the active key shown as `prefix` by `keys list` (or whose full text hashes to
@@ -116,4 +155,14 @@ impl Store {
         .await?;
         Ok(done.rows_affected())
     }
+}
+
+fn key_row(r: &sqlx::any::AnyRow) -> StoreResult<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        prefix: r.try_get("prefix")?,
+        scope: get_enum(r, "scope")?,
+        project_name: r.try_get("project_name")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
 }

@@ -8,12 +8,14 @@ mod baselines;
 mod dashboard;
 mod drift_events;
 mod error;
+mod gauges;
 mod keys;
 mod log_records;
 mod logs;
 mod metrics;
 mod model_configs;
 mod prompts;
+mod retention;
 mod samples;
 mod scoring;
 mod spans;
@@ -36,12 +38,13 @@ pub use baselines::BaselineRow;
 pub use dashboard::{OverviewQuery, OverviewRow, OverviewSort, OverviewStatus, ScorePoint};
 pub use drift_events::DriftEventRow;
 pub use error::{Error as StoreError, StoreResult};
-pub use keys::KeyOwner;
+pub use keys::{ApiKeyRow, KeyOwner};
 pub use log_records::{LogRecordRow, LogRecordsStored, NewLogRecord};
 pub use logs::NewLog;
 pub use metrics::SessionMetricRow;
 pub use model_configs::{ModelConfigRow, ModelConfigVersion, SessionAssignment};
 pub use prompts::{PromptConfigRow, PromptPatch, PromptRow};
+pub use retention::{Pruned, RetentionOverrides, RetentionPatch};
 pub use samples::{SampleCounts, SampleRow};
 pub use scoring::{
     vector_from_bytes, BaselineUpdate, ClaimedSample, ExplainedSample, ExplainedSet, NewDriftEvent, ProjectInfo,
@@ -150,8 +153,37 @@ impl Store {
                 Store { backend, read: shared.clone(), write: shared, outbox: Default::default() }
             }
         };
+        if backend == Backend::Sqlite {
+            store.use_incremental_vacuum().await?;
+        }
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// SQLite files give deleted space back only with auto-vacuum, which must be chosen before
+    /// tables exist or set with a VACUUM: a new file gets it at once; an older one is rewritten
+    /// once (logged, as it takes a while on a large file).
+    async fn use_incremental_vacuum(&self) -> anyhow::Result<()> {
+        const INCREMENTAL: i64 = 2;
+        let mut conn = self.write.acquire().await?;
+        let mode: i64 = sqlx::query("PRAGMA auto_vacuum").fetch_one(&mut *conn).await?.try_get(0)?;
+        if mode == INCREMENTAL {
+            return Ok(());
+        }
+        let tables: i64 = sqlx::query("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *conn).await?;
+        let started = std::time::Instant::now();
+        if tables > 0 {
+            tracing::info!("turning on incremental auto-vacuum: rewriting the database file once");
+        }
+        sqlx::query("VACUUM").execute(&mut *conn).await?;
+        if tables > 0 {
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "database file rewritten");
+        }
+        Ok(())
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
@@ -169,10 +201,15 @@ impl Store {
     /// one waits under `busy_timeout`. In this process the single write connection already
     /// queues writers, so nothing waits longer than before.
     pub(super) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.write.begin().await?,
-        })
+        let started = std::time::Instant::now();
+        let waiting = crate::observe::WriteWaiting::start();
+        let tx = match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.write.begin().await,
+        };
+        drop(waiting);
+        crate::observe::write_wait(started.elapsed());
+        Ok(tx?)
     }
 
     /// True when the database answers a trivial query.

@@ -15,14 +15,17 @@ mod session;
 mod templates;
 mod traces;
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::{Extension, Form, Router};
 use serde::Deserialize;
 
 use crate::apikey;
+use crate::domain::KeyScope;
 use crate::http::auth::Auth;
 use crate::http::AppState;
 use crate::store::{now_ms, KeyOwner};
@@ -76,8 +79,13 @@ pub fn prompt_href(name: &str) -> String {
 }
 
 /// What the REST handlers the dashboard calls see: the session's project, as a key would.
+/// The session's rights for the REST handlers: only admin keys can sign in (see [`sign_in`]).
 fn auth(signed_in: &SignedIn) -> Auth {
-    Auth(KeyOwner { project_id: signed_in.session.project_id, capture_content: signed_in.session.capture_content })
+    Auth(KeyOwner {
+        project_id: signed_in.session.project_id,
+        capture_content: signed_in.session.capture_content,
+        scope: KeyScope::Admin,
+    })
 }
 
 async fn sign_in_form() -> Response {
@@ -90,18 +98,44 @@ struct SignInForm {
     api_key: String,
 }
 
-async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<SignInForm>) -> Response {
+async fn sign_in(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
     if !session::same_origin(&headers) {
         return layout::error_page(StatusCode::FORBIDDEN, "This form must be sent from this server's own page.");
     }
+    // the API's failed-key budget per address applies to the form too
+    let ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    if ip.is_some_and(|ip| state.guards.failed_auth.check(&ip).is_err()) {
+        return layout::page(
+            StatusCode::TOO_MANY_REQUESTS,
+            layout::sign_in(Some("Too many invalid keys from this address: wait a minute and try again.")),
+        );
+    }
     let key_hash = apikey::hash(form.api_key.trim());
     match state.store.find_active_key(&key_hash).await {
-        Ok(Some(_)) => {}
+        Ok(Some(owner)) if owner.scope == KeyScope::Admin => {}
+        Ok(Some(_)) => {
+            // an ingest key is embedded in apps; the dashboard can change everything
+            return layout::page(
+                StatusCode::FORBIDDEN,
+                layout::sign_in(Some(
+                    "That is an ingest key, for SDKs and exporters. The dashboard needs an admin key \
+                     (driftballoon keys create --project NAME --scope admin).",
+                )),
+            );
+        }
         Ok(None) => {
+            if let Some(ip) = ip {
+                let _ = state.guards.failed_auth.take(&ip);
+            }
             return layout::page(
                 StatusCode::UNAUTHORIZED,
                 layout::sign_in(Some("That API key is not valid or was revoked.")),
-            )
+            );
         }
         Err(e) => return layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }

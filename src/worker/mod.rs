@@ -83,7 +83,11 @@ async fn claim_loop(
             continue;
         }
         let texts = claimed.iter().map(|s| s.response_text.clone()).collect();
+        let model_run = std::time::Instant::now();
         let vectors = embedder.embed(texts).await.map_err(|e| e.to_string());
+        if vectors.is_ok() {
+            crate::observe::embedded(claimed.len(), model_run.elapsed());
+        }
         if done.send(Embedded { samples: claimed, vectors }).await.is_err() {
             return;
         }
@@ -104,8 +108,9 @@ async fn write_loop(store: Store, model_id: String, settings: WorkerSettings, mu
             Err(error) => {
                 tracing::error!(%error, samples = batch.samples.len(), "embedding failed");
                 for s in batch.samples.iter().filter(|s| s.attempts >= settings.max_attempts) {
-                    if let Err(e) = store.mark_failed(s.id, &error).await {
-                        tracing::warn!(error = %e, "could not mark sample failed");
+                    match store.mark_failed(s.id, &error).await {
+                        Ok(()) => crate::observe::samples_failed(1),
+                        Err(e) => tracing::warn!(error = %e, "could not mark sample failed"),
                     }
                 }
                 continue;

@@ -57,6 +57,7 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
     let mut status = original_status;
     let mut active = original_active;
     let mut scored = 0;
+    let mut fired = Vec::new();
 
     for sample in &samples {
         let Some(vector) = &sample.vector else { break };
@@ -117,6 +118,7 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
                 explanation: Some(&explanation),
             };
             let (id, at) = tx.insert_event(&new_drift_event(&detected)).await?;
+            fired.push(detected.kind.as_str());
             let project = tx.project().await?.name;
             let source = PromptRef { project: &project, prompt: &prompt_name };
             let event = events::drift_detected(&source, &DetectedDrift { drift_event_id: id, ..detected }, at);
@@ -149,6 +151,9 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
         tx.update_prompt(status, active).await?;
     }
     tx.commit().await?;
+    for kind in fired {
+        crate::observe::drift_event(kind);
+    }
     tracing::debug!(
         prompt_id,
         scored,

@@ -317,12 +317,18 @@ def main():
             expect(page.locator("#delivery-list")).to_contain_text("delivered")
             s.visit("alert-channel", OUT)
 
-            step = "project settings: content capture"
+            step = "project settings: content capture and retention"
             page.get_by_role("link", name="Project").click()
             page.get_by_label("Capture prompt and response content from traces").uncheck()
+            page.get_by_label("Traces, spans and log records").fill("3")
+            page.get_by_label("Custom metrics").fill("")
             page.get_by_role("button", name="Save").click()
             expect(page.locator(".notice")).to_contain_text("saved")
-            assert API.get("/api/v1/project").json()["capture_content"] is False
+            project = API.get("/api/v1/project").json()
+            assert project["capture_content"] is False, project
+            assert project["retention"]["traces_days"] == 3, project
+            assert project["retention"]["metrics_days"] == project["retention_defaults"]["metrics_days"], project
+            expect(page.get_by_label("Traces, spans and log records")).to_have_value("3")
             s.visit("project", OUT)
 
             step = "errors are pages, not JSON"
