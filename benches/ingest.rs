@@ -92,7 +92,11 @@ fn span_export(n: usize) -> Value {
 async fn prune_run(kind: Kind, spans: usize, seconds: u64) {
     let Some(db) = TestDb::new(kind).await else { return };
     // no worker: the logs stay pending, so only ingest and the pruner use the writer
-    let env = [("DRIFTBALLOON_WORKER_ENABLED", "false"), common::NO_RATE_LIMIT, ("RUST_LOG", "warn")];
+    let env = [
+        ("DRIFTBALLOON_WORKER_ENABLED", "false"),
+        common::NO_RATE_LIMIT,
+        ("RUST_LOG", "warn,driftballoon::server=info"),
+    ];
     let mut server = TestServer::start(&db, &[&env[..], &[("DRIFTBALLOON_RETENTION_INTERVAL_SECS", "86400")]].concat());
     let key = server.first_key.clone().unwrap();
     let http = reqwest::Client::new();

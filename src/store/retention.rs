@@ -39,7 +39,8 @@ pub enum Pruned {
     /// Scored or failed samples no drift event refers to; never the ones a baseline learnt
     /// from (they have no similarity) nor any still waiting to be scored.
     Samples,
-    /// Traces by start time, with their spans.
+    /// Traces by start time, with their spans; a batch is a tenth as many traces as rows
+    /// (traces hold about ten spans; a rare huge one makes one longer batch).
     Traces,
     /// OTLP log records by arrival time.
     LogRecords,
@@ -61,6 +62,14 @@ impl Pruned {
             Pruned::LogRecords => "log_records",
             Pruned::Sessions => "model_sessions",
             Pruned::Metrics => "session_metrics",
+        }
+    }
+
+    /// The batch size, in this kind's units, for `batch_rows` rows.
+    pub fn batch_size(self, batch_rows: i64) -> i64 {
+        match self {
+            Pruned::Traces => (batch_rows / 10).max(1),
+            _ => batch_rows,
         }
     }
 
@@ -143,16 +152,25 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes one batch of `what` older than `cutoff_ms` in one transaction; the rows deleted.
-    pub async fn prune_batch(&self, what: Pruned, project_id: i64, cutoff_ms: i64, limit: i64) -> StoreResult<u64> {
+    /// Deletes one batch of at most `limit` of `what` older than `cutoff_ms` in one
+    /// transaction: the rows deleted, and whether the batch was full (so more may be left).
+    pub async fn prune_batch(
+        &self,
+        what: Pruned,
+        project_id: i64,
+        cutoff_ms: i64,
+        limit: i64,
+    ) -> StoreResult<(u64, bool)> {
         let mut tx = self.begin_write().await?;
-        let mut deleted = 0;
+        let (mut deleted, mut last) = (0, 0);
         for sql in what.statements() {
-            deleted +=
+            last =
                 sqlx::query(sql).bind(project_id).bind(cutoff_ms).bind(limit).execute(&mut *tx).await?.rows_affected();
+            deleted += last;
         }
         tx.commit().await?;
-        Ok(deleted)
+        // the last statement deletes the batch's own rows (traces, after their spans)
+        Ok((deleted, last >= limit as u64))
     }
 
     /// Gives up to `pages` free pages back to the file system (SQLite with incremental
