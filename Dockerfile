@@ -25,7 +25,8 @@ FROM debian:bookworm-slim AS runtime
 # path missing from the image as root, and a fresh volume copies the image's owner.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
-    && rm -rf /var/lib/apt/lists/* \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && useradd --system --uid 10001 --home-dir /var/lib/driftballoon --create-home driftballoon \
     && mkdir -p /var/lib/driftballoon/data \
     && chown driftballoon:driftballoon /var/lib/driftballoon/data \
