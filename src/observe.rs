@@ -86,20 +86,25 @@ pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
     .record(elapsed.as_secs_f64());
 }
 
-/// Counts a request as in flight until dropped (also when it is cancelled).
-pub struct ActiveRequest(());
+/// Adds one to a gauge until dropped, so the count stays right when the work is cancelled.
+pub struct InProgress(&'static str);
 
-impl ActiveRequest {
-    pub fn start() -> Self {
-        gauge!("http_server_active_requests").increment(1.0);
-        ActiveRequest(())
+impl InProgress {
+    fn start(gauge: &'static str) -> Self {
+        gauge!(gauge).increment(1.0);
+        InProgress(gauge)
     }
 }
 
-impl Drop for ActiveRequest {
+impl Drop for InProgress {
     fn drop(&mut self) {
-        gauge!("http_server_active_requests").decrement(1.0);
+        gauge!(self.0).decrement(1.0);
     }
+}
+
+/// A request in flight, until dropped.
+pub fn active_request() -> InProgress {
+    InProgress::start("http_server_active_requests")
 }
 
 /// What an ingest route carries, for the ingest counters.
@@ -162,20 +167,9 @@ pub fn write_wait(waited: Duration) {
     histogram!("driftballoon_db_write_wait_seconds").record(waited.as_secs_f64());
 }
 
-/// Counts a write transaction as waiting until dropped (also when its request is cancelled).
-pub struct WriteWaiting(());
-
-impl WriteWaiting {
-    pub fn start() -> Self {
-        gauge!("driftballoon_db_write_waiting").increment(1.0);
-        WriteWaiting(())
-    }
-}
-
-impl Drop for WriteWaiting {
-    fn drop(&mut self) {
-        gauge!("driftballoon_db_write_waiting").decrement(1.0);
-    }
+/// A write transaction waiting for its connection, until dropped.
+pub fn write_waiting() -> InProgress {
+    InProgress::start("driftballoon_db_write_waiting")
 }
 
 pub fn retention_deleted(table: &'static str, rows: u64) {

@@ -44,19 +44,14 @@ async fn key_owner(parts: &Parts, state: &AppState) -> Result<KeyOwner, ApiError
         Some(owner) => owner,
         None => {
             let ip = limits::client_ip(parts);
-            if let Some(ip) = ip.filter(|_| !guards.keys.known(&key_hash)) {
-                guards.failed_auth.check(&ip).map_err(too_many_failures)?;
-            }
+            guards.admit_key_check(ip, &key_hash).map_err(too_many_failures)?;
             match state.store.find_active_key(&key_hash).await? {
                 Some(owner) => {
                     guards.keys.insert(&key_hash, &owner);
                     owner
                 }
                 None => {
-                    if let Some(ip) = ip {
-                        let _ = guards.failed_auth.take(&ip);
-                    }
-                    observe::auth_failed();
+                    guards.key_check_failed(ip);
                     return Err(ApiError::unauthorized("invalid or revoked API key"));
                 }
             }

@@ -50,8 +50,12 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         self.rate > 0.0
     }
 
-    /// The bucket of `key` refilled to now, and the map it lives in.
-    fn with_bucket<T>(&self, key: &K, f: impl FnOnce(&mut Bucket, f64, f64) -> T) -> T {
+    /// Refills `key`'s bucket to now and, if it holds a token, takes it when `spend` says so;
+    /// else says how long until a token is there.
+    fn acquire(&self, key: &K, spend: bool) -> Result<(), Duration> {
+        if !self.enabled() {
+            return Ok(());
+        }
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate limiter lock");
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
@@ -61,36 +65,23 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         let bucket = buckets.entry(key.clone()).or_insert(Bucket { tokens: self.burst, updated: now });
         bucket.tokens = (bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * self.rate).min(self.burst);
         bucket.updated = now;
-        f(bucket, self.rate, self.burst)
+        if bucket.tokens < 1.0 {
+            return Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate));
+        }
+        if spend {
+            bucket.tokens -= 1.0;
+        }
+        Ok(())
     }
 
     /// Takes one token, or says how long until one is there.
     pub fn take(&self, key: &K) -> Result<(), Duration> {
-        if !self.enabled() {
-            return Ok(());
-        }
-        self.with_bucket(key, |bucket, rate, _| {
-            if bucket.tokens >= 1.0 {
-                bucket.tokens -= 1.0;
-                Ok(())
-            } else {
-                Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
-            }
-        })
+        self.acquire(key, true)
     }
 
     /// Whether `key` has a token left, without taking it.
     pub fn check(&self, key: &K) -> Result<(), Duration> {
-        if !self.enabled() {
-            return Ok(());
-        }
-        self.with_bucket(key, |bucket, rate, _| {
-            if bucket.tokens >= 1.0 {
-                Ok(())
-            } else {
-                Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
-            }
-        })
+        self.acquire(key, false)
     }
 }
 
@@ -166,6 +157,25 @@ impl Guards {
             ),
             in_flight: Arc::new(Semaphore::new(settings.max_concurrent_requests as usize)),
         }
+    }
+}
+
+impl Guards {
+    /// Before a key is looked up: an address over its failed-auth budget is refused (with the
+    /// wait) unless the key was valid here lately (see [`KeyCache::known`]).
+    pub fn admit_key_check(&self, ip: Option<IpAddr>, key_hash: &str) -> Result<(), Duration> {
+        match ip {
+            Some(ip) if !self.keys.known(key_hash) => self.failed_auth.check(&ip),
+            _ => Ok(()),
+        }
+    }
+
+    /// After a lookup found no valid key: spends one of the address's failed-auth budget.
+    pub fn key_check_failed(&self, ip: Option<IpAddr>) {
+        if let Some(ip) = ip {
+            let _ = self.failed_auth.take(&ip);
+        }
+        crate::observe::auth_failed();
     }
 }
 

@@ -17,7 +17,7 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let method = request.method().clone();
     let started = Instant::now();
-    let active = observe::ActiveRequest::start();
+    let active = observe::active_request();
     let response = next.run(request).await;
     drop(active);
     // unmatched paths share one label value: raw paths would make one series per URL

@@ -126,20 +126,16 @@ impl Store {
 
     /// Revokes the project's active key with this prefix; the key as revoked, if there was one.
     pub async fn revoke_project_key(&self, project_id: i64, prefix: &str) -> StoreResult<Option<ApiKeyRow>> {
-        let revoked_at = now_ms();
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE project_id = $2 AND prefix = $3 AND revoked_at IS NULL",
+        let row = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE project_id = $2 AND prefix = $3 AND revoked_at IS NULL \
+             RETURNING prefix, scope, '' AS project_name, created_at, revoked_at",
         )
-        .bind(revoked_at)
+        .bind(now_ms())
         .bind(project_id)
         .bind(prefix)
-        .execute(&self.write)
+        .fetch_optional(&self.write)
         .await?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let keys = self.project_api_keys(project_id).await?;
-        Ok(keys.into_iter().rev().find(|k| k.prefix == prefix))
+        row.as_ref().map(key_row).transpose()
     }
 
     /// Revokes the active key shown as `prefix` by `keys list` (or whose full text hashes to

@@ -202,7 +202,7 @@ impl Store {
     /// queues writers, so nothing waits longer than before.
     pub(super) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
         let started = std::time::Instant::now();
-        let waiting = crate::observe::WriteWaiting::start();
+        let waiting = crate::observe::write_waiting();
         let tx = match self.backend {
             Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.write.begin().await,

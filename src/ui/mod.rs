@@ -109,13 +109,13 @@ async fn sign_in(
     }
     // the API's failed-key budget per address applies to the form too
     let ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
-    if ip.is_some_and(|ip| state.guards.failed_auth.check(&ip).is_err()) {
+    let key_hash = apikey::hash(form.api_key.trim());
+    if state.guards.admit_key_check(ip, &key_hash).is_err() {
         return layout::page(
             StatusCode::TOO_MANY_REQUESTS,
             layout::sign_in(Some("Too many invalid keys from this address: wait a minute and try again.")),
         );
     }
-    let key_hash = apikey::hash(form.api_key.trim());
     match state.store.find_active_key(&key_hash).await {
         Ok(Some(owner)) if owner.scope == KeyScope::Admin => {}
         Ok(Some(_)) => {
@@ -129,9 +129,7 @@ async fn sign_in(
             );
         }
         Ok(None) => {
-            if let Some(ip) = ip {
-                let _ = state.guards.failed_auth.take(&ip);
-            }
+            state.guards.key_check_failed(ip);
             return layout::page(
                 StatusCode::UNAUTHORIZED,
                 layout::sign_in(Some("That API key is not valid or was revoked.")),
