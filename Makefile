@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run build test models bench-ingest bench-spans bench-quality bench-throughput bench-alerts bench-pages sdk-venv postgres browser-deps
+.PHONY: run build test models bench bench-worker bench-ingest bench-spans bench-quality bench-throughput bench-alerts bench-pages sdk-venv postgres browser-deps
 
 ## Start the server on the embedded SQLite default (./data/driftballoon.db), port 8080.
 run: models
@@ -32,6 +32,17 @@ test: models sdk-venv postgres browser-deps
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" DRIFTBALLOON_REQUIRE_POSTGRES=1 cargo test --lib --bins --tests
+
+## The performance benchmarks (ingest, spans, throughput, worker) and one table of their figures
+## against the targets. DRIFTBALLOON_BENCH_BEFORE=<older binary> adds a before column.
+bench: models
+	bash scripts/quality-data.sh
+	bash scripts/bench-venv.sh .venv-bench
+	TEST_DATABASE_URL="$(PG_ADMIN_URL)" bash scripts/bench.sh
+
+## Idle and peak memory, fairness under a 100,000-sample backlog, a sample that fails to embed.
+bench-worker: models
+	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench worker
 
 ## Detection quality end to end on real corpora (see BENCHMARKS.md): starts a release server.
 bench-quality: models

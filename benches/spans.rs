@@ -189,11 +189,21 @@ async fn run(kind: Kind, shape: Shape, seconds: u64, clients: usize) {
     .await;
     let pct = |p: f64| common::percentile_ms(&latencies, p);
     let requests = latencies.len() as f64;
+    let spans_per_second = requests * BATCH as f64 / elapsed;
+    let targets = match shape {
+        Shape::Plain => Some("without content: >= 20,000"),
+        Shape::Genai => Some("with content (drift samples): >= 12,000"),
+        _ => None,
+    };
+    if let Some(target) = targets {
+        let (what, target) = target.split_once(": ").unwrap();
+        println!("SUMMARY|{kind:?}: OTLP spans/s {what}|{:.0}|{target}", spans_per_second);
+    }
     println!(
         "{:<9} {:<13} clients={clients:<3} spans/s={:>7.0} requests/s={:>6.1} p50={:>7.2}ms p99={:>7.2}ms ({} requests in {:.1}s)",
         format!("{kind:?}"),
         if shape == Shape::GenaiLogs { "genai+logs".to_string() } else { format!("{shape:?}").to_lowercase() },
-        requests * BATCH as f64 / elapsed,
+        spans_per_second,
         requests / elapsed,
         pct(0.50),
         pct(0.99),

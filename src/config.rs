@@ -221,7 +221,7 @@ impl Settings {
                 "expected empty (serve /metrics on `listen`) or host:port",
             );
         }
-        let positive: [(&str, u64); 25] = [
+        let positive: [(&str, u64); 24] = [
             ("rate_limit_burst", self.rate_limit_burst),
             ("max_concurrent_requests", self.max_concurrent_requests),
             ("retention_interval_secs", self.retention_interval_secs),
@@ -229,7 +229,6 @@ impl Settings {
             ("header_read_timeout_secs", self.header_read_timeout_secs),
             ("max_connections", self.max_connections),
             ("shutdown_grace_secs", self.shutdown_grace_secs),
-            ("embed_threads", self.embed_threads as u64),
             ("worker_batch_size", self.worker_batch_size as u64),
             ("embed_max_batch_tokens", self.embed_max_batch_tokens as u64),
             ("worker_claim_timeout_secs", self.worker_claim_timeout_secs),

@@ -9,6 +9,7 @@ pub mod drift;
 pub mod embed;
 pub mod http;
 pub mod observe;
+pub mod resources;
 pub mod retention;
 pub mod server;
 pub mod store;

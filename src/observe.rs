@@ -37,6 +37,8 @@ fn describe() {
     describe_histogram!("http_server_request_duration_seconds", Unit::Seconds, "Duration of HTTP server requests");
     describe_gauge!("http_server_active_requests", "HTTP server requests in flight");
     describe_counter!("driftballoon_ingest_accepted_total", "Items stored: logs, spans, log records");
+    describe_counter!("driftballoon_ingest_commits_total", "SQLite group commits of log batches");
+    describe_counter!("driftballoon_ingest_committed_requests_total", "Log batches committed by SQLite group commits");
     describe_counter!(
         "driftballoon_ingest_rejected_items_total",
         "Items refused inside an accepted export (OTLP partial success), by reason"
@@ -117,6 +119,12 @@ pub fn ingest_signal(route: &str) -> Option<&'static str> {
         "/spans" => Some("metrics"),
         _ => None,
     }
+}
+
+/// SQLite group commit: one transaction committed `requests` log batches together.
+pub fn ingest_group(requests: usize) {
+    counter!("driftballoon_ingest_commits_total").increment(1);
+    counter!("driftballoon_ingest_committed_requests_total").increment(requests as u64);
 }
 
 pub fn ingest_accepted(signal: &'static str, items: usize) {

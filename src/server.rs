@@ -160,12 +160,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(settings = ?settings, "starting driftballoon {}", env!("CARGO_PKG_VERSION"));
     // Load the model before touching anything else: a server that cannot embed must not start.
     let embedder = if settings.worker_enabled {
-        let embedder_settings =
-            EmbedderSettings { model_dir: settings.model_dir.clone().into(), threads: settings.embed_threads };
+        let threads = crate::resources::embed_threads(settings.embed_threads);
+        let embedder_settings = EmbedderSettings { model_dir: settings.model_dir.clone().into(), threads };
         let handle = EmbedderHandle::start(embedder_settings, settings.embed_max_batch_tokens)
             .await
             .context("cannot load the embedding model (DRIFTBALLOON_MODEL_DIR)")?;
-        tracing::info!(model = handle.model_id(), threads = settings.embed_threads, "embedding model loaded");
+        tracing::info!(model = handle.model_id(), threads, "embedding model loaded");
         Some(handle)
     } else {
         tracing::info!("embedding worker disabled (DRIFTBALLOON_WORKER_ENABLED=false): API only");

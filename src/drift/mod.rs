@@ -29,6 +29,7 @@
 //! - An episode: a detector fires once, then stays quiet until its condition has been clear for
 //!   a whole window; so one event per episode, never one per sample.
 
+mod codec;
 pub mod explain;
 mod stats;
 
@@ -36,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::ContinuousCDF;
 use std::collections::VecDeque;
 
+pub use codec::DecodeError;
 pub use stats::RunningStats;
 
 /// Samples in the recent window the detectors look at.

@@ -10,6 +10,15 @@ pub struct RunningStats {
 }
 
 impl RunningStats {
+    /// (count, mean, sum of squared deviations): the state, for storing.
+    pub fn parts(&self) -> (u64, f64, f64) {
+        (self.n, self.mean, self.m2)
+    }
+
+    pub fn from_parts(n: u64, mean: f64, m2: f64) -> Self {
+        RunningStats { n, mean, m2 }
+    }
+
     pub fn push(&mut self, x: f64) {
         self.n += 1;
         let delta = x - self.mean;

@@ -207,3 +207,86 @@ fn state_survives_serialisation() {
     let v = sample(&mut rng, &centre, 0.05);
     assert_eq!(a.observe(&v, 130, &defaults()), b.observe(&v, 130, &defaults()));
 }
+
+/// Feeds `n` samples of one topic to `baseline` and returns the outcomes.
+fn feed(baseline: &mut Baseline, rng: &mut StdRng, centre: &[f64], n: usize) -> Vec<Outcome> {
+    (0..n).map(|_| baseline.observe(&sample(rng, centre, 0.05), length(rng, 300.0), &defaults())).collect()
+}
+
+#[test]
+fn binary_state_round_trips_in_every_phase_and_scores_the_same() {
+    let mut rng = StdRng::seed_from_u64(31);
+    let (centre, elsewhere) = (topic(&mut rng), topic(&mut rng));
+    let mut baseline = Baseline::new();
+    // learning (10 of 30), ready with a part-filled window, full window, then drifting
+    for (n, centre) in [(10, &centre), (25, &centre), (40, &centre), (30, &elsewhere)] {
+        feed(&mut baseline, &mut rng, centre, n);
+        let restored = Baseline::from_stored(&baseline.to_bytes()).expect("binary state reads back");
+        assert_eq!(restored.to_bytes(), baseline.to_bytes());
+        // the restored engine answers the next samples exactly as the original does
+        let (mut a, mut b) = (baseline.clone(), restored);
+        let mut twin = rng.clone();
+        assert_eq!(feed(&mut a, &mut rng, centre, 25), feed(&mut b, &mut twin, centre, 25));
+    }
+}
+
+#[test]
+fn json_states_written_by_earlier_versions_still_load() {
+    let mut rng = StdRng::seed_from_u64(32);
+    let centre = topic(&mut rng);
+    for n in [12, 60] {
+        let mut baseline = Baseline::new();
+        feed(&mut baseline, &mut rng, &centre, n);
+        let json = serde_json::to_vec(&baseline).unwrap();
+        let mut from_json = Baseline::from_stored(&json).expect("a JSON state reads");
+        assert_eq!((from_json.status(), from_json.sample_count()), (baseline.status(), baseline.sample_count()));
+        // JSON decimals round-trip to within the last bit: the same answers, to 1e-9
+        let mut twin = rng.clone();
+        let original = feed(&mut baseline, &mut rng, &centre, 30);
+        let restored = feed(&mut from_json, &mut twin, &centre, 30);
+        for (a, b) in original.iter().zip(&restored) {
+            assert_eq!(a.signals.len(), b.signals.len());
+            for (x, y) in
+                [(a.similarity, b.similarity), (a.semantic_score, b.semantic_score), (a.length_score, b.length_score)]
+            {
+                assert!(
+                    x.zip(y).is_none_or(|(x, y)| (x - y).abs() < 1e-9) && x.is_some() == y.is_some(),
+                    "{x:?} {y:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn damaged_binary_states_are_errors_not_panics() {
+    let mut rng = StdRng::seed_from_u64(33);
+    let centre = topic(&mut rng);
+    let mut baseline = Baseline::new();
+    feed(&mut baseline, &mut rng, &centre, 50);
+    let bytes = baseline.to_bytes();
+    for cut in [0, 3, 4, 5, 100, bytes.len() - 1] {
+        assert!(Baseline::from_stored(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut huge_length = bytes.clone();
+    huge_length[5..13].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(Baseline::from_stored(&huge_length).is_err());
+    assert!(Baseline::from_stored(b"XXXX").is_err());
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(Baseline::from_stored(&longer), Err(DecodeError::TrailingBytes)));
+}
+
+#[test]
+fn a_learning_state_at_the_largest_baseline_stays_small() {
+    let mut rng = StdRng::seed_from_u64(34);
+    let centre = topic(&mut rng);
+    let mut baseline = Baseline::new();
+    let t = Thresholds { min_baseline_samples: 2_001, ..defaults() };
+    for _ in 0..2_000 {
+        baseline.observe(&sample(&mut rng, &centre, 0.05), 300, &t);
+    }
+    let (binary, json) = (baseline.to_bytes().len(), serde_json::to_vec(&baseline).unwrap().len());
+    assert!(binary < 3_200_000, "{binary} bytes");
+    assert!(binary * 2 < json, "binary {binary} vs JSON {json}");
+}

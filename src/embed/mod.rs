@@ -225,15 +225,17 @@ impl Embedder {
         let model_id = format!("{MODEL_NAME}@{}", &model_sha256[..12]);
 
         let model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
-        let mut options = InitOptionsUserDefined::new()
+        let options = InitOptionsUserDefined::new()
             .with_environment(environment)
             .with_max_length(MAX_TOKENS)
-            .with_intra_threads(settings.threads);
-        if settings.threads > 1 {
-            // Idle intra-op workers sleep instead of busy-waiting, so an idle
-            // server does not burn CPU and the HTTP side keeps its cores.
-            options = options.with_session_config("session.intra_op.allow_spinning", "0");
-        }
+            .with_intra_threads(settings.threads)
+            // Idle intra-op workers sleep instead of busy-waiting, so an idle server does not
+            // burn CPU and the HTTP side gets its cores back the moment a run ends.
+            .with_session_config("session.intra_op.allow_spinning", "0")
+            // No CPU arena: ONNX Runtime's arena keeps the largest run's buffers for the life
+            // of the session (tens of MiB after one batch of long texts); plain malloc gives
+            // them back, at a cost within the noise of a run (see BENCHMARKS.md).
+            .with_execution_providers(vec![ort::ep::CPU::default().with_arena_allocator(false).build()]);
         let model = TextEmbedding::try_new_from_user_defined(model, options)
             .map_err(|source| EmbedError::ModelInit { dir: dir.clone(), source })?;
 

@@ -3,7 +3,7 @@
 //! error code is classified here, in one place.
 
 /// What went wrong with a storage operation.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The database cannot be reached or is overloaded right now; the same call may succeed
     /// later (pool timeout, connection lost, SQLite busy, Postgres shutting down, deadlock).

@@ -383,6 +383,42 @@ pub(super) async fn attach_sample(
     Ok(())
 }
 
+/// [`attach_sample`] for many new spans at once: their samples in multi-row inserts and the
+/// links in one statement per 200 spans. Returns how many samples were made.
+pub(super) async fn attach_samples(
+    tx: &mut Transaction<'static, Any>,
+    samples: &mut SampleInserter,
+    project_id: i64,
+    spans: &[(i64, &super::NewLog)],
+) -> StoreResult<usize> {
+    const LINKS_PER_UPDATE: usize = 200;
+    let logs: Vec<&super::NewLog> = spans.iter().map(|(_, log)| *log).collect();
+    let sample_ids = samples.insert_many_in(tx, project_id, &logs).await?;
+    let links: Vec<(i64, i64)> = spans.iter().map(|(span_row_id, _)| *span_row_id).zip(sample_ids).collect();
+    for chunk in links.chunks(LINKS_PER_UPDATE) {
+        let cases: Vec<String> = (0..chunk.len()).map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2)).collect();
+        let ids: Vec<String> = (0..chunk.len()).map(|i| format!("${}", 2 * i + 1)).collect();
+        let sql = format!(
+            "UPDATE spans SET sample_id = CASE id {} END WHERE id IN ({}) AND sample_id IS NULL",
+            cases.join(" "),
+            ids.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (span_row_id, sample_id) in chunk {
+            query = query.bind(*span_row_id).bind(*sample_id);
+        }
+        let linked = query.execute(&mut **tx).await?.rows_affected();
+        if linked != chunk.len() as u64 {
+            return Err(StoreError::Other(format!(
+                "{} of {} new spans already had a drift sample",
+                chunk.len() as u64 - linked,
+                chunk.len()
+            )));
+        }
+    }
+    Ok(spans.len())
+}
+
 /// New content records for calls whose spans may already be stored: each stored LLM span takes
 /// the content it lacks and, if it has no sample yet, the sample. One lookup for the spans and
 /// one for the content, however many calls. Returns how many samples were made.

@@ -1,9 +1,10 @@
 //! Ingest: a batch of logs becomes samples in one transaction, so a batch is stored whole or
 //! not at all, and ids are returned only after the commit.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use super::prompts::{get_or_create_prompt, PromptHandle};
 use super::{now_ms, Store, StoreResult};
@@ -16,6 +17,11 @@ pub struct NewLog {
     pub input_text: Option<String>,
     pub model: Option<String>,
 }
+
+/// Columns of one sample row and rows per INSERT statement: 8 x 250 = 2,000 parameters, far
+/// below both databases' limits, and statements small enough to plan quickly.
+const COLUMNS: usize = 8;
+const ROWS_PER_INSERT: usize = 250;
 
 /// Inserts pending samples inside a caller's transaction, looking each prompt up (or creating
 /// it) once per transaction. Shared by log ingest and trace ingest.
@@ -39,40 +45,82 @@ impl SampleInserter {
         project_id: i64,
         log: &NewLog,
     ) -> StoreResult<i64> {
-        if !self.prompts.contains_key(&log.prompt_name) {
-            let handle = get_or_create_prompt(tx, project_id, &log.prompt_name).await?;
-            self.prompts.insert(log.prompt_name.clone(), handle);
+        let ids = self.insert_many_in(tx, project_id, std::slice::from_ref(log)).await?;
+        Ok(ids[0])
+    }
+
+    /// Inserts the logs with multi-row statements; returns their ids in the order given.
+    pub(super) async fn insert_many_in<L: Borrow<NewLog>>(
+        &mut self,
+        tx: &mut AnyConnection,
+        project_id: i64,
+        logs: &[L],
+    ) -> StoreResult<Vec<i64>> {
+        for log in logs.iter().map(Borrow::borrow) {
+            if !self.prompts.contains_key(&log.prompt_name) {
+                let handle = get_or_create_prompt(tx, project_id, &log.prompt_name).await?;
+                self.prompts.insert(log.prompt_name.clone(), handle);
+            }
         }
-        let prompt = &self.prompts[&log.prompt_name];
-        let row = sqlx::query(
-            "INSERT INTO samples (project_id, prompt_id, prompt_version, input_text, response_text, model, \
-                                  response_length, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(project_id)
-        .bind(prompt.id)
-        .bind(prompt.active_prompt.as_str())
-        .bind(log.input_text.as_deref())
-        .bind(&log.response_text)
-        .bind(log.model.as_deref())
-        .bind(log.response_text.chars().count() as i64)
-        .bind(self.received_at)
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(row.try_get("id")?)
+        let mut ids = Vec::with_capacity(logs.len());
+        for chunk in logs.chunks(ROWS_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * COLUMNS;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6,
+                        p + 7,
+                        p + 8
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO samples (project_id, prompt_id, prompt_version, input_text, response_text, model, \
+                                      response_length, received_at) VALUES {} RETURNING id",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for log in chunk.iter().map(Borrow::borrow) {
+                let prompt = &self.prompts[&log.prompt_name];
+                query = query
+                    .bind(project_id)
+                    .bind(prompt.id)
+                    .bind(prompt.active_prompt.as_str())
+                    .bind(log.input_text.as_deref())
+                    .bind(log.response_text.as_str())
+                    .bind(log.model.as_deref())
+                    .bind(log.response_text.chars().count() as i64)
+                    .bind(self.received_at);
+            }
+            let rows = query.fetch_all(&mut *tx).await?;
+            // Both databases number the rows of one statement in the order of its VALUES, but
+            // neither promises RETURNING in that order: sorting the new ids restores it.
+            let mut chunk_ids = rows.iter().map(|r| r.try_get::<i64, _>("id")).collect::<Result<Vec<_>, _>>()?;
+            chunk_ids.sort_unstable();
+            ids.extend(chunk_ids);
+        }
+        Ok(ids)
     }
 }
 
 impl Store {
-    /// Stores the logs as pending samples; returns their ids in the order given.
+    /// Stores the logs as pending samples; returns their ids in the order given, after they are
+    /// committed. On SQLite concurrent batches share one commit (see `group_commit.rs`).
     pub async fn insert_logs(&self, project_id: i64, logs: &[NewLog]) -> StoreResult<Vec<i64>> {
-        let mut tx = self.begin_write().await?;
-        let mut samples = SampleInserter::new();
-        let mut ids = Vec::with_capacity(logs.len());
-        for log in logs {
-            ids.push(samples.insert(&mut tx, project_id, log).await?);
+        match &self.group_commit {
+            Some(queue) => queue.insert_logs(project_id, logs.to_vec()).await,
+            None => {
+                let mut tx = self.begin_write().await?;
+                let ids = SampleInserter::new().insert_many_in(&mut tx, project_id, logs).await?;
+                tx.commit().await?;
+                Ok(ids)
+            }
         }
-        tx.commit().await?;
-        Ok(ids)
     }
 }

@@ -5,10 +5,12 @@
 
 mod alerts;
 mod baselines;
+mod claims;
 mod dashboard;
 mod drift_events;
 mod error;
 mod gauges;
+mod group_commit;
 mod keys;
 mod log_records;
 mod logs;
@@ -35,6 +37,7 @@ pub use alerts::{
     AlertChannelRow, AttemptRecord, AttemptResult, ChannelPatch, ClaimedDelivery, DeliveryRow, NewChannel,
 };
 pub use baselines::BaselineRow;
+pub use claims::{ClaimCursor, ClaimedSample};
 pub use dashboard::{OverviewQuery, OverviewRow, OverviewSort, OverviewStatus, ScorePoint};
 pub use drift_events::DriftEventRow;
 pub use error::{Error as StoreError, StoreResult};
@@ -47,8 +50,8 @@ pub use prompts::{PromptConfigRow, PromptPatch, PromptRow};
 pub use retention::{Pruned, RetentionOverrides, RetentionPatch};
 pub use samples::{SampleCounts, SampleRow};
 pub use scoring::{
-    vector_from_bytes, BaselineUpdate, ClaimedSample, ExplainedSample, ExplainedSet, NewDriftEvent, ProjectInfo,
-    ScoringTx, StoredBaseline, UnscoredSample,
+    vector_from_bytes, BaselineUpdate, ExplainedSample, ExplainedSet, NewDriftEvent, ProjectInfo, ScoringTx,
+    StoredBaseline, UnscoredSample,
 };
 pub use spans::{NewSpan, SpanFilter, SpanRow, SpansStored, TokenUsage, TraceStatus, TraceSummaryRow};
 pub use summary::VariantSummaryRow;
@@ -77,6 +80,9 @@ pub struct Store {
     write: AnyPool,
     /// Woken after a commit that queued alert deliveries.
     outbox: std::sync::Arc<tokio::sync::Notify>,
+    /// SQLite: the task that commits concurrent log batches together (None on Postgres, whose
+    /// writers commit in parallel, and inside that task itself).
+    group_commit: Option<group_commit::GroupCommit>,
 }
 
 pub struct PoolSettings {
@@ -142,15 +148,20 @@ impl Store {
         };
 
         let store = match backend {
-            Backend::Sqlite => Store {
-                backend,
-                write: pool_options(1).connect_with(options.clone()).await?,
-                read: pool_options(pool.max_connections).connect_with(options).await?,
-                outbox: Default::default(),
-            },
+            Backend::Sqlite => {
+                let mut store = Store {
+                    backend,
+                    write: pool_options(1).connect_with(options.clone()).await?,
+                    read: pool_options(pool.max_connections).connect_with(options).await?,
+                    outbox: Default::default(),
+                    group_commit: None,
+                };
+                store.group_commit = Some(group_commit::GroupCommit::start(store.clone()));
+                store
+            }
             Backend::Postgres => {
                 let shared = pool_options(pool.max_connections).connect_with(options).await?;
-                Store { backend, read: shared.clone(), write: shared, outbox: Default::default() }
+                Store { backend, read: shared.clone(), write: shared, outbox: Default::default(), group_commit: None }
             }
         };
         if backend == Backend::Sqlite {

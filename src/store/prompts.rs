@@ -4,7 +4,7 @@
 //! too because it is a prompt-level action (it also marks the prompt active again).
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use super::{get_bool, get_enum, now_ms, Store, StoreResult};
 use crate::domain::{BaselineStatus, PromptStatus, PromptVersion};
@@ -76,12 +76,12 @@ pub(super) struct PromptHandle {
 
 /// Finds the prompt by name in the transaction, creating it with the SDK's defaults if needed.
 pub(super) async fn get_or_create_prompt(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut sqlx::AnyConnection,
     project_id: i64,
     name: &str,
 ) -> StoreResult<PromptHandle> {
     const SELECT: &str = "SELECT id, active_prompt FROM prompts WHERE project_id = $1 AND name = $2";
-    if let Some(row) = sqlx::query(SELECT).bind(project_id).bind(name).fetch_optional(&mut **tx).await? {
+    if let Some(row) = sqlx::query(SELECT).bind(project_id).bind(name).fetch_optional(&mut *tx).await? {
         return Ok(PromptHandle { id: row.try_get("id")?, active_prompt: get_enum(&row, "active_prompt")? });
     }
     let now = now_ms();
@@ -92,9 +92,9 @@ pub(super) async fn get_or_create_prompt(
     .bind(project_id)
     .bind(name)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
-    let row = sqlx::query(SELECT).bind(project_id).bind(name).fetch_one(&mut **tx).await?;
+    let row = sqlx::query(SELECT).bind(project_id).bind(name).fetch_one(&mut *tx).await?;
     Ok(PromptHandle { id: row.try_get("id")?, active_prompt: get_enum(&row, "active_prompt")? })
 }
 

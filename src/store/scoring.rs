@@ -12,15 +12,6 @@ use super::prompts::{PromptRow, PROMPT_COLUMNS};
 use super::{get_bool, get_enum, now_ms, Backend, Store, StoreResult};
 use crate::domain::{AlertEventType, BaselineStatus, DriftKind, PromptStatus, PromptVersion, SampleState};
 
-/// A sample claimed for embedding.
-#[derive(Debug, Clone)]
-pub struct ClaimedSample {
-    pub id: i64,
-    pub prompt_id: i64,
-    pub response_text: String,
-    pub attempts: i64,
-}
-
 /// A sample waiting to be scored, in arrival order. `vector` is None while it still waits for
 /// its embedding (then everything after it waits too).
 pub struct UnscoredSample {
@@ -31,9 +22,10 @@ pub struct UnscoredSample {
     pub response_length: i64,
 }
 
-/// A baseline as stored: the engine's JSON state plus the model its vectors came from.
+/// A baseline as stored: the engine's state (binary, or JSON from before binary states) plus
+/// the model its vectors came from.
 pub struct StoredBaseline {
-    pub state: String,
+    pub state: Vec<u8>,
     pub model_id: Option<String>,
 }
 
@@ -44,7 +36,8 @@ pub struct BaselineUpdate<'a> {
     pub model_id: Option<&'a str>,
     pub semantic_score: Option<f64>,
     pub length_score: Option<f64>,
-    pub state: String,
+    /// The engine's state in its binary form.
+    pub state: Vec<u8>,
 }
 
 pub struct NewDriftEvent {
@@ -93,36 +86,6 @@ pub fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
 }
 
 impl Store {
-    /// Claims up to `limit` pending samples (oldest first) whose claim is free or expired.
-    /// On Postgres, `SKIP LOCKED` lets several replicas claim disjoint batches at once.
-    pub async fn claim_pending(&self, limit: i64, claim_ms: i64) -> StoreResult<Vec<ClaimedSample>> {
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let now = now_ms();
-        let sql = format!(
-            "UPDATE samples SET claimed_until = $1, attempts = attempts + 1 WHERE id IN ( \
-                 SELECT id FROM samples WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < $2) \
-                 ORDER BY id LIMIT $3 {lock}) \
-             RETURNING id, prompt_id, response_text, attempts"
-        );
-        let rows = sqlx::query(&sql).bind(now + claim_ms).bind(now).bind(limit).fetch_all(&self.write).await?;
-        let mut claimed = rows
-            .iter()
-            .map(|r| {
-                Ok(ClaimedSample {
-                    id: r.try_get("id")?,
-                    prompt_id: r.try_get("prompt_id")?,
-                    response_text: r.try_get("response_text")?,
-                    attempts: r.try_get("attempts")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        claimed.sort_by_key(|s| s.id);
-        Ok(claimed)
-    }
-
     /// Stores vectors of claimed samples; a sample someone else already finished is left alone.
     pub async fn store_embeddings(&self, vectors: &[(i64, Vec<f32>)], model_id: &str) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
@@ -219,13 +182,17 @@ impl ScoringTx {
     }
 
     pub async fn baselines(&mut self) -> StoreResult<HashMap<PromptVersion, StoredBaseline>> {
-        let rows = sqlx::query("SELECT version, state, model_id FROM prompt_baselines WHERE prompt_id = $1")
+        let rows = sqlx::query("SELECT version, state, state_bin, model_id FROM prompt_baselines WHERE prompt_id = $1")
             .bind(self.prompt.id)
             .fetch_all(&mut *self.tx)
             .await?;
         rows.iter()
             .map(|r| {
-                let stored = StoredBaseline { state: r.try_get("state")?, model_id: r.try_get("model_id")? };
+                let state = match r.try_get::<Option<Vec<u8>>, _>("state_bin")? {
+                    Some(binary) => binary,
+                    None => r.try_get::<String, _>("state")?.into_bytes(),
+                };
+                let stored = StoredBaseline { state, model_id: r.try_get("model_id")? };
                 Ok((get_enum(r, "version")?, stored))
             })
             .collect()
@@ -360,13 +327,13 @@ impl ScoringTx {
     pub async fn save_baseline(&mut self, b: &BaselineUpdate<'_>) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO prompt_baselines (prompt_id, version, status, sample_count, model_id, semantic_score, \
-                                           length_score, state, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                                           length_score, state, state_bin, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9) \
              ON CONFLICT (prompt_id, version) DO UPDATE SET status = excluded.status, \
                  sample_count = excluded.sample_count, model_id = excluded.model_id, \
                  semantic_score = COALESCE(excluded.semantic_score, prompt_baselines.semantic_score), \
                  length_score = COALESCE(excluded.length_score, prompt_baselines.length_score), \
-                 state = excluded.state, updated_at = excluded.updated_at",
+                 state = '', state_bin = excluded.state_bin, updated_at = excluded.updated_at",
         )
         // sqlx 0.8 `Any` declares a NULL f64 as float4 but a value as float8; a cached
         // Postgres statement then rejects the other kind, so this one is not cached.

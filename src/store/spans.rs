@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
-use super::log_records::{attach_sample, join_logged_content, logged_contents};
+use super::log_records::{attach_sample, attach_samples, join_logged_content, logged_contents};
 use super::logs::{NewLog, SampleInserter};
 use super::{get_enum, Store, StoreResult};
 use crate::domain::{SpanSource, SpanStatus};
@@ -335,6 +335,86 @@ pub(super) async fn resources_by_id(
     Ok(resources)
 }
 
+/// Columns of a span row, and rows per INSERT: 32 x 100 = 3,200 parameters, well under both
+/// databases' limits.
+const SPAN_COLUMNS_WRITTEN: usize = 32;
+const SPAN_ROWS_PER_INSERT: usize = 100;
+
+/// Inserts the spans with multi-row statements, skipping ones already stored; returns the row
+/// id of each new span by (trace id, span id).
+async fn insert_span_rows<'s>(
+    tx: &mut Transaction<'static, Any>,
+    project_id: i64,
+    spans: &'s [NewSpan],
+    resource_ids: &[Option<i64>],
+    received_at: i64,
+) -> StoreResult<HashMap<(&'s str, &'s str), i64>> {
+    let mut inserted = HashMap::with_capacity(spans.len());
+    for (chunk, resources) in spans.chunks(SPAN_ROWS_PER_INSERT).zip(resource_ids.chunks(SPAN_ROWS_PER_INSERT)) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let params: Vec<String> =
+                    (1..=SPAN_COLUMNS_WRITTEN).map(|c| format!("${}", r * SPAN_COLUMNS_WRITTEN + c)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, source, session_id, customer_id, \
+                config_key, name, kind, model, start_ms, end_ms, duration_ms, status, error_message, \
+                time_to_first_token_ms, is_streaming, input_tokens, output_tokens, total_tokens, request_text, \
+                response_text, metadata, tags, prompt_key, prompt_version, prompt_ab_test_key, \
+                prompt_variant_index, attributes, received_at, resource_id) \
+             VALUES {} ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING id, trace_id, span_id",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (s, resource) in chunk.iter().zip(resources) {
+            query = query
+                .bind(project_id)
+                .bind(&s.trace_id)
+                .bind(&s.span_id)
+                .bind(s.parent_span_id.as_deref())
+                .bind(s.source.as_str())
+                .bind(s.session_id.as_deref())
+                .bind(s.customer_id.as_deref())
+                .bind(s.config_key.as_deref())
+                .bind(&s.name)
+                .bind(s.kind.as_deref())
+                .bind(s.model.as_deref())
+                .bind(s.start_ms)
+                .bind(s.end_ms)
+                .bind(s.duration_ms)
+                .bind(s.status.as_str())
+                .bind(s.error_message.as_deref())
+                .bind(s.time_to_first_token_ms)
+                .bind(s.is_streaming.map(i64::from))
+                .bind(s.usage.input)
+                .bind(s.usage.output)
+                .bind(s.usage.total)
+                .bind(s.request_text.as_deref())
+                .bind(s.response_text.as_deref())
+                .bind(s.metadata.as_ref().map(Value::to_string))
+                .bind(s.tags.as_ref().map(Value::to_string))
+                .bind(s.prompt_key.as_deref())
+                .bind(s.prompt_version)
+                .bind(s.prompt_ab_test_key.as_deref())
+                .bind(s.prompt_variant_index)
+                .bind(Value::Object(s.attributes.clone()).to_string())
+                .bind(received_at)
+                .bind(*resource);
+        }
+        let by_key: HashMap<(&str, &str), &NewSpan> =
+            chunk.iter().map(|s| ((s.trace_id.as_str(), s.span_id.as_str()), s)).collect();
+        for row in query.fetch_all(&mut **tx).await? {
+            let (trace_id, span_id): (String, String) = (row.try_get("trace_id")?, row.try_get("span_id")?);
+            if let Some(s) = by_key.get(&(trace_id.as_str(), span_id.as_str())) {
+                inserted.insert((s.trace_id.as_str(), s.span_id.as_str()), row.try_get("id")?);
+            }
+        }
+    }
+    Ok(inserted)
+}
+
 /// Spans written per transaction (measured in benches/spans.rs: a chunk of genai spans with
 /// their samples holds the SQLite writer for tens of milliseconds).
 const SPAN_WRITE_CHUNK: usize = 250;
@@ -381,13 +461,9 @@ impl Store {
         self.lock_calls(&mut tx, project_id, calls).await?;
         // the spans of one resource block share one Arc: one lookup per block
         let mut resources: HashMap<usize, i64> = HashMap::new();
-        let mut samples = SampleInserter::new();
-        let mut outcome = SpansStored::default();
-        let mut rollups = TraceRollups::default();
-        // new LLM spans without content, with their row ids
-        let mut awaiting: Vec<(i64, &NewSpan)> = Vec::new();
+        let mut resource_ids = Vec::with_capacity(spans.len());
         for s in spans {
-            let resource = match &s.resource {
+            resource_ids.push(match &s.resource {
                 Some(r) => match resources.get(&(Arc::as_ptr(r) as usize)) {
                     Some(id) => Some(*id),
                     None => {
@@ -397,65 +473,30 @@ impl Store {
                     }
                 },
                 None => None,
-            };
-            let inserted = sqlx::query(
-                "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, source, session_id, customer_id, \
-                    config_key, name, kind, model, start_ms, end_ms, duration_ms, status, error_message, \
-                    time_to_first_token_ms, is_streaming, input_tokens, output_tokens, total_tokens, request_text, \
-                    response_text, metadata, tags, prompt_key, prompt_version, prompt_ab_test_key, \
-                    prompt_variant_index, attributes, received_at, resource_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-                    $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) \
-                 ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING id",
-            )
-            .bind(project_id)
-            .bind(&s.trace_id)
-            .bind(&s.span_id)
-            .bind(s.parent_span_id.as_deref())
-            .bind(s.source.as_str())
-            .bind(s.session_id.as_deref())
-            .bind(s.customer_id.as_deref())
-            .bind(s.config_key.as_deref())
-            .bind(&s.name)
-            .bind(s.kind.as_deref())
-            .bind(s.model.as_deref())
-            .bind(s.start_ms)
-            .bind(s.end_ms)
-            .bind(s.duration_ms)
-            .bind(s.status.as_str())
-            .bind(s.error_message.as_deref())
-            .bind(s.time_to_first_token_ms)
-            .bind(s.is_streaming.map(i64::from))
-            .bind(s.usage.input)
-            .bind(s.usage.output)
-            .bind(s.usage.total)
-            .bind(s.request_text.as_deref())
-            .bind(s.response_text.as_deref())
-            .bind(s.metadata.as_ref().map(Value::to_string))
-            .bind(s.tags.as_ref().map(Value::to_string))
-            .bind(s.prompt_key.as_deref())
-            .bind(s.prompt_version)
-            .bind(s.prompt_ab_test_key.as_deref())
-            .bind(s.prompt_variant_index)
-            .bind(Value::Object(s.attributes.clone()).to_string())
-            .bind(samples.received_at())
-            .bind(resource)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = inserted else {
+            });
+        }
+        let mut samples = SampleInserter::new();
+        let mut outcome = SpansStored::default();
+        let mut rollups = TraceRollups::default();
+        let mut inserted = insert_span_rows(&mut tx, project_id, spans, &resource_ids, samples.received_at()).await?;
+        // new LLM spans without content, with their row ids
+        let mut awaiting: Vec<(i64, &NewSpan)> = Vec::new();
+        let mut with_sample: Vec<(i64, &NewLog)> = Vec::new();
+        for s in spans {
+            // a span id twice in one chunk: the first is stored, the second is a duplicate
+            let Some(span_row_id) = inserted.remove(&(s.trace_id.as_str(), s.span_id.as_str())) else {
                 outcome.duplicates += 1;
                 continue;
             };
             outcome.stored += 1;
             rollups.add(s);
-            let span_row_id: i64 = row.try_get("id")?;
             if let Some(sample) = &s.sample {
-                attach_sample(&mut tx, &mut samples, project_id, span_row_id, sample).await?;
-                outcome.samples += 1;
+                with_sample.push((span_row_id, sample));
             } else if awaits_logged_content(s) {
                 awaiting.push((span_row_id, s));
             }
         }
+        outcome.samples += attach_samples(&mut tx, &mut samples, project_id, &with_sample).await?;
         // content logged before its span: one lookup for the whole chunk
         if !awaiting.is_empty() {
             let calls: Vec<(&str, &str)> = awaiting.iter().map(|(_, s)| (&*s.trace_id, &*s.span_id)).collect();

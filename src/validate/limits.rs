@@ -56,7 +56,10 @@ pub const MAX_VARIANT_INDEX: i64 = MAX_VARIANTS as i64 - 1;
 
 /// `min_baseline_samples` of a prompt.
 pub const MIN_BASELINE_SAMPLES: i64 = 2;
-pub const MAX_BASELINE_SAMPLES: i64 = 10_000;
+/// Learning keeps every vector until the baseline is ready (about 1.5 KiB each, in its stored
+/// state and in memory while a batch is scored): 2,000 keeps that state at 3 MiB, so a scoring
+/// transaction stays short; more samples hardly make the centroid or its calibration better.
+pub const MAX_BASELINE_SAMPLES: i64 = 2_000;
 /// `length_drift_threshold` of a prompt: above 0, at most this many standard deviations.
 pub const MAX_LENGTH_DRIFT_THRESHOLD: f64 = 100.0;
 

@@ -28,9 +28,12 @@ impl EmbedderHandle {
     pub async fn start(settings: EmbedderSettings, max_run_tokens: usize) -> Result<EmbedderHandle, EmbedError> {
         let (jobs_tx, mut jobs_rx) = mpsc::channel::<EmbedJob>(1);
         let (ready_tx, ready_rx) = oneshot::channel();
+        let fault = injected_fault();
         std::thread::Builder::new()
             .name("embedder".into())
             .spawn(move || {
+                // Before the model loads: ONNX Runtime's pool threads inherit the priority.
+                crate::resources::lower_this_threads_priority();
                 let mut embedder = match Embedder::load(&settings) {
                     Ok(e) => {
                         let _ = ready_tx.send(Ok(e.model_id().to_string()));
@@ -42,7 +45,13 @@ impl EmbedderHandle {
                     }
                 };
                 while let Some(job) = jobs_rx.blocking_recv() {
-                    let _ = job.reply.send(embed_batch(&mut embedder, &job.texts, max_run_tokens));
+                    let result = match &fault {
+                        Some(marker) if job.texts.iter().any(|t| t.contains(marker.as_str())) => {
+                            Err(EmbedError::BadOutput(format!("injected fault: a text contains {marker:?}")))
+                        }
+                        _ => embed_batch(&mut embedder, &job.texts, max_run_tokens),
+                    };
+                    let _ = job.reply.send(result);
                 }
             })
             .expect("spawn embedder thread");
@@ -62,6 +71,15 @@ impl EmbedderHandle {
         }
         answer.await.unwrap_or_else(|_| Err(EmbedError::BadOutput("the embedder thread has stopped".into())))
     }
+}
+
+/// For tests of the worker's failure handling (a model run that fails on one input is rare and
+/// cannot be provoked with a real text): with `DRIFTBALLOON_FAULT_EMBED_TEXT` set, any model call
+/// with a text containing that string fails. Unset in production; the server logs it when set.
+fn injected_fault() -> Option<String> {
+    let marker = std::env::var("DRIFTBALLOON_FAULT_EMBED_TEXT").ok().filter(|m| !m.is_empty())?;
+    tracing::warn!(marker, "DRIFTBALLOON_FAULT_EMBED_TEXT is set: texts containing it fail to embed (for tests)");
+    Some(marker)
 }
 
 /// Embeds unique texts in runs of similar length, each run at most `max_run_tokens` tokens

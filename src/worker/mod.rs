@@ -5,6 +5,10 @@
 //! vectors of the previous batch and scores the prompts it touched. Claims expire, so samples
 //! claimed by a replica that died are claimed again; scoring happens in arrival order under the
 //! prompt's row lock, so nothing is scored twice.
+//!
+//! Batches are shared fairly between projects and prompts (`store::ClaimCursor`), and a sample
+//! that cannot be embedded fails alone: when a batch fails, its samples are embedded one by one,
+//! the good ones go on, and the bad one's claim is released to be retried a little later.
 
 mod embedder_thread;
 pub mod explain;
@@ -20,7 +24,7 @@ use tokio::task::JoinHandle;
 pub use embedder_thread::{embed_batch, EmbedderHandle};
 pub use scoring::score_prompt;
 
-use crate::store::{ClaimedSample, Store};
+use crate::store::{ClaimCursor, ClaimedSample, Store};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -30,10 +34,15 @@ pub struct WorkerSettings {
     pub max_attempts: i64,
 }
 
+/// A claimed batch after the model: one vector or error per sample, in the same order.
 struct Embedded {
     samples: Vec<ClaimedSample>,
-    vectors: Result<Vec<Vec<f32>>, String>,
+    vectors: Vec<Result<Vec<f32>, String>>,
 }
+
+/// A sample that failed to embed is claimed again after this long times its attempts, so it
+/// does not fail the very next batch again.
+const RETRY_BACKOFF_MS: i64 = 5_000;
 
 /// Starts the worker; it stops when `shutdown` turns true.
 pub fn spawn(
@@ -61,11 +70,13 @@ async fn claim_loop(
     done: mpsc::Sender<Embedded>,
 ) {
     let claim_ms = settings.claim_timeout.as_millis() as i64;
+    let mut cursor = ClaimCursor::default();
+    let mut busy = false;
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let claimed = match store.claim_pending(settings.batch_size, claim_ms).await {
+        let claimed = match store.claim_pending(settings.batch_size, claim_ms, &mut cursor).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim samples; retrying");
@@ -75,6 +86,10 @@ async fn claim_loop(
         if claimed.is_empty() {
             // Idle: finish anything embedded but not scored (e.g. after a crash), then wait.
             rescore_leftovers(&store).await;
+            if std::mem::take(&mut busy) {
+                // the model's run buffers are freed; give the pages back to the OS
+                let _ = tokio::task::spawn_blocking(crate::resources::trim_heap).await;
+            }
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(settings.poll_interval) => {}
@@ -82,43 +97,84 @@ async fn claim_loop(
             }
             continue;
         }
-        let texts = claimed.iter().map(|s| s.response_text.clone()).collect();
-        let model_run = std::time::Instant::now();
-        let vectors = embedder.embed(texts).await.map_err(|e| e.to_string());
-        if vectors.is_ok() {
-            crate::observe::embedded(claimed.len(), model_run.elapsed());
-        }
+        busy = true;
+        let vectors = embed_each(&embedder, &claimed).await;
         if done.send(Embedded { samples: claimed, vectors }).await.is_err() {
             return;
         }
     }
 }
 
+/// Embeds the batch in one go; if that fails, splits it in halves and embeds those the same
+/// way, so only the sample that cannot be embedded fails, and the rest costs about one more
+/// batch's model time (a sample at a time would cost several).
+async fn embed_each(embedder: &EmbedderHandle, samples: &[ClaimedSample]) -> Vec<Result<Vec<f32>, String>> {
+    let mut results: Vec<Result<Vec<f32>, String>> = vec![Err(String::new()); samples.len()];
+    // ranges of `samples` still to embed
+    let mut todo = vec![0..samples.len()];
+    while let Some(range) = todo.pop() {
+        let texts: Vec<String> = samples[range.clone()].iter().map(|s| s.response_text.clone()).collect();
+        let model_run = std::time::Instant::now();
+        match embedder.embed(texts).await {
+            Ok(vectors) if vectors.len() == range.len() => {
+                crate::observe::embedded(range.len(), model_run.elapsed());
+                for (slot, vector) in results[range].iter_mut().zip(vectors) {
+                    *slot = Ok(vector);
+                }
+            }
+            Ok(vectors) => {
+                let error = format!("{} vectors for {} texts", vectors.len(), range.len());
+                results[range].fill(Err(error));
+            }
+            Err(error) if range.len() == 1 => results[range.start] = Err(error.to_string()),
+            Err(error) => {
+                if range.len() == samples.len() {
+                    tracing::warn!(%error, samples = samples.len(), "a batch failed to embed; looking for the sample that fails");
+                }
+                let middle = range.start + range.len() / 2;
+                todo.push(middle..range.end);
+                todo.push(range.start..middle);
+            }
+        }
+    }
+    results
+}
+
 async fn write_loop(store: Store, model_id: String, settings: WorkerSettings, mut done: mpsc::Receiver<Embedded>) {
     while let Some(batch) = done.recv().await {
-        match batch.vectors {
-            Ok(vectors) => {
-                let pairs: Vec<(i64, Vec<f32>)> = batch.samples.iter().map(|s| s.id).zip(vectors).collect();
-                if let Err(e) = store.store_embeddings(&pairs, &model_id).await {
-                    // The claims expire and the samples are embedded again.
-                    tracing::warn!(error = %e, "could not store embeddings; they will be redone");
-                    continue;
-                }
+        let mut pairs: Vec<(i64, Vec<f32>)> = Vec::with_capacity(batch.samples.len());
+        for (sample, vector) in batch.samples.iter().zip(batch.vectors) {
+            match vector {
+                Ok(vector) => pairs.push((sample.id, vector)),
+                Err(error) => give_up_or_retry(&store, sample, &error, settings.max_attempts).await,
             }
-            Err(error) => {
-                tracing::error!(%error, samples = batch.samples.len(), "embedding failed");
-                for s in batch.samples.iter().filter(|s| s.attempts >= settings.max_attempts) {
-                    match store.mark_failed(s.id, &error).await {
-                        Ok(()) => crate::observe::samples_failed(1),
-                        Err(e) => tracing::warn!(error = %e, "could not mark sample failed"),
-                    }
-                }
-                continue;
-            }
+        }
+        if let Err(e) = store.store_embeddings(&pairs, &model_id).await {
+            // The claims expire and the samples are embedded again.
+            tracing::warn!(error = %e, "could not store embeddings; they will be redone");
+            continue;
         }
         let prompts: BTreeSet<i64> = batch.samples.iter().map(|s| s.prompt_id).collect();
         for prompt_id in prompts {
             score_with_retry(&store, prompt_id).await;
+        }
+    }
+}
+
+/// A sample that failed to embed: marked failed after its last attempt (it then no longer
+/// holds up its prompt), otherwise released to be claimed again after a pause.
+async fn give_up_or_retry(store: &Store, sample: &ClaimedSample, error: &str, max_attempts: i64) {
+    if sample.attempts >= max_attempts {
+        // a problem with this sample's data, not with the server: counted on /metrics
+        tracing::warn!(sample_id = sample.id, attempts = sample.attempts, %error, "sample could not be embedded; marked failed");
+        match store.mark_failed(sample.id, error).await {
+            Ok(()) => crate::observe::samples_failed(1),
+            Err(e) => tracing::warn!(error = %e, "could not mark sample failed"),
+        }
+    } else {
+        tracing::warn!(sample_id = sample.id, attempts = sample.attempts, %error, "sample could not be embedded; will retry");
+        if let Err(e) = store.release_claim(sample.id, RETRY_BACKOFF_MS * sample.attempts).await {
+            tracing::warn!(error = %e, "could not release the claim; it expires on its own");
         }
     }
 }

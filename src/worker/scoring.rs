@@ -36,7 +36,7 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
     }
     let mut working: HashMap<PromptVersion, Working> = HashMap::new();
     for (version, stored) in tx.baselines().await? {
-        let baseline = serde_json::from_str(&stored.state).unwrap_or_else(|e| {
+        let baseline = Baseline::from_stored(&stored.state).unwrap_or_else(|e| {
             tracing::error!(prompt_id, %version, error = %e, "unreadable baseline state; learning again");
             Baseline::new()
         });
@@ -135,7 +135,7 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
     }
 
     for (version, w) in working.iter().filter(|(_, w)| w.touched) {
-        let state = serde_json::to_string(&w.baseline).expect("baseline state serialises");
+        let state = w.baseline.to_bytes();
         tx.save_baseline(&BaselineUpdate {
             version: *version,
             status: baseline_status(w.baseline.status()),

@@ -16,6 +16,12 @@ pub mod texts;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_driftballoon");
 
+/// The server binary to run: this build's, or for before/after benchmarks another build named by
+/// DRIFTBALLOON_BENCH_BIN (tests never set it).
+pub fn server_bin() -> String {
+    std::env::var("DRIFTBALLOON_BENCH_BIN").ok().filter(|b| !b.is_empty()).unwrap_or_else(|| BIN.to_string())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Sqlite,
@@ -78,7 +84,7 @@ impl TestDb {
 
 /// Runs a CLI command against the database; returns (exit code, stdout, stderr).
 pub fn run_cli(db: &TestDb, args: &[&str], extra_env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(BIN)
+    let out = Command::new(server_bin())
         .args(args)
         .env("DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn")
@@ -116,7 +122,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts `driftballoon serve` on a free port and waits until it listens.
     pub fn start(db: &TestDb, extra_env: &[(&str, &str)]) -> TestServer {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(server_bin())
             .arg("serve")
             .env("DATABASE_URL", &db.url)
             .env("DRIFTBALLOON_LISTEN", "127.0.0.1:0")

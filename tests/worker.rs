@@ -1,0 +1,231 @@
+//! The embedding worker under trouble, on both backends: a sample that cannot be embedded fails
+//! alone; one project's backlog does not hold back another project's new sample; baseline
+//! states stored as JSON by earlier versions are read and rewritten in the binary form.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Kind, TestDb, TestServer};
+use driftballoon::drift::Baseline;
+use serde_json::{json, Value};
+use sqlx::{Connection, Row};
+
+/// Varied real-looking answers of about `words` words.
+fn answer(i: usize, words: usize) -> String {
+    let pool = [
+        "refund",
+        "order",
+        "shipping",
+        "account",
+        "password",
+        "invoice",
+        "delivery",
+        "warranty",
+        "upgrade",
+        "support",
+        "billing",
+        "address",
+        "tracking",
+        "return",
+        "discount",
+        "subscription",
+        "receipt",
+        "exchange",
+        "payment",
+    ];
+    let mut text = format!("Answer {i}: thanks for asking about your");
+    for w in 0..words {
+        text.push(' ');
+        text.push_str(pool[(i * 7 + w * 13 + w * w) % pool.len()]);
+    }
+    text
+}
+
+async fn samples(server: &TestServer, key: &str, prompt: &str) -> Vec<Value> {
+    let (status, body) = server.get(key, &format!("/api/v1/prompts/{prompt}/samples?limit=500")).await;
+    assert_eq!(status, 200, "{body}");
+    body["samples"].as_array().unwrap().clone()
+}
+
+async fn counts(server: &TestServer, key: &str, prompt: &str) -> Value {
+    let (status, body) = server.get(key, &format!("/api/v1/prompts/{prompt}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["samples"].clone()
+}
+
+async fn wait_for<F, Fut>(what: &str, server: &TestServer, seconds: u64, mut done: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !done().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(seconds),
+            "{what}: not within {seconds}s\nserver log:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+async fn poison_sample_fails_alone(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else { return };
+    let server = TestServer::start(
+        &db,
+        &[("DRIFTBALLOON_FAULT_EMBED_TEXT", "POISON-PILL"), ("DRIFTBALLOON_WORKER_MAX_ATTEMPTS", "2")],
+    );
+    let key = server.first_key.clone().unwrap();
+    let mut logs: Vec<Value> = (0..10)
+        .map(|i| {
+            let text = if i == 4 { format!("{} POISON-PILL", answer(i, 12)) } else { answer(i, 12) };
+            json!({"prompt_name": "poisoned", "response_text": text})
+        })
+        .collect();
+    logs.extend((0..10).map(|i| json!({"prompt_name": "neighbour", "response_text": answer(100 + i, 12)})));
+    let (status, body) = server.post_logs(&key, &json!({ "logs": logs })).await;
+    assert_eq!(status, 202, "{body}");
+
+    // The rest of the batch is embedded at once: the other prompt is scored, and so are the
+    // poisoned prompt's samples before the bad one, long before the bad one is given up on.
+    wait_for("the neighbour prompt scored", &server, 10, || async {
+        counts(&server, &key, "neighbour").await["done"] == 10
+    })
+    .await;
+    let before_poison: Vec<Value> = samples(&server, &key, "poisoned").await;
+    let done_early = before_poison.iter().filter(|s| s["state"] == "done").count();
+    assert_eq!(done_early, 4, "the four samples before the bad one are scored: {before_poison:#?}");
+    assert_eq!(counts(&server, &key, "poisoned").await["failed"], 0, "not given up on yet");
+
+    // After its last attempt (the retry waits 5 s) it fails and its prompt goes on.
+    wait_for("the bad sample given up on and the rest scored", &server, 30, || async {
+        let c = counts(&server, &key, "poisoned").await;
+        c["failed"] == 1 && c["done"] == 9
+    })
+    .await;
+    let all = samples(&server, &key, "poisoned").await;
+    let failed: Vec<&Value> = all.iter().filter(|s| s["state"] == "failed").collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0]["response_text"].as_str().unwrap().contains("POISON-PILL"));
+    assert!(failed[0]["error"].as_str().unwrap().contains("injected fault"), "{:?}", failed[0]);
+    // the worker's warnings about the bad sample are expected here; nothing else may go wrong
+    let log = server.log_text();
+    for problem in ["response failed", "panicked", "database error", "could not store embeddings", "scoring failed"] {
+        assert!(!log.contains(problem), "{problem}:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn poison_sample_fails_alone_sqlite() {
+    poison_sample_fails_alone(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn poison_sample_fails_alone_postgres() {
+    poison_sample_fails_alone(Kind::Postgres).await;
+}
+
+async fn backlog_does_not_delay_another_project(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else { return };
+    let server = TestServer::start(&db, &[common::NO_RATE_LIMIT]);
+    let busy = server.first_key.clone().unwrap();
+    let other = common::create_key(&db, "other-team");
+    // A backlog that takes the worker well over a minute: 4,000 answers of about 120 words.
+    for chunk in 0..8 {
+        let logs: Vec<Value> = (0..500)
+            .map(|i| {
+                let n = chunk * 500 + i;
+                json!({"prompt_name": format!("backlog-{}", n % 3), "response_text": answer(n, 120)})
+            })
+            .collect();
+        let (status, body) = server.post_logs(&busy, &json!({ "logs": logs })).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, body) =
+        server.post_logs(&other, &json!({"logs": [{"prompt_name": "fresh", "response_text": answer(9, 20)}]})).await;
+    assert_eq!(status, 202, "{body}");
+    let waited = wait_for("the other project's sample scored", &server, 10, || async {
+        counts(&server, &other, "fresh").await["done"] == 1
+    })
+    .await;
+    let mut backlog = 0;
+    for p in 0..3 {
+        backlog += counts(&server, &busy, &format!("backlog-{p}")).await["pending"].as_i64().unwrap();
+    }
+    eprintln!("{kind:?}: the other project's sample was scored after {waited:?}, with {backlog} samples still waiting");
+    assert!(backlog > 1_000, "the backlog must still be there for this to show anything: {backlog}");
+    server.assert_no_server_errors();
+}
+
+#[tokio::test]
+async fn backlog_does_not_delay_another_project_sqlite() {
+    backlog_does_not_delay_another_project(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn backlog_does_not_delay_another_project_postgres() {
+    backlog_does_not_delay_another_project(Kind::Postgres).await;
+}
+
+async fn json_baseline_states_still_work(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else { return };
+    let mut server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+    let logs: Vec<Value> = (0..40).map(|i| json!({"prompt_name": "legacy", "response_text": answer(i, 15)})).collect();
+    assert_eq!(server.post_logs(&key, &json!({ "logs": logs })).await.0, 202);
+    let before = server.wait_processed(&key, "legacy").await;
+    assert_eq!(before["baseline_status"], "ready", "{before}");
+    server.terminate();
+
+    // Turn the stored state into the JSON an earlier version wrote.
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let row = sqlx::query("SELECT b.prompt_id, b.state, b.state_bin FROM prompt_baselines b JOIN prompts p ON p.id = b.prompt_id WHERE p.name = 'legacy'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let (prompt_id, text, binary): (i64, String, Option<Vec<u8>>) =
+        (row.try_get(0).unwrap(), row.try_get(1).unwrap(), row.try_get(2).unwrap());
+    assert_eq!(text, "", "a new state is stored binary only");
+    let baseline = Baseline::from_stored(&binary.expect("binary state")).unwrap();
+    let json = serde_json::to_string(&baseline).unwrap();
+    sqlx::query("UPDATE prompt_baselines SET state = $1, state_bin = NULL WHERE prompt_id = $2")
+        .bind(&json)
+        .bind(prompt_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let server = TestServer::start(&db, &[]);
+    let logs: Vec<Value> = (40..50).map(|i| json!({"prompt_name": "legacy", "response_text": answer(i, 15)})).collect();
+    assert_eq!(server.post_logs(&key, &json!({ "logs": logs })).await.0, 202);
+    let after = server.wait_processed(&key, "legacy").await;
+    assert_eq!(after["baseline_status"], "ready", "{after}");
+    assert_eq!(after["baseline_sample_count"], before["baseline_sample_count"], "the baseline was kept, not relearnt");
+    let newest = samples(&server, &key, "legacy").await;
+    assert!(newest[..10].iter().all(|s| s["similarity"].is_f64()), "scored against the kept baseline: {newest:#?}");
+    assert!(!server.log_text().contains("unreadable baseline state"), "{}", server.log_text());
+    let row = sqlx::query("SELECT state, state_bin FROM prompt_baselines WHERE prompt_id = $1")
+        .bind(prompt_id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let (text, binary): (String, Option<Vec<u8>>) = (row.try_get(0).unwrap(), row.try_get(1).unwrap());
+    assert_eq!(text, "");
+    let rewritten = Baseline::from_stored(&binary.expect("rewritten in binary")).unwrap();
+    assert_eq!(rewritten.sample_count(), baseline.sample_count());
+    server.assert_no_server_errors();
+}
+
+#[tokio::test]
+async fn json_baseline_states_still_work_sqlite() {
+    json_baseline_states_still_work(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn json_baseline_states_still_work_postgres() {
+    json_baseline_states_still_work(Kind::Postgres).await;
+}
