@@ -42,6 +42,7 @@ async fn run(kind: Kind, seconds: u64, clients: usize) {
     let key = server.first_key.clone().unwrap();
     let http = reqwest::Client::new();
     let url = server.url("/api/v1/logs");
+    let paced_key = key.clone();
     let (latencies, elapsed) = common::drive_clients(clients, seconds, move |client, n| {
         let logs: Vec<_> = (0..BATCH)
             .map(|j| {
@@ -71,7 +72,7 @@ async fn run(kind: Kind, seconds: u64, clients: usize) {
     );
     // the same clients at half that rate, paced: the latency a busy but not saturated server gives
     let half = logs_per_second / 2.0;
-    let (p50, p99, max) = timed_ingest(&server, &key, half / BATCH as f64, seconds, clients).await;
+    let (p50, p99, max) = timed_ingest(&server, &paced_key, half / BATCH as f64, seconds, clients).await;
     println!(
         "{:<9} clients={clients:<3} at half that rate ({half:.0} logs/s offered): p50={p50:.2}ms p99={p99:.2}ms max={max:.2}ms",
         format!("{kind:?}")

@@ -31,48 +31,6 @@ fn rss_mib(pid: u32, field: &str) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// An answer of about `words` words, different for every `i`.
-fn answer(i: usize, words: usize) -> String {
-    let pool = [
-        "refund",
-        "order",
-        "shipping",
-        "account",
-        "password",
-        "invoice",
-        "delivery",
-        "warranty",
-        "upgrade",
-        "support",
-        "billing",
-        "address",
-        "tracking",
-        "return",
-        "discount",
-        "subscription",
-        "receipt",
-        "exchange",
-        "payment",
-        "the",
-        "your",
-        "we",
-        "will",
-        "today",
-        "within",
-        "days",
-        "please",
-        "check",
-        "email",
-        "team",
-    ];
-    let mut text = format!("Reply {i}:");
-    for w in 0..words {
-        text.push(' ');
-        text.push_str(pool[(i.wrapping_mul(2654435761) >> 7).wrapping_add(w * 17 + w * w) % pool.len()]);
-    }
-    text
-}
-
 async fn post_many(server: &TestServer, key: &str, total: usize, per_request: usize, log: impl Fn(usize) -> Value) {
     let http = reqwest::Client::new();
     for start in (0..total).step_by(per_request) {
@@ -114,7 +72,7 @@ async fn footprint(kind: Kind) {
         &key,
         500,
         100,
-        |i| json!({"prompt_name": format!("burst-{}", i % 5), "response_text": answer(i, 40)}),
+        |i| json!({"prompt_name": format!("burst-{}", i % 5), "response_text": common::answer(i, 40)}),
     )
     .await;
     for p in 0..5 {
@@ -129,7 +87,7 @@ async fn footprint(kind: Kind) {
         &key,
         long,
         200,
-        |i| json!({"prompt_name": format!("long-{}", i % 4), "response_text": answer(i, 200)}),
+        |i| json!({"prompt_name": format!("long-{}", i % 4), "response_text": common::answer(i, 200)}),
     )
     .await;
     let started = Instant::now();
@@ -165,12 +123,12 @@ async fn fairness(kind: Kind, backlog: usize, probes: usize) {
         &busy,
         backlog,
         1_000,
-        |i| json!({"prompt_name": format!("backlog-{}", i % 10), "response_text": answer(i, 25)}),
+        |i| json!({"prompt_name": format!("backlog-{}", i % 10), "response_text": common::answer(i, 25)}),
     )
     .await;
     let mut waits = Vec::new();
     for n in 0..probes {
-        let body = json!({"logs": [{"prompt_name": "probe", "response_text": answer(1_000_000 + n, 25)}]});
+        let body = json!({"logs": [{"prompt_name": "probe", "response_text": common::answer(1_000_000 + n, 25)}]});
         let sent = Instant::now();
         assert_eq!(server.post_logs(&other, &body).await.0, 202);
         match wait_done(&server, &other, "probe", n as i64 + 1, Duration::from_secs(120)).await {
@@ -220,7 +178,7 @@ async fn poison(kind: Kind) {
         &key,
         64,
         64,
-        |i| json!({"prompt_name": format!("clean-{}", i % 4), "response_text": answer(i, 25)}),
+        |i| json!({"prompt_name": format!("clean-{}", i % 4), "response_text": common::answer(i, 25)}),
     )
     .await;
     let started = Instant::now();
@@ -229,7 +187,8 @@ async fn poison(kind: Kind) {
     }
     let batch_time = started.elapsed();
     post_many(&server, &key, 64, 64, |i| {
-        let text = if i == 7 { format!("{} POISON-PILL", answer(100 + i, 25)) } else { answer(100 + i, 25) };
+        let text =
+            if i == 7 { format!("{} POISON-PILL", common::answer(100 + i, 25)) } else { common::answer(100 + i, 25) };
         json!({"prompt_name": format!("mixed-{}", i % 4), "response_text": text})
     })
     .await;

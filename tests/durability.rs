@@ -65,7 +65,7 @@ async fn kill_during_ingest(kind: Kind) {
     let mut stored: HashMap<String, Vec<(i64, String)>> = HashMap::new();
     for r in &rows {
         let (id, text): (i64, String) = (r.try_get(0).unwrap(), r.try_get(1).unwrap());
-        let tag = text.rsplitn(2, '-').nth(1).unwrap().to_string();
+        let tag = text.rsplit_once('-').unwrap().0.to_string();
         stored.entry(tag).or_default().push((id, text));
     }
     for (tag, ids) in &acknowledged {

@@ -11,37 +11,6 @@ use driftballoon::drift::Baseline;
 use serde_json::{json, Value};
 use sqlx::{Connection, Row};
 
-/// Varied real-looking answers of about `words` words.
-fn answer(i: usize, words: usize) -> String {
-    let pool = [
-        "refund",
-        "order",
-        "shipping",
-        "account",
-        "password",
-        "invoice",
-        "delivery",
-        "warranty",
-        "upgrade",
-        "support",
-        "billing",
-        "address",
-        "tracking",
-        "return",
-        "discount",
-        "subscription",
-        "receipt",
-        "exchange",
-        "payment",
-    ];
-    let mut text = format!("Answer {i}: thanks for asking about your");
-    for w in 0..words {
-        text.push(' ');
-        text.push_str(pool[(i * 7 + w * 13 + w * w) % pool.len()]);
-    }
-    text
-}
-
 async fn samples(server: &TestServer, key: &str, prompt: &str) -> Vec<Value> {
     let (status, body) = server.get(key, &format!("/api/v1/prompts/{prompt}/samples?limit=500")).await;
     assert_eq!(status, 200, "{body}");
@@ -80,11 +49,11 @@ async fn poison_sample_fails_alone(kind: Kind) {
     let key = server.first_key.clone().unwrap();
     let mut logs: Vec<Value> = (0..10)
         .map(|i| {
-            let text = if i == 4 { format!("{} POISON-PILL", answer(i, 12)) } else { answer(i, 12) };
+            let text = if i == 4 { format!("{} POISON-PILL", common::answer(i, 12)) } else { common::answer(i, 12) };
             json!({"prompt_name": "poisoned", "response_text": text})
         })
         .collect();
-    logs.extend((0..10).map(|i| json!({"prompt_name": "neighbour", "response_text": answer(100 + i, 12)})));
+    logs.extend((0..10).map(|i| json!({"prompt_name": "neighbour", "response_text": common::answer(100 + i, 12)})));
     let (status, body) = server.post_logs(&key, &json!({ "logs": logs })).await;
     assert_eq!(status, 202, "{body}");
 
@@ -137,15 +106,16 @@ async fn backlog_does_not_delay_another_project(kind: Kind) {
         let logs: Vec<Value> = (0..500)
             .map(|i| {
                 let n = chunk * 500 + i;
-                json!({"prompt_name": format!("backlog-{}", n % 3), "response_text": answer(n, 120)})
+                json!({"prompt_name": format!("backlog-{}", n % 3), "response_text": common::answer(n, 120)})
             })
             .collect();
         let (status, body) = server.post_logs(&busy, &json!({ "logs": logs })).await;
         assert_eq!(status, 202, "{body}");
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (status, body) =
-        server.post_logs(&other, &json!({"logs": [{"prompt_name": "fresh", "response_text": answer(9, 20)}]})).await;
+    let (status, body) = server
+        .post_logs(&other, &json!({"logs": [{"prompt_name": "fresh", "response_text": common::answer(9, 20)}]}))
+        .await;
     assert_eq!(status, 202, "{body}");
     let waited = wait_for("the other project's sample scored", &server, 10, || async {
         counts(&server, &other, "fresh").await["done"] == 1
@@ -174,7 +144,8 @@ async fn json_baseline_states_still_work(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else { return };
     let mut server = TestServer::start(&db, &[]);
     let key = server.first_key.clone().unwrap();
-    let logs: Vec<Value> = (0..40).map(|i| json!({"prompt_name": "legacy", "response_text": answer(i, 15)})).collect();
+    let logs: Vec<Value> =
+        (0..40).map(|i| json!({"prompt_name": "legacy", "response_text": common::answer(i, 15)})).collect();
     assert_eq!(server.post_logs(&key, &json!({ "logs": logs })).await.0, 202);
     let before = server.wait_processed(&key, "legacy").await;
     assert_eq!(before["baseline_status"], "ready", "{before}");
@@ -200,7 +171,8 @@ async fn json_baseline_states_still_work(kind: Kind) {
         .unwrap();
 
     let server = TestServer::start(&db, &[]);
-    let logs: Vec<Value> = (40..50).map(|i| json!({"prompt_name": "legacy", "response_text": answer(i, 15)})).collect();
+    let logs: Vec<Value> =
+        (40..50).map(|i| json!({"prompt_name": "legacy", "response_text": common::answer(i, 15)})).collect();
     assert_eq!(server.post_logs(&key, &json!({ "logs": logs })).await.0, 202);
     let after = server.wait_processed(&key, "legacy").await;
     assert_eq!(after["baseline_status"], "ready", "{after}");

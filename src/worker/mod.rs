@@ -110,8 +110,9 @@ async fn claim_loop(
 /// batch's model time (a sample at a time would cost several).
 async fn embed_each(embedder: &EmbedderHandle, samples: &[ClaimedSample]) -> Vec<Result<Vec<f32>, String>> {
     let mut results: Vec<Result<Vec<f32>, String>> = vec![Err(String::new()); samples.len()];
-    // ranges of `samples` still to embed
-    let mut todo = vec![0..samples.len()];
+    // ranges of `samples` still to embed, the whole batch first
+    let mut todo: Vec<std::ops::Range<usize>> = Vec::with_capacity(8);
+    todo.push(0..samples.len());
     while let Some(range) = todo.pop() {
         let texts: Vec<String> = samples[range.clone()].iter().map(|s| s.response_text.clone()).collect();
         let model_run = std::time::Instant::now();

@@ -414,3 +414,46 @@ pub async fn database_contains(db: &TestDb, needle: &str) -> Vec<String> {
     }
     found
 }
+
+/// A support-style answer of about `words` words, different for every `i` (for tests and
+/// benchmarks that need many distinct, realistic texts).
+pub fn answer(i: usize, words: usize) -> String {
+    const WORDS: [&str; 30] = [
+        "refund",
+        "order",
+        "shipping",
+        "account",
+        "password",
+        "invoice",
+        "delivery",
+        "warranty",
+        "upgrade",
+        "support",
+        "billing",
+        "address",
+        "tracking",
+        "return",
+        "discount",
+        "subscription",
+        "receipt",
+        "exchange",
+        "payment",
+        "the",
+        "your",
+        "we",
+        "will",
+        "today",
+        "within",
+        "days",
+        "please",
+        "check",
+        "email",
+        "team",
+    ];
+    let mut text = format!("Reply {i}:");
+    for w in 0..words {
+        text.push(' ');
+        text.push_str(WORDS[(i.wrapping_mul(2654435761) >> 7).wrapping_add(w * 17 + w * w) % WORDS.len()]);
+    }
+    text
+}

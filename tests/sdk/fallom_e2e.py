@@ -163,8 +163,14 @@ def check_models(client, fallom_models):
     # thread; report how many arrived once the count stops moving (exact delivery is checked
     # above on a burst the SDK can deliver).
     def v2_sessions():
-        s = client.get("/api/v1/model-configs/summarizer/summary?version=2").json()
-        return sum(v["sessions"] for v in s["variants"])
+        # the burst shares this key's rate limit: wait out a 429 (or a 503 while it drains)
+        while True:
+            r = client.get("/api/v1/model-configs/summarizer/summary?version=2")
+            if r.status_code not in (429, 503):
+                break
+            time.sleep(float(r.headers.get("retry-after", "1")))
+        assert r.status_code == 200, r.text
+        return sum(v["sessions"] for v in r.json()["variants"])
 
     arrived, previous = v2_sessions(), -1
     while arrived != previous:
