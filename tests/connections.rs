@@ -109,6 +109,10 @@ both_backends!(sigterm_during_ingest_loses_no_accepted_log, |db: TestDb| async m
                             accepted.push(text);
                         }
                         Err(e) if e.is_connect() => refused += 1,
+                        // a connection the kernel completed just as the listener closed is
+                        // reset before the server read anything: unanswered, so the client
+                        // retries it like a refused one (every 202 is still checked below)
+                        Err(e) if format!("{e:?}").contains("ConnectionReset") => refused += 1,
                         Err(e) => panic!("request {i} of client {client} failed after connecting: {e:?}"),
                     }
                 }
