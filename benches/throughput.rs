@@ -52,17 +52,6 @@ fn corpus() -> (Vec<String>, Vec<String>) {
     (short, long)
 }
 
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
 async fn done_count(server: &TestServer, key: &str) -> i64 {
     let mut done = 0;
     for p in 0..PROMPTS {
@@ -147,7 +136,7 @@ async fn run(
         per_second: (c2 - c1) as f64 / (t2 - t1).as_secs_f64(),
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
-        peak_rss_mib: peak_rss_mib(server.child.id()),
+        peak_rss_mib: common::rss_mib(server.child.id(), "VmHWM:"),
         offered: rate,
     };
     server.assert_no_server_errors();

@@ -21,16 +21,6 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
-fn rss_mib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 async fn post_many(server: &TestServer, key: &str, total: usize, per_request: usize, log: impl Fn(usize) -> Value) {
     let http = reqwest::Client::new();
     for start in (0..total).step_by(per_request) {
@@ -66,7 +56,7 @@ async fn footprint(kind: Kind) {
     let key = server.first_key.clone().unwrap();
     let pid = server.child.id();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let at_start = rss_mib(pid, "VmRSS:");
+    let at_start = common::rss_mib(pid, "VmRSS:");
     post_many(
         &server,
         &key,
@@ -79,7 +69,7 @@ async fn footprint(kind: Kind) {
         wait_done(&server, &key, &format!("burst-{p}"), 100, Duration::from_secs(120)).await.expect("burst scored");
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after_burst = rss_mib(pid, "VmRSS:");
+    let after_burst = common::rss_mib(pid, "VmRSS:");
     // long texts: about 200 words (the model reads the first 256 tokens)
     let long = 2_000;
     post_many(
@@ -97,9 +87,9 @@ async fn footprint(kind: Kind) {
             .expect("long texts scored");
     }
     let long_rate = long as f64 / started.elapsed().as_secs_f64();
-    let peak = rss_mib(pid, "VmHWM:");
+    let peak = common::rss_mib(pid, "VmHWM:");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let idle_after = rss_mib(pid, "VmRSS:");
+    let idle_after = common::rss_mib(pid, "VmRSS:");
     println!(
         "{kind:?}: idle RSS {at_start:.0} MiB at start, {after_burst:.0} MiB after a burst of 500; peak {peak:.0} MiB embedding {long} long texts ({long_rate:.1}/s), {idle_after:.0} MiB idle after"
     );

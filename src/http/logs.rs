@@ -65,7 +65,7 @@ pub async fn post_logs(
     let limits = BatchLimits { max_logs: state.settings.max_logs_per_request, max_text: state.settings.max_text_chars };
     let batch = LogBatch::read(&body, limits).map_err(with_log_fields)?;
     let logs: Vec<NewLog> = batch.logs.into_iter().map(LogEntry::into_new_log).collect();
-    let ids = state.store.insert_logs(owner.project_id, &logs).await?;
+    let ids = state.store.insert_logs(owner.project_id, logs).await?;
     state.samples_arrived.notify_one();
     crate::observe::ingest_accepted("logs", ids.len());
     Ok((StatusCode::ACCEPTED, Json(LogsAccepted { status: "accepted", count: ids.len(), log_ids: ids })))

@@ -158,7 +158,9 @@ impl Store {
                  FROM heads WHERE heads.prompt_id IS NOT NULL) \
              SELECT p.project_id, p.id FROM heads JOIN prompts p ON p.id = heads.prompt_id"
         );
-        let rows = sqlx::query(&sql).fetch_all(&self.write).await?;
+        // from a reader: it is only where to look, the claim itself re-checks every row, and on
+        // SQLite it then does not wait behind ingest for the one writer connection
+        let rows = sqlx::query(&sql).fetch_all(&self.read).await?;
         Ok(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?)
     }
 

@@ -370,16 +370,7 @@ pub(super) async fn attach_sample(
     span_row_id: i64,
     sample: &super::NewLog,
 ) -> StoreResult<()> {
-    let sample_id = samples.insert(tx, project_id, sample).await?;
-    let linked = sqlx::query("UPDATE spans SET sample_id = $1 WHERE id = $2 AND sample_id IS NULL")
-        .bind(sample_id)
-        .bind(span_row_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    if linked != 1 {
-        return Err(StoreError::Other(format!("span row {span_row_id} already has a drift sample")));
-    }
+    attach_samples(tx, samples, project_id, &[(span_row_id, sample)]).await?;
     Ok(())
 }
 

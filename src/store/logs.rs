@@ -4,10 +4,10 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 
-use sqlx::{Any, AnyConnection, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
 use super::prompts::{get_or_create_prompt, PromptHandle};
-use super::{now_ms, Store, StoreResult};
+use super::{now_ms, values_placeholders, Store, StoreResult};
 
 /// A validated log, ready to store.
 #[derive(Debug, Clone)]
@@ -39,16 +39,6 @@ impl SampleInserter {
         self.received_at
     }
 
-    pub(super) async fn insert(
-        &mut self,
-        tx: &mut Transaction<'static, Any>,
-        project_id: i64,
-        log: &NewLog,
-    ) -> StoreResult<i64> {
-        let ids = self.insert_many_in(tx, project_id, std::slice::from_ref(log)).await?;
-        Ok(ids[0])
-    }
-
     /// Inserts the logs with multi-row statements; returns their ids in the order given.
     pub(super) async fn insert_many_in<L: Borrow<NewLog>>(
         &mut self,
@@ -64,26 +54,10 @@ impl SampleInserter {
         }
         let mut ids = Vec::with_capacity(logs.len());
         for chunk in logs.chunks(ROWS_PER_INSERT) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = i * COLUMNS;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5,
-                        p + 6,
-                        p + 7,
-                        p + 8
-                    )
-                })
-                .collect();
             let sql = format!(
                 "INSERT INTO samples (project_id, prompt_id, prompt_version, input_text, response_text, model, \
                                       response_length, received_at) VALUES {} RETURNING id",
-                rows.join(", ")
+                values_placeholders(chunk.len(), COLUMNS)
             );
             let mut query = sqlx::query(&sql);
             for log in chunk.iter().map(Borrow::borrow) {
@@ -112,12 +86,12 @@ impl SampleInserter {
 impl Store {
     /// Stores the logs as pending samples; returns their ids in the order given, after they are
     /// committed. On SQLite concurrent batches share one commit (see `group_commit.rs`).
-    pub async fn insert_logs(&self, project_id: i64, logs: &[NewLog]) -> StoreResult<Vec<i64>> {
+    pub async fn insert_logs(&self, project_id: i64, logs: Vec<NewLog>) -> StoreResult<Vec<i64>> {
         match &self.group_commit {
-            Some(queue) => queue.insert_logs(project_id, logs.to_vec()).await,
+            Some(queue) => queue.insert_logs(project_id, logs).await,
             None => {
                 let mut tx = self.begin_write().await?;
-                let ids = SampleInserter::new().insert_many_in(&mut tx, project_id, logs).await?;
+                let ids = SampleInserter::new().insert_many_in(&mut tx, project_id, &logs).await?;
                 tx.commit().await?;
                 Ok(ids)
             }

@@ -12,7 +12,7 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use super::log_records::{attach_sample, attach_samples, join_logged_content, logged_contents};
 use super::logs::{NewLog, SampleInserter};
-use super::{get_enum, Store, StoreResult};
+use super::{get_enum, values_placeholders, Store, StoreResult};
 use crate::domain::{SpanSource, SpanStatus};
 use crate::traces::IngestOptions;
 
@@ -189,12 +189,7 @@ impl TraceRollups {
         const ROWS_PER_STATEMENT: usize = 500;
         let rows: Vec<&TraceSummaryRow> = self.0.values().collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|r| {
-                    let params: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", r * COLUMNS + c)).collect();
-                    format!("({})", params.join(", "))
-                })
-                .collect();
+            let values = values_placeholders(chunk.len(), COLUMNS);
             let sql = format!(
                 "INSERT INTO traces (project_id, trace_id, start_ms, end_ms, span_count, error_count, input_tokens, \
                     output_tokens, session_id, config_key, customer_id, root_name) VALUES {} \
@@ -209,7 +204,7 @@ impl TraceRollups {
                     config_key = COALESCE(traces.config_key, excluded.config_key), \
                     customer_id = COALESCE(traces.customer_id, excluded.customer_id), \
                     root_name = COALESCE(excluded.root_name, traces.root_name)",
-                values.join(", "),
+                values,
                 saturating_token_sum("input_tokens"),
                 saturating_token_sum("output_tokens"),
             );
@@ -351,13 +346,6 @@ async fn insert_span_rows<'s>(
 ) -> StoreResult<HashMap<(&'s str, &'s str), i64>> {
     let mut inserted = HashMap::with_capacity(spans.len());
     for (chunk, resources) in spans.chunks(SPAN_ROWS_PER_INSERT).zip(resource_ids.chunks(SPAN_ROWS_PER_INSERT)) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let params: Vec<String> =
-                    (1..=SPAN_COLUMNS_WRITTEN).map(|c| format!("${}", r * SPAN_COLUMNS_WRITTEN + c)).collect();
-                format!("({})", params.join(", "))
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, source, session_id, customer_id, \
                 config_key, name, kind, model, start_ms, end_ms, duration_ms, status, error_message, \
@@ -365,7 +353,7 @@ async fn insert_span_rows<'s>(
                 response_text, metadata, tags, prompt_key, prompt_version, prompt_ab_test_key, \
                 prompt_variant_index, attributes, received_at, resource_id) \
              VALUES {} ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING id, trace_id, span_id",
-            values.join(", ")
+            values_placeholders(chunk.len(), SPAN_COLUMNS_WRITTEN)
         );
         let mut query = sqlx::query(&sql);
         for (s, resource) in chunk.iter().zip(resources) {

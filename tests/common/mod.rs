@@ -457,3 +457,14 @@ pub fn answer(i: usize, words: usize) -> String {
     }
     text
 }
+
+/// A memory figure of a process from /proc/PID/status in MiB: `VmRSS:` (now) or `VmHWM:` (peak).
+pub fn rss_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
