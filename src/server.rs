@@ -161,7 +161,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Load the model before touching anything else: a server that cannot embed must not start.
     let embedder = if settings.worker_enabled {
         let threads = crate::resources::embed_threads(settings.embed_threads);
-        let embedder_settings = EmbedderSettings { model_dir: settings.model_dir.clone().into(), threads };
+        let embedder_settings = EmbedderSettings {
+            model_dir: settings.model_dir.clone().into(),
+            threads,
+            low_memory: settings.embed_low_memory,
+        };
         let handle = EmbedderHandle::start(embedder_settings, settings.embed_max_batch_tokens)
             .await
             .context("cannot load the embedding model (DRIFTBALLOON_MODEL_DIR)")?;

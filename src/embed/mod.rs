@@ -55,12 +55,15 @@ pub struct EmbedderSettings {
     pub model_dir: PathBuf,
     /// ONNX Runtime intra-op threads, >= 1.
     pub threads: usize,
+    /// Skip constant folding: the int8 weights stay int8 (about 170 MiB less resident memory,
+    /// about 12 % slower runs).
+    pub low_memory: bool,
 }
 
 impl EmbedderSettings {
     #[allow(dead_code)]
     pub fn new(model_dir: impl Into<PathBuf>, threads: usize) -> Self {
-        Self { model_dir: model_dir.into(), threads }
+        Self { model_dir: model_dir.into(), threads, low_memory: false }
     }
 }
 
@@ -225,7 +228,7 @@ impl Embedder {
         let model_id = format!("{MODEL_NAME}@{}", &model_sha256[..12]);
 
         let model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
-        let options = InitOptionsUserDefined::new()
+        let mut options = InitOptionsUserDefined::new()
             .with_environment(environment)
             .with_max_length(MAX_TOKENS)
             .with_intra_threads(settings.threads)
@@ -236,6 +239,11 @@ impl Embedder {
             // of the session (tens of MiB after one batch of long texts); plain malloc gives
             // them back, at a cost within the noise of a run (see BENCHMARKS.md).
             .with_execution_providers(vec![ort::ep::CPU::default().with_arena_allocator(false).build()]);
+        if settings.low_memory {
+            // Constant folding dequantises the int8 weights into float copies kept for the
+            // session's life: faster runs, much more memory.
+            options = options.with_session_config("optimization.disable_specified_optimizers", "ConstantFolding");
+        }
         let model = TextEmbedding::try_new_from_user_defined(model, options)
             .map_err(|source| EmbedError::ModelInit { dir: dir.clone(), source })?;
 
