@@ -56,7 +56,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     server::init_tracing(&settings.log);
-    driftballoon::resources::limit_malloc_arenas();
+    driftballoon::resources::tune_malloc();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -339,13 +339,14 @@ const SPAN_ROWS_PER_INSERT: usize = 100;
 /// id of each new span by (trace id, span id).
 async fn insert_span_rows<'s>(
     tx: &mut Transaction<'static, Any>,
+    rows_per_insert: usize,
     project_id: i64,
     spans: &'s [NewSpan],
     resource_ids: &[Option<i64>],
     received_at: i64,
 ) -> StoreResult<HashMap<(&'s str, &'s str), i64>> {
     let mut inserted = HashMap::with_capacity(spans.len());
-    for (chunk, resources) in spans.chunks(SPAN_ROWS_PER_INSERT).zip(resource_ids.chunks(SPAN_ROWS_PER_INSERT)) {
+    for (chunk, resources) in spans.chunks(rows_per_insert).zip(resource_ids.chunks(rows_per_insert)) {
         let sql = format!(
             "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, source, session_id, customer_id, \
                 config_key, name, kind, model, start_ms, end_ms, duration_ms, status, error_message, \
@@ -428,6 +429,15 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Postgres: one round trip per 100 spans. SQLite runs in this process, so there is no round
+    /// trip to save, and one row per statement measured faster there (benches/spans.rs).
+    fn span_rows_per_insert(&self) -> usize {
+        match self.backend {
+            super::Backend::Postgres => SPAN_ROWS_PER_INSERT,
+            super::Backend::Sqlite => 1,
+        }
+    }
+
     async fn insert_span_chunk(
         &self,
         project_id: i64,
@@ -466,7 +476,15 @@ impl Store {
         let mut samples = SampleInserter::new();
         let mut outcome = SpansStored::default();
         let mut rollups = TraceRollups::default();
-        let mut inserted = insert_span_rows(&mut tx, project_id, spans, &resource_ids, samples.received_at()).await?;
+        let mut inserted = insert_span_rows(
+            &mut tx,
+            self.span_rows_per_insert(),
+            project_id,
+            spans,
+            &resource_ids,
+            samples.received_at(),
+        )
+        .await?;
         // new LLM spans without content, with their row ids
         let mut awaiting: Vec<(i64, &NewSpan)> = Vec::new();
         let mut with_sample: Vec<(i64, &NewLog)> = Vec::new();
