@@ -55,8 +55,8 @@ pub struct EmbedderSettings {
     pub model_dir: PathBuf,
     /// ONNX Runtime intra-op threads, >= 1.
     pub threads: usize,
-    /// Skip constant folding: the int8 weights stay int8 (about 170 MiB less resident memory,
-    /// about 12 % slower runs).
+    /// Skip constant folding: the int8 weights stay int8 (about 110 MiB less resident memory,
+    /// 10-15 % slower runs).
     pub low_memory: bool,
 }
 
