@@ -38,7 +38,7 @@ pub struct Settings {
     pub model_dir: String,
     pub worker_enabled: bool,
     pub embed_threads: usize,
-    pub embed_low_memory: bool,
+    pub embed_float_weights: bool,
     pub worker_batch_size: usize,
     pub embed_max_batch_tokens: usize,
     pub worker_claim_timeout_secs: u64,
@@ -87,7 +87,7 @@ impl std::fmt::Debug for Settings {
             .field("model_dir", &self.model_dir)
             .field("worker_enabled", &self.worker_enabled)
             .field("embed_threads", &self.embed_threads)
-            .field("embed_low_memory", &self.embed_low_memory)
+            .field("embed_float_weights", &self.embed_float_weights)
             .field("worker_batch_size", &self.worker_batch_size)
             .field("embed_max_batch_tokens", &self.embed_max_batch_tokens)
             .field("worker_claim_timeout_secs", &self.worker_claim_timeout_secs)

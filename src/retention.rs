@@ -121,10 +121,19 @@ pub async fn prune(store: &Store, settings: &PrunerSettings, stop: &watch::Recei
             }
         }
     }
-    if total > 0 {
-        while !*stop.borrow() && store.reclaim_space(RECLAIM_PAGES).await? > 0 {
-            tokio::time::sleep(PAUSE).await;
+    // Every pass, not only one that deleted: the worker and ingest also free pages (a
+    // rewritten baseline state, a shorter row), and a pass that deleted nothing would
+    // otherwise leave them in the file for good. A pass with nothing free costs one PRAGMA.
+    // Stops once nothing is free, or when concurrent writes free pages as fast as this
+    // gives them back (the next pass carries on), so a busy server never keeps it looping.
+    let mut free_before = i64::MAX;
+    while !*stop.borrow() {
+        let free = store.reclaim_space(RECLAIM_PAGES).await?;
+        if free == 0 || free >= free_before {
+            break;
         }
+        free_before = free;
+        tokio::time::sleep(PAUSE).await;
     }
     Ok(total)
 }

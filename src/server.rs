@@ -164,7 +164,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let embedder_settings = EmbedderSettings {
             model_dir: settings.model_dir.clone().into(),
             threads,
-            low_memory: settings.embed_low_memory,
+            float_weights: settings.embed_float_weights,
         };
         let handle = EmbedderHandle::start(embedder_settings, settings.embed_max_batch_tokens)
             .await
