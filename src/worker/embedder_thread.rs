@@ -36,6 +36,9 @@ impl EmbedderHandle {
                 crate::resources::lower_this_threads_priority();
                 let mut embedder = match Embedder::load(&settings) {
                     Ok(e) => {
+                        // loading freed the model's file bytes and the rewrite's scratch:
+                        // give them back now, not after the first backlog
+                        crate::resources::trim_heap();
                         let _ = ready_tx.send(Ok(e.model_id().to_string()));
                         e
                     }
