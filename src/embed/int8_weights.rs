@@ -283,10 +283,11 @@ impl<'a> Graph<'a> {
         if !c.is("Cast") || c.ints.get("to") != Some(&(FLOAT as i64)) || !only_here(cast_out) {
             return None;
         }
-        let q = self.tensors.get(&c.inputs[0])?;
+        let q_name = c.inputs.first()?;
+        let q = self.tensors.get(q_name)?;
         let scale = self.tensors.get(scale_name)?;
         q.int8s()?;
-        Some(Dequantised { cast, mul, q_name: c.inputs[0].clone(), scale_name: scale_name.clone(), q, scale })
+        Some(Dequantised { cast, mul, q_name: q_name.clone(), scale_name: scale_name.clone(), q, scale })
     }
 }
 
@@ -393,7 +394,9 @@ fn rewrite_graph(payload: &[u8]) -> Result<(Vec<u8>, usize, usize)> {
     let mut replacements: BTreeMap<usize, Replacement> = BTreeMap::new();
     let (mut matmuls, mut gathers) = (0, 0);
     for (i, node) in graph.nodes.iter().enumerate() {
-        let replacement = if node.is("MatMul") && node.inputs.len() == 2 {
+        let replacement = if node.outputs.len() != 1 {
+            None
+        } else if node.is("MatMul") && node.inputs.len() == 2 {
             graph.dequantised(&node.inputs[1]).and_then(|w| matmul_nbits(node, &w)).inspect(|_| matmuls += 1)
         } else if node.is("Gather") && node.inputs.len() == 2 {
             graph.dequantised(&node.inputs[0]).and_then(|w| gather_rows(node, &w)).inspect(|_| gathers += 1)
@@ -478,6 +481,18 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         assert!(keep_weights_int8(&[0x0a, 0xff, 0xff, 0x01]).is_err());
         assert!(keep_weights_int8(b"").is_err(), "no graph");
+    }
+
+    #[test]
+    fn a_model_without_the_pattern_comes_back_unchanged() {
+        let mut graph = Vec::new();
+        put_bytes(&mut graph, 1, &node_bytes("relu", "Relu", "", &["x"], &["y"], &[]));
+        let mut model = Vec::new();
+        put_varint(&mut model, 1, 8);
+        put_bytes(&mut model, 7, &graph);
+        let r = keep_weights_int8(&model).unwrap();
+        assert_eq!((r.matmuls, r.gathers), (0, 0));
+        assert!(r.model == model);
     }
 
     #[test]
