@@ -152,18 +152,19 @@ impl<'a> Node<'a> {
     }
 }
 
-/// The parts of an initializer (TensorProto) the rewrite reads; only raw_data or float_data.
+/// The parts of an initializer (TensorProto) the rewrite reads; only raw_data or packed
+/// float_data (both little-endian bytes), decoded only when a rewrite needs the values.
 struct Tensor<'a> {
     dims: Vec<i64>,
     data_type: u64,
     raw_data: Option<&'a [u8]>,
-    floats: Vec<f32>,
+    float_data: Option<&'a [u8]>,
 }
 
 impl<'a> Tensor<'a> {
     fn parse(payload: &'a [u8]) -> Result<(String, Self)> {
         let mut name = String::new();
-        let mut t = Tensor { dims: vec![], data_type: 0, raw_data: None, floats: vec![] };
+        let mut t = Tensor { dims: vec![], data_type: 0, raw_data: None, float_data: None };
         for f in fields(payload)? {
             match f.number {
                 1 if f.wire == WireType::Varint => t.dims.push(f.varint as i64),
@@ -174,7 +175,7 @@ impl<'a> Tensor<'a> {
                     }
                 }
                 2 => t.data_type = f.varint,
-                4 => t.floats.extend(f.payload.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+                4 if f.wire == WireType::LengthDelimited => t.float_data = Some(f.payload),
                 8 => name = text(&f)?,
                 9 => t.raw_data = Some(f.payload),
                 // external data, segments: leave such a tensor alone
@@ -195,14 +196,9 @@ impl<'a> Tensor<'a> {
     }
 
     fn float_values(&self) -> Option<Vec<f32>> {
-        if self.data_type != FLOAT {
-            return None;
-        }
-        let values = match self.raw_data {
-            Some(raw) => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            None => self.floats.clone(),
-        };
-        (values.len() == self.len()).then_some(values)
+        let bytes =
+            self.raw_data.or(self.float_data).filter(|b| self.data_type == FLOAT && b.len() == 4 * self.len())?;
+        Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     }
 }
 
@@ -359,12 +355,15 @@ fn rewrite_graph(payload: &[u8]) -> Result<(Vec<u8>, usize, usize)> {
     let graph_fields = fields(payload)?;
     let mut nodes = Vec::new();
     let mut tensors = HashMap::new();
+    // initializer names in file order, for the copy below
+    let mut initializers = Vec::new();
     let mut graph_outputs = Vec::new();
     for f in &graph_fields {
         match f.number {
             1 => nodes.push(Node::parse(f.raw, f.payload)?),
             5 => {
                 let (name, t) = Tensor::parse(f.payload)?;
+                initializers.push(name.clone());
                 tensors.insert(name, t);
             }
             12 => {
@@ -415,12 +414,11 @@ fn rewrite_graph(payload: &[u8]) -> Result<(Vec<u8>, usize, usize)> {
         .collect();
 
     let mut out = Vec::with_capacity(payload.len() + payload.len() / 8);
-    let mut node_index = 0;
+    let (mut nodes_seen, mut initializers) = (0..graph.nodes.len(), initializers.iter());
     for f in &graph_fields {
         match f.number {
             1 => {
-                let i = node_index;
-                node_index += 1;
+                let i = nodes_seen.next().expect("one parsed node per node field");
                 if let Some(r) = replacements.get(&i) {
                     r.nodes.iter().for_each(|n| put_bytes(&mut out, 1, n));
                 } else if !removed.contains(&i) {
@@ -428,7 +426,7 @@ fn rewrite_graph(payload: &[u8]) -> Result<(Vec<u8>, usize, usize)> {
                 }
             }
             5 => {
-                let (name, _) = Tensor::parse(f.payload)?;
+                let name = initializers.next().expect("one parsed initializer per initializer field");
                 if !dropped.contains(name.as_str()) {
                     out.extend_from_slice(f.raw);
                 }
