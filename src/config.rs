@@ -39,6 +39,7 @@ pub struct Settings {
     pub worker_enabled: bool,
     pub embed_threads: usize,
     pub embed_float_weights: bool,
+    pub embed_speed_up_on_backlog: bool,
     pub worker_batch_size: usize,
     pub embed_max_batch_tokens: usize,
     pub worker_claim_timeout_secs: u64,
@@ -88,6 +89,7 @@ impl std::fmt::Debug for Settings {
             .field("worker_enabled", &self.worker_enabled)
             .field("embed_threads", &self.embed_threads)
             .field("embed_float_weights", &self.embed_float_weights)
+            .field("embed_speed_up_on_backlog", &self.embed_speed_up_on_backlog)
             .field("worker_batch_size", &self.worker_batch_size)
             .field("embed_max_batch_tokens", &self.embed_max_batch_tokens)
             .field("worker_claim_timeout_secs", &self.worker_claim_timeout_secs)

@@ -166,9 +166,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             threads,
             float_weights: settings.embed_float_weights,
         };
-        let handle = EmbedderHandle::start(embedder_settings, settings.embed_max_batch_tokens)
-            .await
-            .context("cannot load the embedding model (DRIFTBALLOON_MODEL_DIR)")?;
+        let handle = EmbedderHandle::start(
+            embedder_settings,
+            settings.embed_max_batch_tokens,
+            settings.embed_speed_up_on_backlog,
+        )
+        .await
+        .context("cannot load the embedding model (DRIFTBALLOON_MODEL_DIR)")?;
         tracing::info!(model = handle.model_id(), threads, "embedding model loaded");
         Some(handle)
     } else {

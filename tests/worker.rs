@@ -1,6 +1,7 @@
 //! The embedding worker under trouble, on both backends: a sample that cannot be embedded fails
 //! alone; one project's backlog does not hold back another project's new sample; baseline
-//! states stored as JSON by earlier versions are read and rewritten in the binary form.
+//! states stored as JSON by earlier versions are read and rewritten in the binary form; a
+//! backlog is embedded with float matrix weights that are given back when it is gone.
 
 mod common;
 
@@ -138,6 +139,49 @@ async fn backlog_does_not_delay_another_project_sqlite() {
 #[tokio::test]
 async fn backlog_does_not_delay_another_project_postgres() {
     backlog_does_not_delay_another_project(Kind::Postgres).await;
+}
+
+async fn a_backlog_borrows_float_weights_and_gives_them_back(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else { return };
+    let server = TestServer::start(&db, &[common::NO_RATE_LIMIT]);
+    let key = server.first_key.clone().unwrap();
+    // several seconds of work for the embedder
+    for chunk in 0..4 {
+        let logs: Vec<Value> = (0..200)
+            .map(|i| {
+                let n = chunk * 200 + i;
+                json!({"prompt_name": format!("burst-{}", n % 2), "response_text": common::answer(n, 60)})
+            })
+            .collect();
+        let (status, body) = server.post_logs(&key, &json!({ "logs": logs })).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let log_has = |line: &'static str| {
+        let server = &server;
+        move || async move { server.log_text().contains(line) }
+    };
+    wait_for("the float-weights session loaded", &server, 120, log_has("float-weights session loaded")).await;
+    wait_for("every sample scored", &server, 300, || async {
+        let mut done = 0;
+        for p in 0..2 {
+            done += counts(&server, &key, &format!("burst-{p}")).await["done"].as_i64().unwrap();
+        }
+        done == 800
+    })
+    .await;
+    // dropped after 2 s without work
+    wait_for("the float-weights session dropped", &server, 15, log_has("float-weights session dropped")).await;
+    server.assert_no_server_errors();
+}
+
+#[tokio::test]
+async fn a_backlog_borrows_float_weights_and_gives_them_back_sqlite() {
+    a_backlog_borrows_float_weights_and_gives_them_back(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_backlog_borrows_float_weights_and_gives_them_back_postgres() {
+    a_backlog_borrows_float_weights_and_gives_them_back(Kind::Postgres).await;
 }
 
 async fn json_baseline_states_still_work(kind: Kind) {
