@@ -1,6 +1,7 @@
 //! Ingest durability: the server is killed with SIGKILL while 8 clients send batches of logs
-//! at once (on SQLite they share group commits). Every batch answered 202 must be stored whole,
-//! and no batch may be stored in part.
+//! at once (on SQLite they share group commits), and again while clients send OTLP span exports
+//! beside log batches (spans share those group commits too). Every batch or export answered
+//! 2xx must be stored whole, and none may be stored in part.
 
 mod common;
 
@@ -98,6 +99,106 @@ async fn kill_during_ingest(kind: Kind) {
         total += server.sample_total(&key, &format!("durable-{p}")).await;
     }
     assert_eq!(total as usize, rows.len());
+}
+
+const SPANS_PER_EXPORT: usize = 20;
+
+/// Client `client`'s `n`th export: one trace of [`SPANS_PER_EXPORT`] spans, its id made of both.
+fn span_export(client: usize, n: usize) -> (String, Value) {
+    let trace_id = format!("{:016x}{:016x}", client + 1, n + 1);
+    let spans: Vec<Value> = (0..SPANS_PER_EXPORT)
+        .map(|j| {
+            json!({"traceId": trace_id, "spanId": format!("{:016x}", j + 1), "name": format!("step-{j}"),
+                   "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000",
+                   "attributes": [{"key": "session.id", "value": {"stringValue": "durable"}}]})
+        })
+        .collect();
+    (trace_id, json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+}
+
+async fn kill_during_span_ingest(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else { return };
+    let mut server = TestServer::start(&db, &[common::NO_RATE_LIMIT, ("DRIFTBALLOON_WORKER_ENABLED", "false")]);
+    let key = server.first_key.clone().unwrap();
+    let acknowledged: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let sent: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // four exporters and four log clients, so groups mix both kinds of work
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (traces_url, logs_url) = (server.url("/v1/traces"), server.url("/api/v1/logs"));
+            let (key, acknowledged, sent) = (key.clone(), acknowledged.clone(), sent.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+                for n in 0.. {
+                    let request = if client % 2 == 0 {
+                        let (trace_id, export) = span_export(client, n);
+                        sent.lock().await.insert(trace_id.clone());
+                        http.post(&traces_url).bearer_auth(&key).json(&export).send().await.map(|r| (trace_id, r))
+                    } else {
+                        let logs: Vec<Value> = (0..BATCH)
+                            .map(|j| json!({"prompt_name": "beside-spans", "response_text": format!("{client}-{n}-{j}")}))
+                            .collect();
+                        http.post(&logs_url).bearer_auth(&key).json(&json!({ "logs": logs })).send().await.map(|r| (String::new(), r))
+                    };
+                    let Ok((trace_id, resp)) = request else { return };
+                    if !resp.status().is_success() {
+                        return;
+                    }
+                    if !trace_id.is_empty() {
+                        acknowledged.lock().await.insert(trace_id);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    server.kill();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().await.clone();
+    let sent = sent.lock().await.clone();
+    assert!(acknowledged.len() >= 10, "too few exports got through to test anything: {}", acknowledged.len());
+
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let rows =
+        sqlx::query("SELECT trace_id, COUNT(*) FROM spans GROUP BY trace_id").fetch_all(&mut conn).await.unwrap();
+    let stored: HashMap<String, i64> = rows.iter().map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap())).collect();
+    for trace_id in &acknowledged {
+        assert_eq!(
+            stored.get(trace_id),
+            Some(&(SPANS_PER_EXPORT as i64)),
+            "{trace_id} was answered 200: all its spans"
+        );
+    }
+    for (trace_id, count) in &stored {
+        assert!(sent.contains(trace_id), "{trace_id} stored but never sent");
+        assert_eq!(*count, SPANS_PER_EXPORT as i64, "{trace_id} is stored in part");
+    }
+    // every stored trace has its rollup, counting all its spans
+    let rollups = sqlx::query("SELECT trace_id, span_count FROM traces").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(rollups.len(), stored.len(), "one rollup per stored trace");
+    for r in &rollups {
+        let (trace_id, span_count): (String, i64) = (r.try_get(0).unwrap(), r.try_get(1).unwrap());
+        assert_eq!(Some(&span_count), stored.get(&trace_id), "{trace_id}: rollup and spans agree");
+    }
+    eprintln!(
+        "{kind:?}: {} exports answered and stored whole; {} stored; {} sent",
+        acknowledged.len(),
+        stored.len(),
+        sent.len()
+    );
+}
+
+#[tokio::test]
+async fn kill_during_span_ingest_sqlite() {
+    kill_during_span_ingest(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn kill_during_span_ingest_postgres() {
+    kill_during_span_ingest(Kind::Postgres).await;
 }
 
 #[tokio::test]
