@@ -273,9 +273,7 @@ async fn max_size_export(kind: Kind) {
     let holds: Vec<f64> = server
         .log_text()
         .lines()
-        // Postgres: one line per span chunk; SQLite: one per group commit (chunks of concurrent
-        // requests share one)
-        .filter(|l| l.contains("stored a span chunk") || l.contains("committed an ingest group"))
+        .filter(|l| l.contains("stored a span chunk"))
         .filter_map(|l| l.split("held_us=").nth(1)?.split_whitespace().next()?.parse::<f64>().ok())
         .map(|us| us / 1e3)
         .collect();

@@ -37,11 +37,8 @@ fn describe() {
     describe_histogram!("http_server_request_duration_seconds", Unit::Seconds, "Duration of HTTP server requests");
     describe_gauge!("http_server_active_requests", "HTTP server requests in flight");
     describe_counter!("driftballoon_ingest_accepted_total", "Items stored: logs, spans, log records");
-    describe_counter!("driftballoon_ingest_commits_total", "SQLite group commits of log batches and span chunks");
-    describe_counter!(
-        "driftballoon_ingest_committed_requests_total",
-        "Log batches and span chunks committed by SQLite group commits"
-    );
+    describe_counter!("driftballoon_ingest_commits_total", "SQLite group commits of log batches");
+    describe_counter!("driftballoon_ingest_committed_requests_total", "Log batches committed by SQLite group commits");
     describe_counter!(
         "driftballoon_ingest_rejected_items_total",
         "Items refused inside an accepted export (OTLP partial success), by reason"

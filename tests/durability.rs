@@ -1,7 +1,7 @@
 //! Ingest durability: the server is killed with SIGKILL while 8 clients send batches of logs
 //! at once (on SQLite they share group commits), and again while clients send OTLP span exports
-//! beside log batches (spans share those group commits too). Every batch or export answered
-//! 2xx must be stored whole, and none may be stored in part.
+//! beside log batches. Every batch or export answered 2xx must be stored whole (spans and their
+//! trace rollups), and none may be stored in part.
 
 mod common;
 
@@ -122,7 +122,7 @@ async fn kill_during_span_ingest(kind: Kind) {
     let key = server.first_key.clone().unwrap();
     let acknowledged: Arc<Mutex<HashSet<String>>> = Arc::default();
     let sent: Arc<Mutex<HashSet<String>>> = Arc::default();
-    // four exporters and four log clients, so groups mix both kinds of work
+    // four exporters and four log clients, so the writer is contended by both kinds of work
     let clients: Vec<_> = (0..CLIENTS)
         .map(|client| {
             let (traces_url, logs_url) = (server.url("/v1/traces"), server.url("/api/v1/logs"));
