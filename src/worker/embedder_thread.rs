@@ -104,28 +104,27 @@ impl EmbedderHandle {
 /// The optional float-weights session and when to have it.
 struct BacklogSession {
     settings: EmbedderSettings,
-    enabled: bool,
     session: Option<Embedder>,
     window_start: Instant,
     busy_in_window: Duration,
     last_job_end: Instant,
-    /// Waits with a timeout on the job channel (this thread has no runtime of its own).
+    /// Waits with a timeout on the job channel (this thread has no runtime of its own). `None`:
+    /// the speed-up is off (not asked for, no timer, or the float session failed to load).
     timer: Option<tokio::runtime::Runtime>,
 }
 
 impl BacklogSession {
     fn new(settings: EmbedderSettings, enabled: bool) -> Self {
-        let timer =
-            enabled.then(|| tokio::runtime::Builder::new_current_thread().enable_time().build()).and_then(|built| {
-                built
-                    .inspect_err(
-                        |error| tracing::warn!(%error, "no timer for the embedder thread; no speed-up on backlog"),
-                    )
-                    .ok()
-            });
+        let timer = match enabled.then(|| tokio::runtime::Builder::new_current_thread().enable_time().build()) {
+            Some(Ok(timer)) => Some(timer),
+            Some(Err(error)) => {
+                tracing::warn!(%error, "no timer for the embedder thread; no speed-up on backlog");
+                None
+            }
+            None => None,
+        };
         Self {
             settings,
-            enabled: timer.is_some(),
             session: None,
             window_start: Instant::now(),
             busy_in_window: Duration::ZERO,
@@ -152,7 +151,7 @@ impl BacklogSession {
     /// Records a job's time; loads the float-weights session when the embedder has been busy
     /// most of the last window.
     fn worked(&mut self, started: Instant) {
-        if !self.enabled || self.session.is_some() {
+        if self.timer.is_none() || self.session.is_some() {
             return;
         }
         let now = Instant::now();
@@ -191,7 +190,7 @@ impl BacklogSession {
             Err(error) => {
                 // the int8 session goes on; do not try again every window
                 tracing::warn!(%error, "could not load the float-weights session; staying on int8 weights");
-                self.enabled = false;
+                self.timer = None;
             }
         }
     }
