@@ -19,7 +19,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::logs::SampleInserter;
 use super::spans::{json_column, resource_id, resources_by_id, span_from_row, SPAN_COLUMNS};
-use super::{Backend, Store, StoreError, StoreResult};
+use super::{Backend, Params, Store, StoreError, StoreResult};
 use crate::traces::{sample_of, IngestOptions};
 
 /// A validated log record, ready to store.
@@ -103,12 +103,13 @@ pub(super) async fn logged_contents(
     let traces: Vec<&str> = wanted.iter().map(|(t, _)| *t).collect::<BTreeSet<_>>().into_iter().collect();
     let mut found: HashMap<(String, String), LoggedContent> = HashMap::new();
     for chunk in traces.chunks(TRACES_PER_LOOKUP) {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut params = Params::new(Backend::of(tx));
         let sql = format!(
             "SELECT trace_id, span_id, request_text, response_text FROM log_records \
-             WHERE project_id = $1 AND trace_id IN ({}) AND span_id IS NOT NULL \
+             WHERE project_id = {} AND trace_id IN ({}) AND span_id IS NOT NULL \
                AND (request_text IS NOT NULL OR response_text IS NOT NULL) ORDER BY time_ms, id",
-            list.join(", ")
+            params.next(),
+            params.list(chunk.len())
         );
         let mut query = sqlx::query(&sql).bind(project_id);
         for trace_id in chunk {
@@ -387,16 +388,20 @@ pub(super) async fn attach_samples(
     let sample_ids = samples.insert_many_in(tx, project_id, &logs).await?;
     let links: Vec<(i64, i64)> = spans.iter().map(|(span_row_id, _)| *span_row_id).zip(sample_ids).collect();
     for chunk in links.chunks(LINKS_PER_UPDATE) {
-        let cases: Vec<String> = (0..chunk.len()).map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2)).collect();
-        let ids: Vec<String> = (0..chunk.len()).map(|i| format!("${}", 2 * i + 1)).collect();
+        let mut params = Params::new(Backend::of(tx));
+        let cases: Vec<String> =
+            chunk.iter().map(|_| format!("WHEN {} THEN {}", params.next(), params.next())).collect();
         let sql = format!(
             "UPDATE spans SET sample_id = CASE id {} END WHERE id IN ({}) AND sample_id IS NULL",
             cases.join(" "),
-            ids.join(", ")
+            params.list(chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for (span_row_id, sample_id) in chunk {
             query = query.bind(*span_row_id).bind(*sample_id);
+        }
+        for (span_row_id, _) in chunk {
+            query = query.bind(*span_row_id);
         }
         let linked = query.execute(&mut **tx).await?.rows_affected();
         if linked != chunk.len() as u64 {
@@ -423,10 +428,11 @@ async fn join_to_stored_spans(
     let traces: Vec<&str> = calls.iter().map(|(t, _)| *t).collect::<BTreeSet<_>>().into_iter().collect();
     let mut stored_spans = Vec::new();
     for chunk in traces.chunks(TRACES_PER_LOOKUP) {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut params = Params::new(Backend::of(tx));
         let sql = format!(
-            "SELECT {SPAN_COLUMNS} FROM spans WHERE project_id = $1 AND trace_id IN ({}) AND kind = 'llm'",
-            list.join(", ")
+            "SELECT {SPAN_COLUMNS} FROM spans WHERE project_id = {} AND trace_id IN ({}) AND kind = 'llm'",
+            params.next(),
+            params.list(chunk.len())
         );
         let mut query = sqlx::query(&sql).bind(project_id);
         for trace_id in chunk {

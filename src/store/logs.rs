@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use sqlx::{AnyConnection, Row};
 
 use super::prompts::{get_or_create_prompt, PromptHandle};
-use super::{now_ms, values_placeholders, Store, StoreResult};
+use super::{now_ms, values_placeholders, Backend, Store, StoreResult};
 
 /// A validated log, ready to store.
 #[derive(Debug, Clone)]
@@ -53,11 +53,12 @@ impl SampleInserter {
             }
         }
         let mut ids = Vec::with_capacity(logs.len());
+        let backend = Backend::of(tx);
         for chunk in logs.chunks(ROWS_PER_INSERT) {
             let sql = format!(
                 "INSERT INTO samples (project_id, prompt_id, prompt_version, input_text, response_text, model, \
                                       response_length, received_at) VALUES {} RETURNING id",
-                values_placeholders(chunk.len(), COLUMNS)
+                values_placeholders(backend, chunk.len(), COLUMNS)
             );
             let mut query = sqlx::query(&sql);
             for log in chunk.iter().map(Borrow::borrow) {

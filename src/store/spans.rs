@@ -12,7 +12,7 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use super::log_records::{attach_sample, attach_samples, join_logged_content, logged_contents};
 use super::logs::{NewLog, SampleInserter};
-use super::{get_enum, values_placeholders, Store, StoreResult};
+use super::{get_enum, values_placeholders, Backend, Store, StoreResult};
 use crate::domain::{SpanSource, SpanStatus};
 use crate::traces::IngestOptions;
 
@@ -188,8 +188,9 @@ impl TraceRollups {
         // Well under SQLite's and Postgres's limits on parameters per statement.
         const ROWS_PER_STATEMENT: usize = 500;
         let rows: Vec<&TraceSummaryRow> = self.0.values().collect();
+        let backend = Backend::of(tx);
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let values = values_placeholders(chunk.len(), COLUMNS);
+            let values = values_placeholders(backend, chunk.len(), COLUMNS);
             let sql = format!(
                 "INSERT INTO traces (project_id, trace_id, start_ms, end_ms, span_count, error_count, input_tokens, \
                     output_tokens, session_id, config_key, customer_id, root_name) VALUES {} \
@@ -339,14 +340,14 @@ const SPAN_ROWS_PER_INSERT: usize = 100;
 /// id of each new span by (trace id, span id).
 async fn insert_span_rows<'s>(
     tx: &mut Transaction<'static, Any>,
-    rows_per_insert: usize,
     project_id: i64,
     spans: &'s [NewSpan],
     resource_ids: &[Option<i64>],
     received_at: i64,
 ) -> StoreResult<HashMap<(&'s str, &'s str), i64>> {
     let mut inserted = HashMap::with_capacity(spans.len());
-    for (chunk, resources) in spans.chunks(rows_per_insert).zip(resource_ids.chunks(rows_per_insert)) {
+    let backend = Backend::of(tx);
+    for (chunk, resources) in spans.chunks(SPAN_ROWS_PER_INSERT).zip(resource_ids.chunks(SPAN_ROWS_PER_INSERT)) {
         let sql = format!(
             "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, source, session_id, customer_id, \
                 config_key, name, kind, model, start_ms, end_ms, duration_ms, status, error_message, \
@@ -354,7 +355,7 @@ async fn insert_span_rows<'s>(
                 response_text, metadata, tags, prompt_key, prompt_version, prompt_ab_test_key, \
                 prompt_variant_index, attributes, received_at, resource_id) \
              VALUES {} ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING id, trace_id, span_id",
-            values_placeholders(chunk.len(), SPAN_COLUMNS_WRITTEN)
+            values_placeholders(backend, chunk.len(), SPAN_COLUMNS_WRITTEN)
         );
         let mut query = sqlx::query(&sql);
         for (s, resource) in chunk.iter().zip(resources) {
@@ -429,15 +430,6 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Postgres: one round trip per 100 spans. SQLite runs in this process, so there is no round
-    /// trip to save, and one row per statement measured faster there (benches/spans.rs).
-    fn span_rows_per_insert(&self) -> usize {
-        match self.backend {
-            super::Backend::Postgres => SPAN_ROWS_PER_INSERT,
-            super::Backend::Sqlite => 1,
-        }
-    }
-
     async fn insert_span_chunk(
         &self,
         project_id: i64,
@@ -478,7 +470,6 @@ impl Store {
         let mut rollups = TraceRollups::default();
         let mut inserted = insert_span_rows(
             &mut tx,
-            self.span_rows_per_insert(),
             project_id,
             spans,
             &resource_ids,
