@@ -2,11 +2,11 @@
 //! not at all, and ids are returned only after the commit.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{AnyConnection, Row};
 
-use super::prompts::{get_or_create_prompt, PromptHandle};
+use super::prompts::{get_or_create_prompts, PromptHandle};
 use super::{now_ms, values_placeholders, Backend, Store, StoreResult};
 
 /// A validated log, ready to store.
@@ -46,11 +46,14 @@ impl SampleInserter {
         project_id: i64,
         logs: &[L],
     ) -> StoreResult<Vec<i64>> {
-        for log in logs.iter().map(Borrow::borrow) {
-            if !self.prompts.contains_key(&log.prompt_name) {
-                let handle = get_or_create_prompt(tx, project_id, &log.prompt_name).await?;
-                self.prompts.insert(log.prompt_name.clone(), handle);
-            }
+        let unknown: BTreeSet<&str> = logs
+            .iter()
+            .map(|log| log.borrow().prompt_name.as_str())
+            .filter(|name| !self.prompts.contains_key(*name))
+            .collect();
+        if !unknown.is_empty() {
+            let names: Vec<&str> = unknown.into_iter().collect();
+            self.prompts.extend(get_or_create_prompts(tx, project_id, &names).await?);
         }
         let mut ids = Vec::with_capacity(logs.len());
         let backend = Backend::of(tx);

@@ -3,10 +3,12 @@
 //! list ([`PROMPT_COLUMNS`]) and its decoder serve every query; resetting a baseline lives here
 //! too because it is a prompt-level action (it also marks the prompt active again).
 
+use std::collections::HashMap;
+
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{get_bool, get_enum, now_ms, Store, StoreResult};
+use super::{get_bool, get_enum, now_ms, values_placeholders, Backend, Params, Store, StoreResult};
 use crate::domain::{BaselineStatus, PromptStatus, PromptVersion};
 
 /// A prompt row with every setting. Queries name the table `p`.
@@ -74,28 +76,63 @@ pub(super) struct PromptHandle {
     pub active_prompt: PromptVersion,
 }
 
-/// Finds the prompt by name in the transaction, creating it with the SDK's defaults if needed.
-pub(super) async fn get_or_create_prompt(
+/// Names per lookup or insert statement, well under both backends' parameter limits.
+const NAMES_PER_STATEMENT: usize = 500;
+
+/// Finds the named prompts in the transaction, creating the missing ones with the SDK's
+/// defaults. One lookup for all of them (a batch of logs often names many prompts), and when
+/// some are new, one insert and one more lookup.
+pub(super) async fn get_or_create_prompts(
     tx: &mut sqlx::AnyConnection,
     project_id: i64,
-    name: &str,
-) -> StoreResult<PromptHandle> {
-    const SELECT: &str = "SELECT id, active_prompt FROM prompts WHERE project_id = $1 AND name = $2";
-    if let Some(row) = sqlx::query(SELECT).bind(project_id).bind(name).fetch_optional(&mut *tx).await? {
-        return Ok(PromptHandle { id: row.try_get("id")?, active_prompt: get_enum(&row, "active_prompt")? });
+    names: &[&str],
+) -> StoreResult<HashMap<String, PromptHandle>> {
+    let mut found = find_prompts(tx, project_id, names).await?;
+    let missing: Vec<&str> = names.iter().copied().filter(|n| !found.contains_key(*n)).collect();
+    if missing.is_empty() {
+        return Ok(found);
     }
     let now = now_ms();
-    sqlx::query(
-        "INSERT INTO prompts (project_id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) \
-         ON CONFLICT (project_id, name) DO NOTHING",
-    )
-    .bind(project_id)
-    .bind(name)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let row = sqlx::query(SELECT).bind(project_id).bind(name).fetch_one(&mut *tx).await?;
-    Ok(PromptHandle { id: row.try_get("id")?, active_prompt: get_enum(&row, "active_prompt")? })
+    for chunk in missing.chunks(NAMES_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO prompts (project_id, name, created_at, updated_at) VALUES {} \
+             ON CONFLICT (project_id, name) DO NOTHING",
+            values_placeholders(Backend::of(tx), chunk.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for name in chunk {
+            query = query.bind(project_id).bind(*name).bind(now).bind(now);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    found.extend(find_prompts(tx, project_id, &missing).await?);
+    Ok(found)
+}
+
+/// The stored prompts among `names`.
+async fn find_prompts(
+    tx: &mut sqlx::AnyConnection,
+    project_id: i64,
+    names: &[&str],
+) -> StoreResult<HashMap<String, PromptHandle>> {
+    let mut found = HashMap::with_capacity(names.len());
+    for chunk in names.chunks(NAMES_PER_STATEMENT) {
+        let mut params = Params::new(Backend::of(tx));
+        let sql = format!(
+            "SELECT id, name, active_prompt FROM prompts WHERE project_id = {} AND name IN ({})",
+            params.next(),
+            params.list(chunk.len())
+        );
+        let mut query = sqlx::query(&sql).bind(project_id);
+        for name in chunk {
+            query = query.bind(*name);
+        }
+        for row in query.fetch_all(&mut *tx).await? {
+            let handle = PromptHandle { id: row.try_get("id")?, active_prompt: get_enum(&row, "active_prompt")? };
+            found.insert(row.try_get("name")?, handle);
+        }
+    }
+    Ok(found)
 }
 
 impl Store {

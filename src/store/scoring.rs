@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use super::alerts::{enabled_channels, queue_alert, AlertChannelRow};
 use super::prompts::{PromptRow, PROMPT_COLUMNS};
-use super::{get_bool, get_enum, now_ms, Backend, Store, StoreResult};
+use super::{get_bool, get_enum, now_ms, Backend, Params, Store, StoreResult};
 use crate::domain::{AlertEventType, BaselineStatus, DriftKind, PromptStatus, PromptVersion, SampleState};
 
 /// A sample waiting to be scored, in arrival order. `vector` is None while it still waits for
@@ -87,18 +87,28 @@ pub fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
 
 impl Store {
     /// Stores vectors of claimed samples; a sample someone else already finished is left alone.
+    /// One statement per [`ROWS_PER_UPDATE`] samples: each statement is a round trip on the one
+    /// writer that ingest also waits for.
     pub async fn store_embeddings(&self, vectors: &[(i64, Vec<f32>)], model_id: &str) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        for (id, vector) in vectors {
-            sqlx::query(
-                "UPDATE samples SET embedding = $1, model_id = $2, state = 'embedded', claimed_until = NULL \
-                 WHERE id = $3 AND state = 'pending'",
-            )
-            .bind(vector_to_bytes(vector))
-            .bind(model_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in vectors.chunks(ROWS_PER_UPDATE) {
+            let mut params = Params::new(self.backend);
+            let cases = case_by_id(&mut params, chunk.len());
+            let sql = format!(
+                "UPDATE samples SET embedding = {cases}, model_id = {}, state = 'embedded', claimed_until = NULL \
+                 WHERE id IN ({}) AND state = 'pending'",
+                params.next(),
+                params.list(chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for (id, vector) in chunk {
+                query = query.bind(*id).bind(vector_to_bytes(vector));
+            }
+            query = query.bind(model_id);
+            for (id, _) in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -137,6 +147,7 @@ impl Store {
             channels: None,
             project: None,
             alerts_queued: false,
+            finished: Vec::new(),
         }))
     }
 }
@@ -150,6 +161,25 @@ pub struct ScoringTx {
     channels: Option<Vec<AlertChannelRow>>,
     project: Option<ProjectInfo>,
     alerts_queued: bool,
+    /// Scored samples not yet written (see [`ScoringTx::finish_sample`]).
+    finished: Vec<FinishedSample>,
+}
+
+struct FinishedSample {
+    id: i64,
+    similarity: Option<f64>,
+    semantic_score: Option<f64>,
+    length_score: Option<f64>,
+}
+
+/// Samples per UPDATE of the worker's writes (7 parameters each at most: well under both
+/// backends' limits).
+const ROWS_PER_UPDATE: usize = 200;
+
+/// `CASE id WHEN p THEN p ... END` for `rows` rows: each row binds its id, then its value.
+fn case_by_id(params: &mut Params, rows: usize) -> String {
+    let arms: Vec<String> = (0..rows).map(|_| format!("WHEN {} THEN {}", params.next(), params.next())).collect();
+    format!("CASE id {} END", arms.join(" "))
 }
 
 impl ScoringTx {
@@ -198,27 +228,48 @@ impl ScoringTx {
             .collect()
     }
 
-    pub async fn finish_sample(
+    /// Records a sample's scores; written with the others of this transaction by
+    /// [`Self::write_finished`] (before anything reads scored samples, and at commit).
+    pub fn finish_sample(
         &mut self,
         id: i64,
         similarity: Option<f64>,
         semantic_score: Option<f64>,
         length_score: Option<f64>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE samples SET state = 'done', similarity = $1, semantic_score = $2, length_score = $3, \
-                    processed_at = $4 WHERE id = $5",
-        )
-        // sqlx 0.8 `Any` declares a NULL f64 as float4 but a value as float8; a cached
-        // Postgres statement then rejects the other kind, so this one is not cached.
-        .persistent(false)
-        .bind(similarity)
-        .bind(semantic_score)
-        .bind(length_score)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
+    ) {
+        self.finished.push(FinishedSample { id, similarity, semantic_score, length_score });
+    }
+
+    /// Marks the finished samples done with their scores, [`ROWS_PER_UPDATE`] per statement.
+    async fn write_finished(&mut self) -> StoreResult<()> {
+        let finished = std::mem::take(&mut self.finished);
+        let backend = Backend::of(&self.tx);
+        for chunk in finished.chunks(ROWS_PER_UPDATE) {
+            let mut params = Params::new(backend);
+            let similarity = case_by_id(&mut params, chunk.len());
+            let semantic = case_by_id(&mut params, chunk.len());
+            let length = case_by_id(&mut params, chunk.len());
+            let sql = format!(
+                "UPDATE samples SET state = 'done', similarity = {similarity}, semantic_score = {semantic}, \
+                        length_score = {length}, processed_at = {} WHERE id IN ({})",
+                params.next(),
+                params.list(chunk.len())
+            );
+            // sqlx 0.8 `Any` declares a NULL f64 as float4 but a value as float8; a cached
+            // Postgres statement then rejects the other kind, so this one is not cached.
+            let mut query = sqlx::query(&sql).persistent(false);
+            let columns: [fn(&FinishedSample) -> Option<f64>; 3] = [|s| s.similarity, |s| s.semantic_score, |s| s.length_score];
+            for column in columns {
+                for sample in chunk {
+                    query = query.bind(sample.id).bind(column(sample));
+                }
+            }
+            query = query.bind(now_ms());
+            for sample in chunk {
+                query = query.bind(sample.id);
+            }
+            query.execute(&mut *self.tx).await?;
+        }
         Ok(())
     }
 
@@ -281,6 +332,7 @@ impl ScoringTx {
         upto: i64,
         limit: i64,
     ) -> StoreResult<Vec<ExplainedSample>> {
+        self.write_finished().await?;
         let similarity = match which {
             ExplainedSet::Window => "similarity IS NOT NULL",
             ExplainedSet::Learnt => "similarity IS NULL",
@@ -364,7 +416,8 @@ impl ScoringTx {
         Ok(())
     }
 
-    pub async fn commit(self) -> StoreResult<()> {
+    pub async fn commit(mut self) -> StoreResult<()> {
+        self.write_finished().await?;
         self.tx.commit().await?;
         if self.alerts_queued {
             self.outbox.notify_one();

@@ -82,7 +82,7 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
             w.semantic_score = outcome.semantic_score;
             w.length_score = outcome.length_score;
         }
-        tx.finish_sample(sample.id, outcome.similarity, outcome.semantic_score, outcome.length_score).await?;
+        tx.finish_sample(sample.id, outcome.similarity, outcome.semantic_score, outcome.length_score);
         if was_learning && w.baseline.status() == drift::BaselineStatus::Ready {
             let count = w.baseline.sample_count() as i64;
             let project = tx.project().await?.name;
