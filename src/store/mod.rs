@@ -306,3 +306,25 @@ fn sqlite_url_with_create(url: &str) -> anyhow::Result<String> {
         format!("{url}?mode=rwc")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{values_placeholders, Backend, Params};
+
+    #[test]
+    fn postgres_parameters_are_numbered_across_the_whole_statement() {
+        let mut params = Params::new(Backend::Postgres);
+        assert_eq!(params.next(), "$1");
+        assert_eq!(params.list(2), "$2, $3");
+        assert_eq!(params.rows(2, 2), "($4, $5), ($6, $7)");
+        assert_eq!(values_placeholders(Backend::Postgres, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+
+    #[test]
+    fn sqlite_parameters_are_anonymous() {
+        let mut params = Params::new(Backend::Sqlite);
+        assert_eq!(params.next(), "?");
+        assert_eq!(params.list(3), "?, ?, ?");
+        assert_eq!(values_placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+    }
+}

@@ -258,7 +258,8 @@ impl ScoringTx {
             // sqlx 0.8 `Any` declares a NULL f64 as float4 but a value as float8; a cached
             // Postgres statement then rejects the other kind, so this one is not cached.
             let mut query = sqlx::query(&sql).persistent(false);
-            let columns: [fn(&FinishedSample) -> Option<f64>; 3] = [|s| s.similarity, |s| s.semantic_score, |s| s.length_score];
+            let columns: [fn(&FinishedSample) -> Option<f64>; 3] =
+                [|s| s.similarity, |s| s.semantic_score, |s| s.length_score];
             for column in columns {
                 for sample in chunk {
                     query = query.bind(sample.id).bind(column(sample));

@@ -468,14 +468,7 @@ impl Store {
         let mut samples = SampleInserter::new();
         let mut outcome = SpansStored::default();
         let mut rollups = TraceRollups::default();
-        let mut inserted = insert_span_rows(
-            &mut tx,
-            project_id,
-            spans,
-            &resource_ids,
-            samples.received_at(),
-        )
-        .await?;
+        let mut inserted = insert_span_rows(&mut tx, project_id, spans, &resource_ids, samples.received_at()).await?;
         // new LLM spans without content, with their row ids
         let mut awaiting: Vec<(i64, &NewSpan)> = Vec::new();
         let mut with_sample: Vec<(i64, &NewLog)> = Vec::new();
