@@ -389,11 +389,9 @@ pub(super) async fn attach_samples(
     let links: Vec<(i64, i64)> = spans.iter().map(|(span_row_id, _)| *span_row_id).zip(sample_ids).collect();
     for chunk in links.chunks(LINKS_PER_UPDATE) {
         let mut params = Params::new(Backend::of(tx));
-        let cases: Vec<String> =
-            chunk.iter().map(|_| format!("WHEN {} THEN {}", params.next(), params.next())).collect();
         let sql = format!(
-            "UPDATE spans SET sample_id = CASE id {} END WHERE id IN ({}) AND sample_id IS NULL",
-            cases.join(" "),
+            "UPDATE spans SET sample_id = {} WHERE id IN ({}) AND sample_id IS NULL",
+            params.case_by_id(chunk.len()),
             params.list(chunk.len())
         );
         let mut query = sqlx::query(&sql);

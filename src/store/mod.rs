@@ -152,6 +152,13 @@ impl Params {
         (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
     }
 
+    /// `CASE id WHEN p THEN p ... END` for `rows` rows, the value of a multi-row UPDATE: each
+    /// row binds its id, then its value.
+    fn case_by_id(&mut self, rows: usize) -> String {
+        let arms: Vec<String> = (0..rows).map(|_| format!("WHEN {} THEN {}", self.next(), self.next())).collect();
+        format!("CASE id {} END", arms.join(" "))
+    }
+
     /// The VALUES list of a multi-row INSERT: `rows` tuples of `columns` placeholders,
     /// `($1, $2), ($3, $4)` for 2 x 2 on Postgres.
     fn rows(&mut self, rows: usize, columns: usize) -> String {
@@ -317,6 +324,7 @@ mod tests {
         assert_eq!(params.next(), "$1");
         assert_eq!(params.list(2), "$2, $3");
         assert_eq!(params.rows(2, 2), "($4, $5), ($6, $7)");
+        assert_eq!(params.case_by_id(2), "CASE id WHEN $8 THEN $9 WHEN $10 THEN $11 END");
         assert_eq!(values_placeholders(Backend::Postgres, 2, 3), "($1, $2, $3), ($4, $5, $6)");
     }
 
@@ -325,6 +333,7 @@ mod tests {
         let mut params = Params::new(Backend::Sqlite);
         assert_eq!(params.next(), "?");
         assert_eq!(params.list(3), "?, ?, ?");
+        assert_eq!(params.case_by_id(1), "CASE id WHEN ? THEN ? END");
         assert_eq!(values_placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
     }
 }

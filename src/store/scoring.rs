@@ -93,7 +93,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         for chunk in vectors.chunks(ROWS_PER_UPDATE) {
             let mut params = Params::new(self.backend);
-            let cases = case_by_id(&mut params, chunk.len());
+            let cases = params.case_by_id(chunk.len());
             let sql = format!(
                 "UPDATE samples SET embedding = {cases}, model_id = {}, state = 'embedded', claimed_until = NULL \
                  WHERE id IN ({}) AND state = 'pending'",
@@ -176,12 +176,6 @@ struct FinishedSample {
 /// backends' limits).
 const ROWS_PER_UPDATE: usize = 200;
 
-/// `CASE id WHEN p THEN p ... END` for `rows` rows: each row binds its id, then its value.
-fn case_by_id(params: &mut Params, rows: usize) -> String {
-    let arms: Vec<String> = (0..rows).map(|_| format!("WHEN {} THEN {}", params.next(), params.next())).collect();
-    format!("CASE id {} END", arms.join(" "))
-}
-
 impl ScoringTx {
     /// The prompt's samples not yet scored, oldest first, up to `limit`.
     pub async fn unscored_samples(&mut self, limit: i64) -> StoreResult<Vec<UnscoredSample>> {
@@ -246,9 +240,9 @@ impl ScoringTx {
         let backend = Backend::of(&self.tx);
         for chunk in finished.chunks(ROWS_PER_UPDATE) {
             let mut params = Params::new(backend);
-            let similarity = case_by_id(&mut params, chunk.len());
-            let semantic = case_by_id(&mut params, chunk.len());
-            let length = case_by_id(&mut params, chunk.len());
+            let similarity = params.case_by_id(chunk.len());
+            let semantic = params.case_by_id(chunk.len());
+            let length = params.case_by_id(chunk.len());
             let sql = format!(
                 "UPDATE samples SET state = 'done', similarity = {similarity}, semantic_score = {semantic}, \
                         length_score = {length}, processed_at = {} WHERE id IN ({})",
