@@ -14,7 +14,9 @@
 //! of its write transactions held the database writer.
 //!
 //! `make bench-spans` or `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench spans`
-//! Options (env): BENCH_SECONDS (default 10), BENCH_CLIENTS (default 4).
+//! Options (env): BENCH_SECONDS (default 10), BENCH_CLIENTS (default 4), BENCH_BACKENDS (default
+//! "sqlite,postgres"), BENCH_SHAPES (default "genai,openinference,plain,genai+logs,max-size"), to
+//! compare two builds on one shape without waiting for the others.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -155,7 +157,10 @@ async fn run(kind: Kind, shape: Shape, seconds: u64, clients: usize) {
     let Some(db) = TestDb::new(kind).await else {
         return;
     };
-    let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info"), common::NO_RATE_LIMIT]);
+    let server = TestServer::start(
+        &db,
+        &[("RUST_LOG", "warn,driftballoon::server=info,driftballoon::store::spans=debug,driftballoon::store::group_commit=debug"), common::NO_RATE_LIMIT],
+    );
     let key = server.first_key.clone().unwrap();
     let http = reqwest::Client::new();
     let url = server.url("/v1/traces");
@@ -209,6 +214,14 @@ async fn run(kind: Kind, shape: Shape, seconds: u64, clients: usize) {
         pct(0.99),
         latencies.len(),
         elapsed
+    );
+    let holds = writer_holds_ms(&server);
+    println!(
+        "{:<16} write transactions: {} held the writer {:.2}ms on average, {:.0}% of the run",
+        "",
+        holds.len(),
+        holds.iter().sum::<f64>() / holds.len().max(1) as f64,
+        holds.iter().sum::<f64>() / (elapsed * 10.0)
     );
     let stored = latencies.len() * BATCH;
     if shape == Shape::GenaiLogs {
@@ -270,13 +283,7 @@ async fn max_size_export(kind: Kind) {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let elapsed = started.elapsed().as_secs_f64() * 1e3;
-    let holds: Vec<f64> = server
-        .log_text()
-        .lines()
-        .filter(|l| l.contains("stored a span chunk"))
-        .filter_map(|l| l.split("held_us=").nth(1)?.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|us| us / 1e3)
-        .collect();
+    let holds = writer_holds_ms(&server);
     let longest = holds.iter().copied().fold(0.0, f64::max);
     println!(
         "{:<9} max-size export: {count} genai spans ({:.1} MiB) stored in {elapsed:.0}ms, {} write transactions, longest writer hold {longest:.1}ms",
@@ -285,6 +292,19 @@ async fn max_size_export(kind: Kind) {
         holds.len()
     );
     server.assert_no_server_errors();
+}
+
+/// How long each span write transaction held the database writer (from BEGIN to COMMIT), in
+/// ms, from the server's debug log: one line per chunk on Postgres, per group of concurrent
+/// requests' chunks on SQLite (`store::group_commit`).
+fn writer_holds_ms(server: &TestServer) -> Vec<f64> {
+    server
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("stored a span chunk") || l.contains("stored a write group"))
+        .filter_map(|l| l.split("held_us=").nth(1)?.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|us| us / 1e3)
+        .collect()
 }
 
 /// The median time of 21 dashboard reads, right after the load.
@@ -304,11 +324,27 @@ async fn median_read_ms(server: &TestServer, key: &str, path: &str) -> f64 {
 async fn main() {
     let seconds = env_or("BENCH_SECONDS", 10);
     let clients = env_or("BENCH_CLIENTS", 4) as usize;
+    let list = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
+    let backends = list("BENCH_BACKENDS", "sqlite,postgres");
+    let shapes = list("BENCH_SHAPES", "genai,openinference,plain,genai+logs,max-size");
+    let chosen = |list: &str, name: &str| list.split(',').any(|item| item.trim() == name);
     println!("span ingest benchmark: OTLP/HTTP protobuf, {BATCH} spans per request, {seconds}s per run");
     for kind in [Kind::Sqlite, Kind::Postgres] {
-        for shape in [Shape::Genai, Shape::OpenInference, Shape::Plain, Shape::GenaiLogs] {
-            run(kind, shape, seconds, clients).await;
+        if !chosen(&backends, &format!("{kind:?}").to_lowercase()) {
+            continue;
         }
-        max_size_export(kind).await;
+        for (name, shape) in [
+            ("genai", Shape::Genai),
+            ("openinference", Shape::OpenInference),
+            ("plain", Shape::Plain),
+            ("genai+logs", Shape::GenaiLogs),
+        ] {
+            if chosen(&shapes, name) {
+                run(kind, shape, seconds, clients).await;
+            }
+        }
+        if chosen(&shapes, "max-size") {
+            max_size_export(kind).await;
+        }
     }
 }

@@ -502,7 +502,10 @@ both_backends!(token_bounds, |db: TestDb| async move {
         .await
         .unwrap();
     let batch = [span("t1", "c", Some(1_000_000_000_000), Some(1_000_000_000_000)), span("t1", "d", Some(1), None)];
-    store.insert_spans(project, &batch, IngestOptions { capture_content: true, max_text_chars: 10_000 }).await.unwrap();
+    store
+        .insert_spans(project, batch.to_vec(), IngestOptions { capture_content: true, max_text_chars: 10_000 })
+        .await
+        .unwrap();
     let t1 = store.trace_summaries(project, &filter).await.unwrap().into_iter().find(|t| t.trace_id == "t1").unwrap();
     assert_eq!((t1.input_tokens, t1.output_tokens), (Some(MAX), Some(MAX)));
     assert_eq!(t1.span_count, 4);

@@ -159,7 +159,7 @@ pub async fn ingest(
     }
 
     let spans = fallom::parse(&value, options)?;
-    let stored = store(&state, owner.project_id, &spans, options).await?;
+    let stored = store(&state, owner.project_id, spans, options).await?;
     let answer = SpansAccepted {
         status: "accepted",
         stored: stored.stored,
@@ -190,12 +190,17 @@ async fn store_otlp(
         .with_details(json!({"max_spans": MAX_OTLP_SPANS, "spans": count})));
     }
     let decoded = otlp::spans(export, options);
-    store(state, project_id, &decoded.spans, options).await?;
+    store(state, project_id, decoded.spans, options).await?;
     crate::observe::ingest_rejected_items("spans", "invalid_id", decoded.rejected.len());
     Ok(otlp::response(&decoded.rejected))
 }
 
-async fn store(state: &AppState, project_id: i64, spans: &[NewSpan], options: IngestOptions) -> ApiResult<SpansStored> {
+async fn store(
+    state: &AppState,
+    project_id: i64,
+    spans: Vec<NewSpan>,
+    options: IngestOptions,
+) -> ApiResult<SpansStored> {
     if spans.is_empty() {
         return Ok(Default::default());
     }

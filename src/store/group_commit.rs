@@ -1,4 +1,4 @@
-//! Group commit for log ingest on SQLite. SQLite has one writer and each commit waits for an
+//! Group commit for log and span ingest on SQLite. SQLite has one writer and each commit waits for an
 //! fsync, so committing every request on its own caps ingest at the disk's fsync rate. Here one
 //! task writes every batch that is waiting in one transaction, each batch under its own
 //! savepoint (a batch that fails is rolled back alone), commits once, and only then answers
@@ -10,17 +10,93 @@ use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
 use super::logs::{NewLog, SampleInserter};
-use super::{Store, StoreError, StoreResult};
+use super::spans::{NewSpan, SpansStored};
+use sqlx::AnyConnection;
 
-/// Most logs written in one group; the rest wait for the next commit (bounds the writer hold).
-const MAX_GROUP_LOGS: usize = 2_000;
+use super::{Store, StoreError, StoreResult};
+use crate::traces::IngestOptions;
+
+/// Most rows written in one group; the rest wait for the next commit (bounds the writer hold).
+const MAX_GROUP_ROWS: usize = 2_000;
+/// What a span costs against [`MAX_GROUP_ROWS`]: with its drift sample, the link between them
+/// and its trace's rollup it writes about four times what a log does.
+const ROWS_PER_SPAN: usize = 4;
 /// Requests waiting for the writer before senders wait for room.
 const QUEUE_DEPTH: usize = 1_024;
 
-struct Job {
-    project_id: i64,
-    logs: Vec<NewLog>,
-    reply: oneshot::Sender<StoreResult<Vec<i64>>>,
+/// One request's writes, and where its answer goes.
+enum Job {
+    Logs {
+        project_id: i64,
+        logs: Vec<NewLog>,
+        reply: oneshot::Sender<StoreResult<Vec<i64>>>,
+    },
+    Spans {
+        project_id: i64,
+        spans: Vec<NewSpan>,
+        options: IngestOptions,
+        reply: oneshot::Sender<StoreResult<SpansStored>>,
+    },
+}
+
+/// A written job's answer, sent once the group's commit is known: its own result if the
+/// commit succeeded, the commit's error if not.
+type Answer = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+fn answer_later<T: Send + 'static>(reply: oneshot::Sender<StoreResult<T>>, result: StoreResult<T>) -> Answer {
+    Box::new(move |failed| {
+        let _ = reply.send(match failed {
+            Some(e) => Err(e.clone()),
+            None => result,
+        });
+    })
+}
+
+impl Job {
+    fn rows(&self) -> usize {
+        match self {
+            Job::Logs { logs, .. } => logs.len(),
+            Job::Spans { spans, .. } => spans.len() * ROWS_PER_SPAN,
+        }
+    }
+
+    /// Writes the job under a savepoint of `tx`: one that fails is rolled back alone, leaving
+    /// the rest of the group intact. `inserters` caches prompt lookups per project.
+    async fn write(
+        self,
+        store: &Store,
+        tx: &mut AnyConnection,
+        inserters: &mut HashMap<i64, SampleInserter>,
+    ) -> StoreResult<Answer> {
+        let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+        let (project_id, failed, answer) = match self {
+            Job::Logs { project_id, logs, reply } => {
+                let samples = inserters.entry(project_id).or_insert_with(SampleInserter::new);
+                let result = samples.insert_many_in(&mut savepoint, project_id, &logs).await;
+                (project_id, result.is_err(), answer_later(reply, result))
+            }
+            Job::Spans { project_id, spans, options, reply } => {
+                let result = store.write_span_chunk(&mut savepoint, project_id, &spans, options).await;
+                (project_id, result.is_err(), answer_later(reply, result))
+            }
+        };
+        if failed {
+            savepoint.rollback().await?;
+            // prompts created in the rolled-back part do not exist: look them up again
+            inserters.remove(&project_id);
+        } else {
+            savepoint.commit().await?;
+        }
+        Ok(answer)
+    }
+
+    /// Answers a job that was not written because the group failed.
+    fn fail(self, e: &StoreError) {
+        match self {
+            Job::Logs { reply, .. } => drop(reply.send(Err(e.clone()))),
+            Job::Spans { reply, .. } => drop(reply.send(Err(e.clone()))),
+        }
+    }
 }
 
 /// Handle to the group-commit writer task. Cheap to clone.
@@ -39,20 +115,39 @@ impl GroupCommit {
 
     pub(super) async fn insert_logs(&self, project_id: i64, logs: Vec<NewLog>) -> StoreResult<Vec<i64>> {
         let (reply, answer) = oneshot::channel();
-        let stopped = || StoreError::Unavailable("the ingest writer has stopped".into());
-        self.jobs.send(Job { project_id, logs, reply }).await.map_err(|_| stopped())?;
+        self.send(Job::Logs { project_id, logs, reply }).await?;
         answer.await.unwrap_or_else(|_| Err(stopped()))
     }
+
+    /// Writes one chunk of spans (see `Store::insert_spans`).
+    pub(super) async fn insert_spans(
+        &self,
+        project_id: i64,
+        spans: Vec<NewSpan>,
+        options: IngestOptions,
+    ) -> StoreResult<SpansStored> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Spans { project_id, spans, options, reply }).await?;
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    async fn send(&self, job: Job) -> StoreResult<()> {
+        self.jobs.send(job).await.map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the ingest writer has stopped".into())
 }
 
 async fn write_groups(store: Store, mut queue: mpsc::Receiver<Job>) {
     while let Some(first) = queue.recv().await {
-        let mut logs = first.logs.len();
+        let mut rows = first.rows();
         let mut group = vec![first];
-        while logs < MAX_GROUP_LOGS {
+        while rows < MAX_GROUP_ROWS {
             match queue.try_recv() {
                 Ok(job) => {
-                    logs += job.logs.len();
+                    rows += job.rows();
                     group.push(job);
                 }
                 Err(_) => break,
@@ -65,43 +160,30 @@ async fn write_groups(store: Store, mut queue: mpsc::Receiver<Job>) {
 
 /// Writes and commits one group, then answers every request in it.
 async fn write_group(store: &Store, group: Vec<Job>) {
-    let mut results: Vec<StoreResult<Vec<i64>>> = Vec::with_capacity(group.len());
+    let requests = group.len();
+    let mut answers: Vec<Answer> = Vec::with_capacity(requests);
+    let mut unwritten = group.into_iter();
     let committed = async {
         let mut tx = store.begin_write().await?;
-        // prompts are looked up by name once per project and group
+        // benches/spans.rs reads the debug line below for the writer's hold times
+        let held = std::time::Instant::now();
         let mut inserters: HashMap<i64, SampleInserter> = HashMap::new();
-        for job in &group {
-            let samples = inserters.entry(job.project_id).or_insert_with(SampleInserter::new);
-            // A savepoint per request: one that fails leaves the others in the group intact.
-            let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
-            match samples.insert_many_in(&mut savepoint, job.project_id, &job.logs).await {
-                Ok(ids) => {
-                    savepoint.commit().await?;
-                    results.push(Ok(ids));
-                }
-                Err(e) => {
-                    savepoint.rollback().await?;
-                    // prompts created in the rolled-back part do not exist: look them up again
-                    inserters.remove(&job.project_id);
-                    results.push(Err(e));
-                }
-            }
+        for job in unwritten.by_ref() {
+            answers.push(job.write(store, &mut tx, &mut inserters).await?);
         }
         tx.commit().await?;
+        tracing::debug!(requests, held_us = held.elapsed().as_micros() as u64, "stored a write group");
         StoreResult::Ok(())
     }
     .await;
-    match committed {
-        Ok(()) => {
-            for (job, result) in group.into_iter().zip(results) {
-                let _ = job.reply.send(result);
-            }
-        }
-        // Nothing in the group is stored: every request gets the error (and the SDK retries).
-        Err(e) => {
-            for job in group {
-                let _ = job.reply.send(Err(e.clone()));
-            }
+    // Nothing in a failed group is stored: every request gets the error (and the SDK retries).
+    let failed = committed.err();
+    for answer in answers {
+        answer(failed.as_ref());
+    }
+    if let Some(e) = &failed {
+        for job in unwritten {
+            job.fail(e);
         }
     }
 }

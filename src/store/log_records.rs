@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
 use super::logs::SampleInserter;
 use super::spans::{json_column, resource_id, resources_by_id, span_from_row, SPAN_COLUMNS};
@@ -95,7 +95,7 @@ const TRACES_PER_LOOKUP: usize = 500;
 /// found and every response, in time order (as `traces::content::genai_event_content` reads
 /// events). One statement per [`TRACES_PER_LOOKUP`] traces, however many calls.
 pub(super) async fn logged_contents(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     project_id: i64,
     calls: &[(&str, &str)],
 ) -> StoreResult<HashMap<(String, String), LoggedContent>> {
@@ -115,7 +115,7 @@ pub(super) async fn logged_contents(
         for trace_id in chunk {
             query = query.bind(*trace_id);
         }
-        for row in query.fetch_all(&mut **tx).await? {
+        for row in query.fetch_all(&mut *tx).await? {
             let call: (String, String) = (row.try_get("trace_id")?, row.try_get("span_id")?);
             if !wanted.contains(&(call.0.as_str(), call.1.as_str())) {
                 continue;
@@ -141,7 +141,7 @@ pub(super) async fn logged_contents(
 /// A new LLM span without content of its own whose content was logged before it: the span row
 /// takes that content, and the sample it gives is returned. The caller holds the call lock.
 pub(super) async fn join_logged_content(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     span_row_id: i64,
     span: &super::NewSpan,
     (request, response): LoggedContent,
@@ -159,7 +159,7 @@ impl Store {
     /// the module notes). SQLite needs nothing: a write transaction holds the only writer.
     pub(super) async fn lock_calls<'a>(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut AnyConnection,
         project_id: i64,
         calls: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> StoreResult<()> {
@@ -180,7 +180,7 @@ impl Store {
              unnest(ARRAY[{}]::bigint[]) AS k ORDER BY k) AS l",
             list.join(", ")
         );
-        sqlx::query(&sql).execute(&mut **tx).await?;
+        sqlx::query(&sql).execute(&mut *tx).await?;
         Ok(())
     }
 
@@ -344,7 +344,7 @@ fn log_record_from_row(r: &AnyRow) -> StoreResult<LogRecordRow> {
 
 /// Fills a span's content from joined log records where the span has none of its own.
 async fn set_span_content(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     span_row_id: i64,
     request: Option<&str>,
     response: Option<&str>,
@@ -356,7 +356,7 @@ async fn set_span_content(
     .bind(request)
     .bind(response)
     .bind(span_row_id)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -365,7 +365,7 @@ async fn set_span_content(
 /// condition always holds; if it ever did not, the transaction fails rather than leave a second
 /// sample for one call.
 pub(super) async fn attach_sample(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     samples: &mut SampleInserter,
     project_id: i64,
     span_row_id: i64,
@@ -378,7 +378,7 @@ pub(super) async fn attach_sample(
 /// [`attach_sample`] for many new spans at once: their samples in multi-row inserts and the
 /// links in one statement per 200 spans. Returns how many samples were made.
 pub(super) async fn attach_samples(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     samples: &mut SampleInserter,
     project_id: i64,
     spans: &[(i64, &super::NewLog)],
@@ -401,7 +401,7 @@ pub(super) async fn attach_samples(
         for (span_row_id, _) in chunk {
             query = query.bind(*span_row_id);
         }
-        let linked = query.execute(&mut **tx).await?.rows_affected();
+        let linked = query.execute(&mut *tx).await?.rows_affected();
         if linked != chunk.len() as u64 {
             return Err(StoreError::Other(format!(
                 "{} of {} new spans already had a drift sample",
@@ -417,7 +417,7 @@ pub(super) async fn attach_samples(
 /// the content it lacks and, if it has no sample yet, the sample. One lookup for the spans and
 /// one for the content, however many calls. Returns how many samples were made.
 async fn join_to_stored_spans(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     samples: &mut SampleInserter,
     project_id: i64,
     calls: &BTreeSet<(&str, &str)>,
@@ -436,7 +436,7 @@ async fn join_to_stored_spans(
         for trace_id in chunk {
             query = query.bind(*trace_id);
         }
-        for row in query.fetch_all(&mut **tx).await? {
+        for row in query.fetch_all(&mut *tx).await? {
             let stored = span_from_row(&row)?;
             if calls.contains(&(stored.span.trace_id.as_str(), stored.span.span_id.as_str())) {
                 stored_spans.push(stored);

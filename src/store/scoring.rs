@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::Notify;
@@ -86,13 +87,61 @@ pub fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
 }
 
 impl Store {
+    /// Gives up on a sample that could not be embedded; it no longer holds up its prompt.
+    pub async fn mark_failed(&self, id: i64, error: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE samples SET state = 'failed', error = $1, processed_at = $2 WHERE id = $3 AND state = 'pending'",
+        )
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction in which the worker stores a batch's vectors and scores the
+    /// prompts it touched, each under a savepoint ([`ScoringGroup::begin_prompt`]): one commit
+    /// for the batch instead of one per prompt, which on SQLite's one writer is the worker's
+    /// main cost to ingest.
+    pub async fn begin_scoring_group(&self) -> StoreResult<ScoringGroup> {
+        Ok(ScoringGroup {
+            tx: self.begin_write().await?,
+            started: Instant::now(),
+            outbox: self.outbox.clone(),
+            kept: Kept::default(),
+        })
+    }
+}
+
+/// A worker write transaction: a batch's vectors and the scoring of its prompts.
+pub struct ScoringGroup {
+    tx: Transaction<'static, Any>,
+    started: Instant,
+    outbox: Arc<Notify>,
+    kept: Kept,
+}
+
+/// What the prompts' kept savepoints did that matters once the group commits.
+#[derive(Default)]
+struct Kept {
+    alerts_queued: bool,
+    /// Kinds of the drift events written, counted on /metrics.
+    drift_events: Vec<DriftKind>,
+}
+
+impl ScoringGroup {
+    /// How long this transaction has held the writer.
+    pub fn held(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// Stores vectors of claimed samples; a sample someone else already finished is left alone.
-    /// One statement per [`ROWS_PER_UPDATE`] samples: each statement is a round trip on the one
-    /// writer that ingest also waits for.
-    pub async fn store_embeddings(&self, vectors: &[(i64, Vec<f32>)], model_id: &str) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+    /// One statement per [`ROWS_PER_UPDATE`] samples.
+    pub async fn store_embeddings(&mut self, vectors: &[(i64, Vec<f32>)], model_id: &str) -> StoreResult<()> {
+        let backend = Backend::of(&self.tx);
         for chunk in vectors.chunks(ROWS_PER_UPDATE) {
-            let mut params = Params::new(self.backend);
+            let mut params = Params::new(backend);
             let cases = params.case_by_id(chunk.len());
             let sql = format!(
                 "UPDATE samples SET embedding = {cases}, model_id = {}, state = 'embedded', claimed_until = NULL \
@@ -108,59 +157,62 @@ impl Store {
             for (id, _) in chunk {
                 query = query.bind(*id);
             }
-            query.execute(&mut *tx).await?;
+            query.execute(&mut *self.tx).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
-    /// Gives up on a sample that could not be embedded; it no longer holds up its prompt.
-    pub async fn mark_failed(&self, id: i64, error: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE samples SET state = 'failed', error = $1, processed_at = $2 WHERE id = $3 AND state = 'pending'",
-        )
-        .bind(error)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
-
-    /// Starts the transaction that scores one prompt; holds the prompt's row lock until commit,
-    /// so two workers never interleave one prompt's samples.
-    pub async fn begin_scoring(&self, prompt_id: i64) -> StoreResult<Option<ScoringTx>> {
-        let mut tx = self.begin_write().await?;
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE",
+    /// Starts scoring one prompt under a savepoint: [`ScoringTx::commit`] keeps its writes in
+    /// this transaction, dropping it (on an error) undoes them alone. Holds the prompt's row
+    /// lock until this transaction commits, so two workers never interleave one prompt's
+    /// samples; on Postgres a lock that does not block ingest's foreign-key checks.
+    pub async fn begin_prompt(&mut self, prompt_id: i64) -> StoreResult<Option<ScoringTx<'_>>> {
+        let lock = match Backend::of(&self.tx) {
+            Backend::Postgres => "FOR NO KEY UPDATE",
             Backend::Sqlite => "",
         };
+        let ScoringGroup { tx, kept, .. } = self;
+        let mut savepoint = sqlx::Acquire::begin(&mut **tx).await?;
         let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts p WHERE p.id = $1 {lock}");
-        let Some(row) = sqlx::query(&sql).bind(prompt_id).fetch_optional(&mut *tx).await? else {
+        let Some(row) = sqlx::query(&sql).bind(prompt_id).fetch_optional(&mut *savepoint).await? else {
             return Ok(None);
         };
         let prompt = PromptRow::from_row(&row)?;
         Ok(Some(ScoringTx {
-            tx,
+            tx: savepoint,
             prompt,
-            outbox: self.outbox.clone(),
             channels: None,
             project: None,
-            alerts_queued: false,
+            group: kept,
+            kept: Kept::default(),
             finished: Vec::new(),
         }))
     }
+
+    /// Commits, then wakes the alert dispatcher if alerts were queued.
+    pub async fn commit(self) -> StoreResult<()> {
+        self.tx.commit().await?;
+        if self.kept.alerts_queued {
+            self.outbox.notify_one();
+        }
+        for kind in self.kept.drift_events {
+            crate::observe::drift_event(kind.as_str());
+        }
+        Ok(())
+    }
 }
 
-pub struct ScoringTx {
-    tx: Transaction<'static, Any>,
+/// One prompt's scoring, under a savepoint of its [`ScoringGroup`].
+pub struct ScoringTx<'g> {
+    tx: Transaction<'g, Any>,
     /// The prompt, read under its row lock.
     pub prompt: PromptRow,
-    outbox: Arc<Notify>,
     /// The project's enabled alert channels, read once when the first alert is queued.
     channels: Option<Vec<AlertChannelRow>>,
     project: Option<ProjectInfo>,
-    alerts_queued: bool,
+    /// What this prompt did, added to the `group`'s when its savepoint is kept.
+    kept: Kept,
+    group: &'g mut Kept,
     /// Scored samples not yet written (see [`ScoringTx::finish_sample`]).
     finished: Vec<FinishedSample>,
 }
@@ -176,7 +228,7 @@ struct FinishedSample {
 /// backends' limits).
 const ROWS_PER_UPDATE: usize = 200;
 
-impl ScoringTx {
+impl ScoringTx<'_> {
     /// The prompt's samples not yet scored, oldest first, up to `limit`.
     pub async fn unscored_samples(&mut self, limit: i64) -> StoreResult<Vec<UnscoredSample>> {
         let rows = sqlx::query(
@@ -289,6 +341,7 @@ impl ScoringTx {
         .bind(&e.explanation)
         .fetch_one(&mut *self.tx)
         .await?;
+        self.kept.drift_events.push(e.kind);
         Ok((id, now))
     }
 
@@ -367,7 +420,7 @@ impl ScoringTx {
         let targets: Vec<i64> =
             self.channels.iter().flatten().filter(|c| c.wants(event_type, Some(name))).map(|c| c.id).collect();
         queue_alert(&mut self.tx, self.prompt.project_id, event_type, payload, created_at, &targets).await?;
-        self.alerts_queued |= !targets.is_empty();
+        self.kept.alerts_queued |= !targets.is_empty();
         Ok(())
     }
 
@@ -411,12 +464,13 @@ impl ScoringTx {
         Ok(())
     }
 
+    /// Keeps this prompt's writes in the group's transaction (they are durable when the group
+    /// commits).
     pub async fn commit(mut self) -> StoreResult<()> {
         self.write_finished().await?;
         self.tx.commit().await?;
-        if self.alerts_queued {
-            self.outbox.notify_one();
-        }
+        self.group.alerts_queued |= self.kept.alerts_queued;
+        self.group.drift_events.append(&mut self.kept.drift_events);
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
 use super::log_records::{attach_sample, attach_samples, join_logged_content, logged_contents};
 use super::logs::{NewLog, SampleInserter};
@@ -183,7 +183,7 @@ impl TraceRollups {
 
     /// Merges the batch into the stored rows. Rows go in trace-id order (the map's), so
     /// concurrent batches lock shared traces in the same order and cannot deadlock.
-    async fn upsert(&self, tx: &mut Transaction<'static, Any>, project_id: i64) -> StoreResult<()> {
+    async fn upsert(&self, tx: &mut AnyConnection, project_id: i64) -> StoreResult<()> {
         const COLUMNS: usize = 12;
         // Well under SQLite's and Postgres's limits on parameters per statement.
         const ROWS_PER_STATEMENT: usize = 500;
@@ -225,7 +225,7 @@ impl TraceRollups {
                     .bind(t.customer_id.as_deref())
                     .bind(t.root_name.as_deref());
             }
-            query.execute(&mut **tx).await?;
+            query.execute(&mut *tx).await?;
         }
         Ok(())
     }
@@ -286,7 +286,7 @@ pub(super) fn span_from_row(r: &AnyRow) -> StoreResult<SpanRow> {
 
 /// The id of a stored resource, storing it first if this project has not sent it before.
 pub(super) async fn resource_id(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     project_id: i64,
     attributes: &Map<String, Value>,
 ) -> StoreResult<i64> {
@@ -300,12 +300,12 @@ pub(super) async fn resource_id(
     .bind(&hash)
     .bind(&json)
     .bind(super::now_ms())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     let row = sqlx::query("SELECT id FROM otel_resources WHERE project_id = $1 AND hash = $2")
         .bind(project_id)
         .bind(&hash)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
     Ok(row.try_get("id")?)
 }
@@ -339,7 +339,7 @@ const SPAN_ROWS_PER_INSERT: usize = 100;
 /// Inserts the spans with multi-row statements, skipping ones already stored; returns the row
 /// id of each new span by (trace id, span id).
 async fn insert_span_rows<'s>(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     project_id: i64,
     spans: &'s [NewSpan],
     resource_ids: &[Option<i64>],
@@ -395,7 +395,7 @@ async fn insert_span_rows<'s>(
         }
         let by_key: HashMap<(&str, &str), &NewSpan> =
             chunk.iter().map(|s| ((s.trace_id.as_str(), s.span_id.as_str()), s)).collect();
-        for row in query.fetch_all(&mut **tx).await? {
+        for row in query.fetch_all(&mut *tx).await? {
             let (trace_id, span_id): (String, String) = (row.try_get("trace_id")?, row.try_get("span_id")?);
             if let Some(s) = by_key.get(&(trace_id.as_str(), span_id.as_str())) {
                 inserted.insert((s.trace_id.as_str(), s.span_id.as_str()), row.try_get("id")?);
@@ -407,22 +407,40 @@ async fn insert_span_rows<'s>(
 
 /// Spans written per transaction (measured in benches/spans.rs: a chunk of genai spans with
 /// their samples holds the SQLite writer for tens of milliseconds).
-const SPAN_WRITE_CHUNK: usize = 250;
+pub(super) const SPAN_WRITE_CHUNK: usize = 250;
 
 impl Store {
     /// Stores new spans and their drift samples, [`SPAN_WRITE_CHUNK`] spans per transaction:
     /// a big export then never holds SQLite's one writer for long, so other requests get their
     /// turn between its chunks. A chunk that fails leaves the earlier ones stored; the client's
-    /// retry of the export stores the rest, as already-stored spans are skipped.
+    /// retry of the export stores the rest, as already-stored spans are skipped. On SQLite the
+    /// chunks of concurrent requests share commits (see `group_commit.rs`).
     pub async fn insert_spans(
         &self,
         project_id: i64,
-        spans: &[NewSpan],
+        mut spans: Vec<NewSpan>,
         options: IngestOptions,
     ) -> StoreResult<SpansStored> {
         let mut outcome = SpansStored::default();
-        for chunk in spans.chunks(SPAN_WRITE_CHUNK) {
-            let part = self.insert_span_chunk(project_id, chunk, options).await?;
+        while !spans.is_empty() {
+            let rest = spans.split_off(spans.len().min(SPAN_WRITE_CHUNK));
+            let chunk = std::mem::replace(&mut spans, rest);
+            let part = match &self.group_commit {
+                Some(queue) => queue.insert_spans(project_id, chunk, options).await?,
+                None => {
+                    let mut tx = self.begin_write().await?;
+                    // benches/spans.rs reads this debug line for the writer's hold times
+                    let held = std::time::Instant::now();
+                    let part = self.write_span_chunk(&mut tx, project_id, &chunk, options).await?;
+                    tx.commit().await?;
+                    tracing::debug!(
+                        spans = chunk.len(),
+                        held_us = held.elapsed().as_micros() as u64,
+                        "stored a span chunk"
+                    );
+                    part
+                }
+            };
             outcome.stored += part.stored;
             outcome.duplicates += part.duplicates;
             outcome.samples += part.samples;
@@ -430,16 +448,15 @@ impl Store {
         Ok(outcome)
     }
 
-    async fn insert_span_chunk(
+    /// Writes one chunk of spans (and their samples and trace rollups) in the caller's
+    /// transaction.
+    pub(super) async fn write_span_chunk(
         &self,
+        tx: &mut AnyConnection,
         project_id: i64,
         spans: &[NewSpan],
         options: IngestOptions,
     ) -> StoreResult<SpansStored> {
-        let mut tx = self.begin_write().await?;
-        // from holding the writer (SQLite: BEGIN IMMEDIATE) to the commit; benches/spans.rs
-        // reads this debug line for the longest hold during a maximum-size export
-        let held = std::time::Instant::now();
         // LLM calls whose content may have been logged before them (store::log_records)
         let awaits_logged_content = |s: &NewSpan| {
             options.capture_content
@@ -448,7 +465,7 @@ impl Store {
                 && s.kind.as_deref() == Some("llm")
         };
         let calls = spans.iter().filter(|s| awaits_logged_content(s)).map(|s| (&*s.trace_id, &*s.span_id));
-        self.lock_calls(&mut tx, project_id, calls).await?;
+        self.lock_calls(tx, project_id, calls).await?;
         // the spans of one resource block share one Arc: one lookup per block
         let mut resources: HashMap<usize, i64> = HashMap::new();
         let mut resource_ids = Vec::with_capacity(spans.len());
@@ -457,7 +474,7 @@ impl Store {
                 Some(r) => match resources.get(&(Arc::as_ptr(r) as usize)) {
                     Some(id) => Some(*id),
                     None => {
-                        let id = resource_id(&mut tx, project_id, r).await?;
+                        let id = resource_id(tx, project_id, r).await?;
                         resources.insert(Arc::as_ptr(r) as usize, id);
                         Some(id)
                     }
@@ -468,7 +485,7 @@ impl Store {
         let mut samples = SampleInserter::new();
         let mut outcome = SpansStored::default();
         let mut rollups = TraceRollups::default();
-        let mut inserted = insert_span_rows(&mut tx, project_id, spans, &resource_ids, samples.received_at()).await?;
+        let mut inserted = insert_span_rows(tx, project_id, spans, &resource_ids, samples.received_at()).await?;
         // new LLM spans without content, with their row ids
         let mut awaiting: Vec<(i64, &NewSpan)> = Vec::new();
         let mut with_sample: Vec<(i64, &NewLog)> = Vec::new();
@@ -486,24 +503,20 @@ impl Store {
                 awaiting.push((span_row_id, s));
             }
         }
-        outcome.samples += attach_samples(&mut tx, &mut samples, project_id, &with_sample).await?;
+        outcome.samples += attach_samples(tx, &mut samples, project_id, &with_sample).await?;
         // content logged before its span: one lookup for the whole chunk
         if !awaiting.is_empty() {
             let calls: Vec<(&str, &str)> = awaiting.iter().map(|(_, s)| (&*s.trace_id, &*s.span_id)).collect();
-            let mut logged = logged_contents(&mut tx, project_id, &calls).await?;
+            let mut logged = logged_contents(tx, project_id, &calls).await?;
             for (span_row_id, s) in awaiting {
                 let Some(content) = logged.remove(&(s.trace_id.clone(), s.span_id.clone())) else { continue };
-                if let Some(sample) =
-                    join_logged_content(&mut tx, span_row_id, s, content, options.max_text_chars).await?
-                {
-                    attach_sample(&mut tx, &mut samples, project_id, span_row_id, &sample).await?;
+                if let Some(sample) = join_logged_content(tx, span_row_id, s, content, options.max_text_chars).await? {
+                    attach_sample(tx, &mut samples, project_id, span_row_id, &sample).await?;
                     outcome.samples += 1;
                 }
             }
         }
-        rollups.upsert(&mut tx, project_id).await?;
-        tx.commit().await?;
-        tracing::debug!(spans = spans.len(), held_us = held.elapsed().as_micros() as u64, "stored a span chunk");
+        rollups.upsert(tx, project_id).await?;
         Ok(outcome)
     }
 

@@ -24,7 +24,7 @@ const QUOTE_CHARS: usize = 280;
 const BASELINE_SAMPLES: i64 = 200;
 
 pub async fn explain(
-    tx: &mut ScoringTx,
+    tx: &mut ScoringTx<'_>,
     baseline: &Baseline,
     version: PromptVersion,
     trigger_sample_id: i64,
@@ -41,7 +41,7 @@ pub async fn explain(
 }
 
 async fn semantic(
-    tx: &mut ScoringTx,
+    tx: &mut ScoringTx<'_>,
     baseline: &Baseline,
     version: PromptVersion,
     trigger_sample_id: i64,

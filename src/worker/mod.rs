@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use embedder_thread::{embed_batch, EmbedderHandle};
-pub use scoring::score_prompt;
+pub use scoring::{score_prompt, score_prompt_in};
 
 use crate::store::{ClaimCursor, ClaimedSample, Store};
 
@@ -150,15 +150,43 @@ async fn write_loop(store: Store, model_id: String, settings: WorkerSettings, mu
                 Err(error) => give_up_or_retry(&store, sample, &error, settings.max_attempts).await,
             }
         }
-        if let Err(e) = store.store_embeddings(&pairs, &model_id).await {
-            // The claims expire and the samples are embedded again.
-            tracing::warn!(error = %e, "could not store embeddings; they will be redone");
-            continue;
-        }
         let prompts: BTreeSet<i64> = batch.samples.iter().map(|s| s.prompt_id).collect();
+        store_and_score(&store, &pairs, &model_id, prompts).await;
+    }
+}
+
+/// A worker transaction stops taking more prompts once it has held the writer this long, so
+/// ingest never waits long for it (SQLite has one writer).
+const GROUP_HOLD: Duration = Duration::from_millis(8);
+
+/// Stores a batch's vectors and scores the prompts it touched, in as few transactions as
+/// [`GROUP_HOLD`] allows: each commit is a turn of the one SQLite writer that ingest waits for.
+/// A prompt that fails is undone alone and retried on its own afterwards.
+async fn store_and_score(store: &Store, vectors: &[(i64, Vec<f32>)], model_id: &str, prompts: BTreeSet<i64>) {
+    let mut failed = Vec::new();
+    let written = async {
+        let mut group = store.begin_scoring_group().await?;
+        group.store_embeddings(vectors, model_id).await?;
         for prompt_id in prompts {
-            score_with_retry(&store, prompt_id).await;
+            if group.held() >= GROUP_HOLD {
+                group.commit().await?;
+                group = store.begin_scoring_group().await?;
+            }
+            if let Err(e) = score_prompt_in(&mut group, prompt_id).await {
+                tracing::warn!(prompt_id, error = %e, "scoring failed; retrying alone");
+                failed.push(prompt_id);
+            }
         }
+        group.commit().await
+    }
+    .await;
+    if let Err(e) = written {
+        // Vectors not yet committed are embedded again when their claims expire; embedded
+        // samples left unscored are scored when the worker is next idle.
+        tracing::warn!(error = %e, "could not store a batch's vectors and scores; they will be redone");
+    }
+    for prompt_id in failed {
+        score_with_retry(store, prompt_id).await;
     }
 }
 

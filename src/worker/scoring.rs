@@ -9,7 +9,7 @@ use super::explain::explain;
 use crate::alerts::events::{self, AlertEvent, DetectedDrift, PromptRef, ResolvedDrift};
 use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion};
 use crate::drift::{self, Baseline, DriftSignal, Thresholds};
-use crate::store::{now_ms, BaselineUpdate, NewDriftEvent, ScoringTx, Store, StoreResult};
+use crate::store::{now_ms, BaselineUpdate, NewDriftEvent, ScoringGroup, ScoringTx, Store, StoreResult};
 
 /// Most samples scored in one transaction (a long backlog is scored in several).
 const MAX_SAMPLES_PER_TX: i64 = 500;
@@ -22,12 +22,22 @@ struct Working {
     touched: bool,
 }
 
-/// Returns how many samples were scored.
+/// Scores one prompt in a transaction of its own; returns how many samples were scored.
 pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
+    let mut group = store.begin_scoring_group().await?;
+    let scored = score_prompt_in(&mut group, prompt_id).await?;
+    group.commit().await?;
+    Ok(scored)
+}
+
+/// Scores one prompt in `group`'s transaction, under a savepoint: on an error nothing of this
+/// prompt is kept, and the group's other prompts are not affected. Returns how many samples
+/// were scored.
+pub async fn score_prompt_in(group: &mut ScoringGroup, prompt_id: i64) -> StoreResult<usize> {
     let started = Instant::now();
     // Time spent explaining drift, logged with the batch (see benches/alerts.rs).
     let mut explaining = Duration::ZERO;
-    let Some(mut tx) = store.begin_scoring(prompt_id).await? else {
+    let Some(mut tx) = group.begin_prompt(prompt_id).await? else {
         return Ok(0);
     };
     let samples = tx.unscored_samples(MAX_SAMPLES_PER_TX).await?;
@@ -57,7 +67,6 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
     let mut status = original_status;
     let mut active = original_active;
     let mut scored = 0;
-    let mut fired = Vec::new();
 
     for sample in &samples {
         let Some(vector) = &sample.vector else { break };
@@ -118,7 +127,6 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
                 explanation: Some(&explanation),
             };
             let (id, at) = tx.insert_event(&new_drift_event(&detected)).await?;
-            fired.push(detected.kind.as_str());
             let project = tx.project().await?.name;
             let source = PromptRef { project: &project, prompt: &prompt_name };
             let event = events::drift_detected(&source, &DetectedDrift { drift_event_id: id, ..detected }, at);
@@ -151,9 +159,6 @@ pub async fn score_prompt(store: &Store, prompt_id: i64) -> StoreResult<usize> {
         tx.update_prompt(status, active).await?;
     }
     tx.commit().await?;
-    for kind in fired {
-        crate::observe::drift_event(kind);
-    }
     tracing::debug!(
         prompt_id,
         scored,
@@ -177,12 +182,12 @@ fn new_drift_event(d: &DetectedDrift) -> NewDriftEvent {
     }
 }
 
-async fn queue(tx: &mut ScoringTx, event: &AlertEvent) -> StoreResult<()> {
+async fn queue(tx: &mut ScoringTx<'_>, event: &AlertEvent) -> StoreResult<()> {
     tx.queue_alert(event.event_type, &event.body(), event.created_at).await
 }
 
 /// A detector's episode closed: its condition has been clear for a whole window.
-async fn queue_resolved(tx: &mut ScoringTx, version: PromptVersion, signal: &DriftSignal) -> StoreResult<()> {
+async fn queue_resolved(tx: &mut ScoringTx<'_>, version: PromptVersion, signal: &DriftSignal) -> StoreResult<()> {
     let kind = drift_kind(signal.kind);
     let resolved = ResolvedDrift {
         drift_event_id: tx.latest_drift_event_id(version, kind).await?,
