@@ -1,5 +1,5 @@
 //! The embedding worker under trouble, on both backends: a sample that cannot be embedded fails
-//! alone; one project's backlog does not hold back another project's new sample; baseline
+//! alone; a prompt whose scoring fails is undone alone, not with the batch's other prompts; one project's backlog does not hold back another project's new sample; baseline
 //! states stored as JSON by earlier versions are read and rewritten in the binary form; a
 //! backlog is embedded with float matrix weights that are given back when it is gone.
 
@@ -95,6 +95,81 @@ async fn poison_sample_fails_alone_sqlite() {
 #[tokio::test]
 async fn poison_sample_fails_alone_postgres() {
     poison_sample_fails_alone(Kind::Postgres).await;
+}
+
+/// The worker scores all the prompts of a batch in one transaction, each under a savepoint: a
+/// database error in one prompt's scoring (here a trigger that refuses its baseline) must undo
+/// that prompt alone, and it is scored once the error is gone.
+async fn a_prompt_whose_scoring_fails_is_undone_alone(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else { return };
+    let server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let refuse = match kind {
+        Kind::Sqlite => vec![
+            "CREATE TRIGGER refuse_broken BEFORE INSERT ON prompt_baselines \
+             WHEN NEW.prompt_id = (SELECT id FROM prompts WHERE name = 'broken') \
+             BEGIN SELECT RAISE(ABORT, 'injected scoring fault'); END",
+        ],
+        Kind::Postgres => vec![
+            "CREATE FUNCTION refuse_broken() RETURNS trigger AS $$ BEGIN \
+             IF NEW.prompt_id = (SELECT id FROM prompts WHERE name = 'broken') THEN \
+             RAISE EXCEPTION 'injected scoring fault'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_broken BEFORE INSERT ON prompt_baselines \
+             FOR EACH ROW EXECUTE FUNCTION refuse_broken()",
+        ],
+    };
+    for statement in refuse {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
+    }
+    // one request, so both prompts' samples are embedded in one batch and scored in one group
+    let logs: Vec<Value> = (0..10)
+        .flat_map(|i| {
+            [
+                json!({"prompt_name": "broken", "response_text": common::answer(i, 12)}),
+                json!({"prompt_name": "healthy", "response_text": common::answer(100 + i, 12)}),
+            ]
+        })
+        .collect();
+    let (status, body) = server.post_logs(&key, &json!({ "logs": logs })).await;
+    assert_eq!(status, 202, "{body}");
+
+    wait_for("the healthy prompt scored", &server, 30, || async {
+        counts(&server, &key, "healthy").await["done"] == 10
+    })
+    .await;
+    wait_for("the broken prompt's failure logged", &server, 10, || async {
+        server.log_text().contains("scoring failed; retrying alone")
+    })
+    .await;
+    let broken = counts(&server, &key, "broken").await;
+    assert_eq!(broken["done"], 0, "nothing of the failed prompt is kept: {broken}");
+    assert_eq!(broken["failed"], 0, "its samples are not given up on: {broken}");
+
+    let drop = match kind {
+        Kind::Sqlite => "DROP TRIGGER refuse_broken",
+        Kind::Postgres => "DROP TRIGGER refuse_broken ON prompt_baselines",
+    };
+    sqlx::query(drop).execute(&mut conn).await.unwrap();
+    wait_for("the broken prompt scored once the fault is gone", &server, 30, || async {
+        counts(&server, &key, "broken").await["done"] == 10
+    })
+    .await;
+    let log = server.log_text();
+    for problem in ["response failed", "panicked", "could not store a batch"] {
+        assert!(!log.contains(problem), "{problem}:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn a_prompt_whose_scoring_fails_is_undone_alone_sqlite() {
+    a_prompt_whose_scoring_fails_is_undone_alone(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_prompt_whose_scoring_fails_is_undone_alone_postgres() {
+    a_prompt_whose_scoring_fails_is_undone_alone(Kind::Postgres).await;
 }
 
 async fn backlog_does_not_delay_another_project(kind: Kind) {

@@ -1,18 +1,18 @@
-//! Group commit for log and span ingest on SQLite. SQLite has one writer and each commit waits for an
-//! fsync, so committing every request on its own caps ingest at the disk's fsync rate. Here one
-//! task writes every batch that is waiting in one transaction, each batch under its own
-//! savepoint (a batch that fails is rolled back alone), commits once, and only then answers
-//! each request: a 202 still means the request's own rows are durable. Nothing waits on a
+//! Group commit for log and span ingest on SQLite. SQLite has one writer and each commit waits
+//! for an fsync, so committing every request on its own caps ingest at the disk's fsync rate.
+//! Here one task writes every batch (of logs, or a chunk of spans) that is waiting in one
+//! transaction, each under its own savepoint (a batch that fails is rolled back alone),
+//! commits once, and only then answers each request: a 202 still means the request's own rows
+//! are durable. Nothing waits on a
 //! timer: batches that arrive while a commit is in flight form the next group.
 
 use std::collections::HashMap;
 
+use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::logs::{NewLog, SampleInserter};
 use super::spans::{NewSpan, SpansStored};
-use sqlx::AnyConnection;
-
 use super::{Store, StoreError, StoreResult};
 use crate::traces::IngestOptions;
 

@@ -1,5 +1,5 @@
-//! What the embedding worker reads and writes: claiming pending samples, storing vectors, and
-//! one transaction per prompt that scores its embedded samples in arrival order.
+//! What the embedding worker writes: a batch's vectors and, in the same transaction, the
+//! scoring of each prompt the batch touched (under a savepoint per prompt), in arrival order.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -407,7 +407,7 @@ async fn insert_span_rows<'s>(
 
 /// Spans written per transaction (measured in benches/spans.rs: a chunk of genai spans with
 /// their samples holds the SQLite writer for tens of milliseconds).
-pub(super) const SPAN_WRITE_CHUNK: usize = 250;
+const SPAN_WRITE_CHUNK: usize = 250;
 
 impl Store {
     /// Stores new spans and their drift samples, [`SPAN_WRITE_CHUNK`] spans per transaction:

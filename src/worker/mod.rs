@@ -22,7 +22,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use embedder_thread::{embed_batch, EmbedderHandle};
-pub use scoring::{score_prompt, score_prompt_in};
+pub use scoring::score_prompt;
+use scoring::score_prompt_in;
 
 use crate::store::{ClaimCursor, ClaimedSample, Store};
 

@@ -1,6 +1,7 @@
-//! Scores one prompt's embedded samples in arrival order, inside one transaction holding the
-//! prompt's row lock: engine state, sample scores, drift events and the prompt's status and
-//! active version are committed together, so nothing is scored twice or lost on a crash.
+//! Scores one prompt's embedded samples in arrival order, under a savepoint of the worker's
+//! transaction that holds the prompt's row lock: engine state, sample scores, drift events and
+//! the prompt's status and active version are committed together, so nothing is scored twice
+//! or lost on a crash.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
