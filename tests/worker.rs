@@ -143,6 +143,10 @@ async fn a_prompt_whose_scoring_fails_is_undone_alone(kind: Kind) {
         server.log_text().contains("scoring failed; retrying alone")
     })
     .await;
+    // only the broken prompt failed in the group: the healthy one was not dragged down with it
+    // (and then rescued by the retry on its own)
+    let failures = server.log_text().matches("scoring failed; retrying alone").count();
+    assert_eq!(failures, 1, "one prompt failed in the group:\n{}", server.log_text());
     let broken = counts(&server, &key, "broken").await;
     assert_eq!(broken["done"], 0, "nothing of the failed prompt is kept: {broken}");
     assert_eq!(broken["failed"], 0, "its samples are not given up on: {broken}");
