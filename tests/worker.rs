@@ -100,8 +100,8 @@ async fn poison_sample_fails_alone_postgres() {
 /// The worker scores all the prompts of a batch in one transaction, each under a savepoint: a
 /// database error in one prompt's scoring (here a trigger that refuses its baseline) must undo
 /// that prompt alone, and it is scored once the error is gone.
-async fn a_prompt_whose_scoring_fails_is_undone_alone(kind: Kind) {
-    let Some(db) = TestDb::new(kind).await else { return };
+async fn scoring_fault_is_undone_alone(db: TestDb) {
+    let kind = db.kind;
     let server = TestServer::start(&db, &[]);
     let key = server.first_key.clone().unwrap();
     sqlx::any::install_default_drivers();
@@ -166,15 +166,7 @@ async fn a_prompt_whose_scoring_fails_is_undone_alone(kind: Kind) {
     }
 }
 
-#[tokio::test]
-async fn a_prompt_whose_scoring_fails_is_undone_alone_sqlite() {
-    a_prompt_whose_scoring_fails_is_undone_alone(Kind::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_prompt_whose_scoring_fails_is_undone_alone_postgres() {
-    a_prompt_whose_scoring_fails_is_undone_alone(Kind::Postgres).await;
-}
+both_backends!(a_prompt_whose_scoring_fails_is_undone_alone, scoring_fault_is_undone_alone);
 
 async fn backlog_does_not_delay_another_project(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else { return };
