@@ -1,7 +1,8 @@
 //! Ingest durability: the server is killed with SIGKILL while 8 clients send batches of logs
 //! at once (on SQLite they share group commits), and again while clients send OTLP span exports
 //! beside log batches. Every batch or export answered 2xx must be stored whole (spans and their
-//! trace rollups), and none may be stored in part.
+//! trace rollups), and none may be stored in part. A batch the database refuses fails alone:
+//! the rest of its group is stored.
 
 mod common;
 
@@ -210,3 +211,94 @@ async fn kill_during_ingest_sqlite() {
 async fn kill_during_ingest_postgres() {
     kill_during_ingest(Kind::Postgres).await;
 }
+
+/// On SQLite concurrent log batches are written together in one group; when one of them
+/// cannot be stored (here a trigger refuses it), that batch alone fails: every other batch of
+/// its group is stored whole under the ids its 202 named, and nothing of the refused one is.
+async fn a_refused_batch_fails_alone(db: TestDb) {
+    let kind = db.kind;
+    let server = TestServer::start(
+        &db,
+        &[
+            common::NO_RATE_LIMIT,
+            ("DRIFTBALLOON_WORKER_ENABLED", "false"),
+            ("RUST_LOG", "info,driftballoon::store::group_commit=debug"),
+        ],
+    );
+    let key = server.first_key.clone().unwrap();
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let refuse = match kind {
+        Kind::Sqlite => vec![
+            "CREATE TRIGGER refuse_marked BEFORE INSERT ON samples WHEN NEW.response_text LIKE '%refuse-me%' \
+             BEGIN SELECT RAISE(ABORT, 'injected ingest fault'); END",
+        ],
+        Kind::Postgres => vec![
+            "CREATE FUNCTION refuse_marked() RETURNS trigger AS $$ BEGIN \
+             IF NEW.response_text LIKE '%refuse-me%' THEN RAISE EXCEPTION 'injected ingest fault'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_marked BEFORE INSERT ON samples FOR EACH ROW EXECUTE FUNCTION refuse_marked()",
+        ],
+    };
+    for statement in refuse {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
+    }
+
+    const ROUNDS: usize = 10;
+    let http = reqwest::Client::new();
+    let url = server.url("/api/v1/logs");
+    let mut acknowledged: HashMap<String, Vec<i64>> = HashMap::new();
+    for round in 0..ROUNDS {
+        // CLIENTS batches at once, so they queue for the writer together; one is refused
+        let sends = (0..CLIENTS).map(|client| {
+            let tag = format!("group-{round}-{client}");
+            let marker = if client == round % CLIENTS { "refuse-me" } else { "keep" };
+            let logs: Vec<Value> = (0..BATCH)
+                .map(|j| json!({"prompt_name": format!("grouped-{}", (client + j) % 3), "response_text": format!("{tag}-{j} {marker}")}))
+                .collect();
+            let (http, url, key) = (http.clone(), url.clone(), key.clone());
+            async move {
+                let resp = http.post(&url).bearer_auth(&key).json(&json!({ "logs": logs })).send().await.unwrap();
+                let status = resp.status().as_u16();
+                (tag, marker, status, resp.json::<Value>().await.unwrap())
+            }
+        });
+        for (tag, marker, status, body) in futures_util::future::join_all(sends).await {
+            if marker == "keep" {
+                assert_eq!(status, 202, "{tag}: {body}");
+                let ids = body["log_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+                acknowledged.insert(tag, ids);
+            } else {
+                assert!(status >= 500, "{tag} was refused by the database: {status} {body}");
+                assert!(!body["error"].is_null(), "{tag}: an error body: {body}");
+            }
+        }
+    }
+
+    let rows = sqlx::query("SELECT id, response_text FROM samples").fetch_all(&mut conn).await.unwrap();
+    let stored: HashMap<i64, String> = rows.iter().map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap())).collect();
+    assert_eq!(stored.len(), ROUNDS * (CLIENTS - 1) * BATCH, "every accepted log and nothing else is stored");
+    for (tag, ids) in &acknowledged {
+        for (j, id) in ids.iter().enumerate() {
+            assert_eq!(stored.get(id), Some(&format!("{tag}-{j} keep")), "{tag}: log_ids name its own logs, in order");
+        }
+    }
+    if kind == Kind::Sqlite {
+        // a group holding the refused batch and others was written again one batch at a time
+        let log = server.log_text();
+        let mut fell_back = false;
+        let shared = log.lines().any(|line| {
+            if line.contains("failed together") {
+                fell_back = true;
+            } else if fell_back && line.contains("stored a write group") {
+                fell_back = false;
+                let requests = line.split("requests=").nth(1).and_then(|r| r.split(' ').next());
+                return requests.and_then(|r| r.parse::<usize>().ok()).unwrap_or(0) >= 2;
+            }
+            false
+        });
+        assert!(shared, "no refused batch shared a group with others:\n{log}");
+    }
+}
+
+both_backends!(a_refused_log_batch_fails_alone, a_refused_batch_fails_alone);
