@@ -235,6 +235,14 @@ both_backends!(traces_accept_three_formats_and_refuse_bad_input, |db: TestDb| as
     assert_eq!((stored["model"].clone(), stored["duration_ms"].clone()), (json!("gpt-4o"), json!(250)));
     assert_eq!(stored["usage"]["total_tokens"], 13);
     assert_eq!(server.sample_total(&key, "otlp-config").await, 1);
+    // the same span twice in one export is stored once, with one drift sample
+    let twice = otlp_request(vec![otlp_span(8, 1, "Once only."), otlp_span(8, 1, "Once only.")]);
+    let resp = server.post_raw(&key, "/v1/traces", "application/x-protobuf", twice.encode_to_vec()).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let (_, trace) = server.get(&key, &format!("/api/v1/traces/{}", "08".repeat(16))).await;
+    assert_eq!(trace["spans"].as_array().map(Vec::len), Some(1), "{trace}");
+    assert!(trace["spans"][0]["sample_id"].is_i64(), "{trace}");
+    assert_eq!(server.sample_total(&key, "otlp-config").await, 2);
 
     // 3. OTLP JSON, answered in JSON.
     let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{

@@ -23,8 +23,9 @@ use crate::traces::IngestOptions;
 
 /// Most rows written in one group; the rest wait for the next commit (bounds the writer hold).
 const MAX_GROUP_ROWS: usize = 2_000;
-/// What a span costs against [`MAX_GROUP_ROWS`]: with its drift sample, the link between them
-/// and its trace's rollup it writes about four times what a log does.
+/// What a span costs against [`MAX_GROUP_ROWS`]: a span row carries its content and
+/// attributes, and with its drift sample and its trace's rollup it writes about four times what
+/// a log does.
 const ROWS_PER_SPAN: usize = 4;
 /// Requests waiting for the writer before senders wait for room.
 const QUEUE_DEPTH: usize = 1_024;

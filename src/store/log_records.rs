@@ -371,46 +371,17 @@ pub(super) async fn attach_sample(
     span_row_id: i64,
     sample: &super::NewLog,
 ) -> StoreResult<()> {
-    attach_samples(tx, samples, project_id, &[(span_row_id, sample)]).await?;
-    Ok(())
-}
-
-/// [`attach_sample`] for many new spans at once: their samples in multi-row inserts and the
-/// links in one statement per 200 spans. Returns how many samples were made.
-pub(super) async fn attach_samples(
-    tx: &mut AnyConnection,
-    samples: &mut SampleInserter,
-    project_id: i64,
-    spans: &[(i64, &super::NewLog)],
-) -> StoreResult<usize> {
-    const LINKS_PER_UPDATE: usize = 200;
-    let logs: Vec<&super::NewLog> = spans.iter().map(|(_, log)| *log).collect();
-    let sample_ids = samples.insert_many_in(tx, project_id, &logs).await?;
-    let links: Vec<(i64, i64)> = spans.iter().map(|(span_row_id, _)| *span_row_id).zip(sample_ids).collect();
-    for chunk in links.chunks(LINKS_PER_UPDATE) {
-        let mut params = Params::new(Backend::of(tx));
-        let sql = format!(
-            "UPDATE spans SET sample_id = {} WHERE id IN ({}) AND sample_id IS NULL",
-            params.case_by_id(chunk.len()),
-            params.list(chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for (span_row_id, sample_id) in chunk {
-            query = query.bind(*span_row_id).bind(*sample_id);
-        }
-        for (span_row_id, _) in chunk {
-            query = query.bind(*span_row_id);
-        }
-        let linked = query.execute(&mut *tx).await?.rows_affected();
-        if linked != chunk.len() as u64 {
-            return Err(StoreError::Other(format!(
-                "{} of {} new spans already had a drift sample",
-                chunk.len() as u64 - linked,
-                chunk.len()
-            )));
-        }
+    let sample_id = samples.insert_many_in(tx, project_id, &[sample]).await?[0];
+    let linked = sqlx::query("UPDATE spans SET sample_id = $1 WHERE id = $2 AND sample_id IS NULL")
+        .bind(sample_id)
+        .bind(span_row_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if linked != 1 {
+        return Err(StoreError::Other(format!("span {span_row_id} already had a drift sample")));
     }
-    Ok(spans.len())
+    Ok(())
 }
 
 /// New content records for calls whose spans may already be stored: each stored LLM span takes

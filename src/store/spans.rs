@@ -2,7 +2,7 @@
 //! transaction together with the drift samples taken from its LLM responses; a span that was
 //! already stored (an exporter's retry) is skipped, so nothing is stored or sampled twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::log_records::{attach_sample, attach_samples, join_logged_content, logged_contents};
+use super::log_records::{attach_sample, join_logged_content, logged_contents};
 use super::logs::{NewLog, SampleInserter};
-use super::{get_enum, values_placeholders, Backend, Store, StoreResult};
+use super::{get_enum, values_placeholders, Backend, Params, Store, StoreResult};
 use crate::domain::{SpanSource, SpanStatus};
 use crate::traces::IngestOptions;
 
@@ -331,9 +331,15 @@ pub(super) async fn resources_by_id(
     Ok(resources)
 }
 
-/// Columns of a span row, and rows per INSERT: 32 x 100 = 3,200 parameters, well under both
+/// Columns of a span row, and rows per INSERT: 33 x 100 = 3,300 parameters, well under both
 /// databases' limits.
-const SPAN_COLUMNS_WRITTEN: usize = 32;
+const SPAN_COLUMNS_WRITTEN: usize = 33;
+
+/// A span row just written, and the drift sample it points at.
+struct InsertedSpan {
+    row_id: i64,
+    sample_id: Option<i64>,
+}
 const SPAN_ROWS_PER_INSERT: usize = 100;
 
 /// Inserts the spans with multi-row statements, skipping ones already stored; returns the row
@@ -343,22 +349,27 @@ async fn insert_span_rows<'s>(
     project_id: i64,
     spans: &'s [NewSpan],
     resource_ids: &[Option<i64>],
+    sample_ids: &[Option<i64>],
     received_at: i64,
-) -> StoreResult<HashMap<(&'s str, &'s str), i64>> {
+) -> StoreResult<HashMap<(&'s str, &'s str), InsertedSpan>> {
     let mut inserted = HashMap::with_capacity(spans.len());
     let backend = Backend::of(tx);
-    for (chunk, resources) in spans.chunks(SPAN_ROWS_PER_INSERT).zip(resource_ids.chunks(SPAN_ROWS_PER_INSERT)) {
+    let chunks = spans
+        .chunks(SPAN_ROWS_PER_INSERT)
+        .zip(resource_ids.chunks(SPAN_ROWS_PER_INSERT))
+        .zip(sample_ids.chunks(SPAN_ROWS_PER_INSERT));
+    for ((chunk, resources), samples) in chunks {
         let sql = format!(
             "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, source, session_id, customer_id, \
                 config_key, name, kind, model, start_ms, end_ms, duration_ms, status, error_message, \
                 time_to_first_token_ms, is_streaming, input_tokens, output_tokens, total_tokens, request_text, \
                 response_text, metadata, tags, prompt_key, prompt_version, prompt_ab_test_key, \
-                prompt_variant_index, attributes, received_at, resource_id) \
-             VALUES {} ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING id, trace_id, span_id",
+                prompt_variant_index, attributes, received_at, resource_id, sample_id) \
+             VALUES {} ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING id, trace_id, span_id, sample_id",
             values_placeholders(backend, chunk.len(), SPAN_COLUMNS_WRITTEN)
         );
         let mut query = sqlx::query(&sql);
-        for (s, resource) in chunk.iter().zip(resources) {
+        for ((s, resource), sample) in chunk.iter().zip(resources).zip(samples) {
             query = query
                 .bind(project_id)
                 .bind(&s.trace_id)
@@ -391,18 +402,34 @@ async fn insert_span_rows<'s>(
                 .bind(s.prompt_variant_index)
                 .bind(Value::Object(s.attributes.clone()).to_string())
                 .bind(received_at)
-                .bind(*resource);
+                .bind(*resource)
+                .bind(*sample);
         }
         let by_key: HashMap<(&str, &str), &NewSpan> =
             chunk.iter().map(|s| ((s.trace_id.as_str(), s.span_id.as_str()), s)).collect();
         for row in query.fetch_all(&mut *tx).await? {
             let (trace_id, span_id): (String, String) = (row.try_get("trace_id")?, row.try_get("span_id")?);
             if let Some(s) = by_key.get(&(trace_id.as_str(), span_id.as_str())) {
-                inserted.insert((s.trace_id.as_str(), s.span_id.as_str()), row.try_get("id")?);
+                let span = InsertedSpan { row_id: row.try_get("id")?, sample_id: row.try_get("sample_id")? };
+                inserted.insert((s.trace_id.as_str(), s.span_id.as_str()), span);
             }
         }
     }
     Ok(inserted)
+}
+
+/// Deletes samples made in this transaction for spans that turned out to be stored already.
+async fn delete_new_samples(tx: &mut AnyConnection, ids: &[i64]) -> StoreResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("DELETE FROM samples WHERE id IN ({})", Params::new(Backend::of(tx)).list(ids.len()));
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.execute(&mut *tx).await?;
+    Ok(())
 }
 
 /// Spans written per transaction (measured in benches/spans.rs: a chunk of genai spans with
@@ -485,25 +512,34 @@ impl Store {
         let mut samples = SampleInserter::new();
         let mut outcome = SpansStored::default();
         let mut rollups = TraceRollups::default();
-        let mut inserted = insert_span_rows(tx, project_id, spans, &resource_ids, samples.received_at()).await?;
+        // Drift samples first, so each new span row is written once, already pointing at its
+        // sample: linking them afterwards wrote every span row, content and all, a second time.
+        let contents: Vec<&NewLog> = spans.iter().filter_map(|s| s.sample.as_ref()).collect();
+        let mut new_samples = samples.insert_many_in(tx, project_id, &contents).await?.into_iter();
+        let sample_ids: Vec<Option<i64>> =
+            spans.iter().map(|s| s.sample.as_ref().and_then(|_| new_samples.next())).collect();
+        let mut inserted =
+            insert_span_rows(tx, project_id, spans, &resource_ids, &sample_ids, samples.received_at()).await?;
+        // a span stored before (a retried export) or twice in this chunk keeps its first
+        // sample: the samples made here for the copies are dropped again
+        let linked: HashSet<i64> = inserted.values().filter_map(|span| span.sample_id).collect();
+        let unlinked: Vec<i64> = sample_ids.iter().flatten().filter(|id| !linked.contains(id)).copied().collect();
+        delete_new_samples(tx, &unlinked).await?;
+        outcome.samples += linked.len();
         // new LLM spans without content, with their row ids
         let mut awaiting: Vec<(i64, &NewSpan)> = Vec::new();
-        let mut with_sample: Vec<(i64, &NewLog)> = Vec::new();
         for s in spans {
             // a span id twice in one chunk: the first is stored, the second is a duplicate
-            let Some(span_row_id) = inserted.remove(&(s.trace_id.as_str(), s.span_id.as_str())) else {
+            let Some(span) = inserted.remove(&(s.trace_id.as_str(), s.span_id.as_str())) else {
                 outcome.duplicates += 1;
                 continue;
             };
             outcome.stored += 1;
             rollups.add(s);
-            if let Some(sample) = &s.sample {
-                with_sample.push((span_row_id, sample));
-            } else if awaits_logged_content(s) {
-                awaiting.push((span_row_id, s));
+            if awaits_logged_content(s) {
+                awaiting.push((span.row_id, s));
             }
         }
-        outcome.samples += attach_samples(tx, &mut samples, project_id, &with_sample).await?;
         // content logged before its span: one lookup for the whole chunk
         if !awaiting.is_empty() {
             let calls: Vec<(&str, &str)> = awaiting.iter().map(|(_, s)| (&*s.trace_id, &*s.span_id)).collect();
