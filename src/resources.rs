@@ -27,7 +27,7 @@ pub fn lower_this_threads_priority() {
     {
         // On Linux the nice value is per thread; PRIO_PROCESS with the thread id sets this one.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
-        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) };
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 10) };
         if rc != 0 {
             tracing::warn!(error = %std::io::Error::last_os_error(), "could not lower the embedder's priority");
         }
