@@ -138,20 +138,18 @@ pub(super) async fn logged_contents(
     Ok(found)
 }
 
-/// A new LLM span without content of its own whose content was logged before it: the span row
-/// takes that content, and the sample it gives is returned. The caller holds the call lock.
-pub(super) async fn join_logged_content(
-    tx: &mut AnyConnection,
-    span_row_id: i64,
+/// A new LLM span without content of its own whose content was logged before it: the span as
+/// it is stored, with that content and the sample it gives. The caller holds the call lock.
+pub(super) fn with_logged_content(
     span: &super::NewSpan,
     (request, response): LoggedContent,
     max_text_chars: usize,
-) -> StoreResult<Option<super::NewLog>> {
-    set_span_content(tx, span_row_id, request.as_deref(), response.as_deref()).await?;
+) -> super::NewSpan {
     let mut joined = span.clone();
     joined.request_text = request;
     joined.response_text = response;
-    Ok(sample_of(&joined, max_text_chars))
+    joined.sample = sample_of(&joined, max_text_chars);
+    joined
 }
 
 impl Store {
@@ -364,7 +362,7 @@ async fn set_span_content(
 /// Links a new drift sample to its span, only if the span has none yet. Under the call lock the
 /// condition always holds; if it ever did not, the transaction fails rather than leave a second
 /// sample for one call.
-pub(super) async fn attach_sample(
+async fn attach_sample(
     tx: &mut AnyConnection,
     samples: &mut SampleInserter,
     project_id: i64,

@@ -2,6 +2,7 @@
 //! transaction together with the drift samples taken from its LLM responses; a span that was
 //! already stored (an exporter's retry) is skipped, so nothing is stored or sampled twice.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::log_records::{attach_sample, join_logged_content, logged_contents};
+use super::log_records::{logged_contents, with_logged_content};
 use super::logs::{NewLog, SampleInserter};
 use super::{get_enum, values_placeholders, Backend, Params, Store, StoreResult};
 use crate::domain::{SpanSource, SpanStatus};
@@ -334,24 +335,19 @@ pub(super) async fn resources_by_id(
 /// Columns of a span row, and rows per INSERT: 33 x 100 = 3,300 parameters, well under both
 /// databases' limits.
 const SPAN_COLUMNS_WRITTEN: usize = 33;
-
-/// A span row just written, and the drift sample it points at.
-struct InsertedSpan {
-    row_id: i64,
-    sample_id: Option<i64>,
-}
 const SPAN_ROWS_PER_INSERT: usize = 100;
 
-/// Inserts the spans with multi-row statements, skipping ones already stored; returns the row
-/// id of each new span by (trace id, span id).
+/// Inserts the spans (each pointing at its drift sample, if any) with multi-row statements,
+/// skipping ones already stored; returns the new spans by (trace id, span id), each with the
+/// sample its row points at.
 async fn insert_span_rows<'s>(
     tx: &mut AnyConnection,
     project_id: i64,
-    spans: &'s [NewSpan],
+    spans: &[&'s NewSpan],
     resource_ids: &[Option<i64>],
     sample_ids: &[Option<i64>],
     received_at: i64,
-) -> StoreResult<HashMap<(&'s str, &'s str), InsertedSpan>> {
+) -> StoreResult<HashMap<(&'s str, &'s str), Option<i64>>> {
     let mut inserted = HashMap::with_capacity(spans.len());
     let backend = Backend::of(tx);
     let chunks = spans
@@ -365,7 +361,7 @@ async fn insert_span_rows<'s>(
                 time_to_first_token_ms, is_streaming, input_tokens, output_tokens, total_tokens, request_text, \
                 response_text, metadata, tags, prompt_key, prompt_version, prompt_ab_test_key, \
                 prompt_variant_index, attributes, received_at, resource_id, sample_id) \
-             VALUES {} ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING id, trace_id, span_id, sample_id",
+             VALUES {} ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING trace_id, span_id, sample_id",
             values_placeholders(backend, chunk.len(), SPAN_COLUMNS_WRITTEN)
         );
         let mut query = sqlx::query(&sql);
@@ -406,12 +402,11 @@ async fn insert_span_rows<'s>(
                 .bind(*sample);
         }
         let by_key: HashMap<(&str, &str), &NewSpan> =
-            chunk.iter().map(|s| ((s.trace_id.as_str(), s.span_id.as_str()), s)).collect();
+            chunk.iter().map(|s| ((s.trace_id.as_str(), s.span_id.as_str()), *s)).collect();
         for row in query.fetch_all(&mut *tx).await? {
             let (trace_id, span_id): (String, String) = (row.try_get("trace_id")?, row.try_get("span_id")?);
             if let Some(s) = by_key.get(&(trace_id.as_str(), span_id.as_str())) {
-                let span = InsertedSpan { row_id: row.try_get("id")?, sample_id: row.try_get("sample_id")? };
-                inserted.insert((s.trace_id.as_str(), s.span_id.as_str()), span);
+                inserted.insert((s.trace_id.as_str(), s.span_id.as_str()), row.try_get("sample_id")?);
             }
         }
     }
@@ -491,12 +486,25 @@ impl Store {
                 && s.sample.is_none()
                 && s.kind.as_deref() == Some("llm")
         };
-        let calls = spans.iter().filter(|s| awaits_logged_content(s)).map(|s| (&*s.trace_id, &*s.span_id));
-        self.lock_calls(tx, project_id, calls).await?;
+        let calls: Vec<(&str, &str)> =
+            spans.iter().filter(|s| awaits_logged_content(s)).map(|s| (&*s.trace_id, &*s.span_id)).collect();
+        self.lock_calls(tx, project_id, calls.iter().copied()).await?;
+        // Content logged before its span: one lookup for the whole chunk, and such a span is
+        // written once, with that content and its sample (not written, then updated twice).
+        let mut logged =
+            if calls.is_empty() { HashMap::new() } else { logged_contents(tx, project_id, &calls).await? };
+        let joined: Vec<Cow<NewSpan>> = spans
+            .iter()
+            .map(|s| match awaits_logged_content(s).then(|| logged.remove(&(s.trace_id.clone(), s.span_id.clone()))) {
+                Some(Some(content)) => Cow::Owned(with_logged_content(s, content, options.max_text_chars)),
+                _ => Cow::Borrowed(s),
+            })
+            .collect();
+        let spans: Vec<&NewSpan> = joined.iter().map(|s| s.as_ref()).collect();
         // the spans of one resource block share one Arc: one lookup per block
         let mut resources: HashMap<usize, i64> = HashMap::new();
         let mut resource_ids = Vec::with_capacity(spans.len());
-        for s in spans {
+        for s in &spans {
             resource_ids.push(match &s.resource {
                 Some(r) => match resources.get(&(Arc::as_ptr(r) as usize)) {
                     Some(id) => Some(*id),
@@ -519,38 +527,21 @@ impl Store {
         let sample_ids: Vec<Option<i64>> =
             spans.iter().map(|s| s.sample.as_ref().and_then(|_| new_samples.next())).collect();
         let mut inserted =
-            insert_span_rows(tx, project_id, spans, &resource_ids, &sample_ids, samples.received_at()).await?;
+            insert_span_rows(tx, project_id, &spans, &resource_ids, &sample_ids, samples.received_at()).await?;
         // a span stored before (a retried export) or twice in this chunk keeps its first
         // sample: the samples made here for the copies are dropped again
-        let linked: HashSet<i64> = inserted.values().filter_map(|span| span.sample_id).collect();
+        let linked: HashSet<i64> = inserted.values().flatten().copied().collect();
         let unlinked: Vec<i64> = sample_ids.iter().flatten().filter(|id| !linked.contains(id)).copied().collect();
         delete_new_samples(tx, &unlinked).await?;
         outcome.samples += linked.len();
-        // new LLM spans without content, with their row ids
-        let mut awaiting: Vec<(i64, &NewSpan)> = Vec::new();
         for s in spans {
             // a span id twice in one chunk: the first is stored, the second is a duplicate
-            let Some(span) = inserted.remove(&(s.trace_id.as_str(), s.span_id.as_str())) else {
+            if inserted.remove(&(s.trace_id.as_str(), s.span_id.as_str())).is_none() {
                 outcome.duplicates += 1;
                 continue;
-            };
+            }
             outcome.stored += 1;
             rollups.add(s);
-            if awaits_logged_content(s) {
-                awaiting.push((span.row_id, s));
-            }
-        }
-        // content logged before its span: one lookup for the whole chunk
-        if !awaiting.is_empty() {
-            let calls: Vec<(&str, &str)> = awaiting.iter().map(|(_, s)| (&*s.trace_id, &*s.span_id)).collect();
-            let mut logged = logged_contents(tx, project_id, &calls).await?;
-            for (span_row_id, s) in awaiting {
-                let Some(content) = logged.remove(&(s.trace_id.clone(), s.span_id.clone())) else { continue };
-                if let Some(sample) = join_logged_content(tx, span_row_id, s, content, options.max_text_chars).await? {
-                    attach_sample(tx, &mut samples, project_id, span_row_id, &sample).await?;
-                    outcome.samples += 1;
-                }
-            }
         }
         rollups.upsert(tx, project_id).await?;
         Ok(outcome)
