@@ -495,9 +495,16 @@ impl Store {
             if calls.is_empty() { HashMap::new() } else { logged_contents(tx, project_id, &calls).await? };
         let joined: Vec<Cow<NewSpan>> = spans
             .iter()
-            .map(|s| match awaits_logged_content(s).then(|| logged.remove(&(s.trace_id.clone(), s.span_id.clone()))) {
-                Some(Some(content)) => Cow::Owned(with_logged_content(s, content, options.max_text_chars)),
-                _ => Cow::Borrowed(s),
+            .map(|s| {
+                let content = if awaits_logged_content(s) {
+                    logged.remove(&(s.trace_id.clone(), s.span_id.clone()))
+                } else {
+                    None
+                };
+                match content {
+                    Some(content) => Cow::Owned(with_logged_content(s, content, options.max_text_chars)),
+                    None => Cow::Borrowed(s),
+                }
             })
             .collect();
         let spans: Vec<&NewSpan> = joined.iter().map(|s| s.as_ref()).collect();
