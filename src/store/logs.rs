@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use sqlx::{AnyConnection, Row};
 
 use super::prompts::{get_or_create_prompts, PromptHandle};
-use super::{now_ms, values_placeholders, Backend, Store, StoreResult};
+use super::{now_ms, values_placeholders, Backend, Store, StoreError, StoreResult};
 
 /// A validated log, ready to store.
 #[derive(Debug, Clone)]
@@ -60,8 +60,12 @@ impl SampleInserter {
         for chunk in logs.chunks(ROWS_PER_INSERT) {
             let sql = format!(
                 "INSERT INTO samples (project_id, prompt_id, prompt_version, input_text, response_text, model, \
-                                      response_length, received_at) VALUES {} RETURNING id",
-                values_placeholders(backend, chunk.len(), COLUMNS)
+                                      response_length, received_at) VALUES {}{}",
+                values_placeholders(backend, chunk.len(), COLUMNS),
+                match backend {
+                    Backend::Sqlite => "; SELECT last_insert_rowid(), changes()",
+                    Backend::Postgres => " RETURNING id",
+                }
             );
             let mut query = sqlx::query(&sql);
             for log in chunk.iter().map(Borrow::borrow) {
@@ -76,12 +80,35 @@ impl SampleInserter {
                     .bind(log.response_text.chars().count() as i64)
                     .bind(self.received_at);
             }
-            let rows = query.fetch_all(&mut *tx).await?;
-            // Both databases number the rows of one statement in the order of its VALUES, but
-            // neither promises RETURNING in that order: sorting the new ids restores it.
-            let mut chunk_ids = rows.iter().map(|r| r.try_get::<i64, _>("id")).collect::<Result<Vec<_>, _>>()?;
-            chunk_ids.sort_unstable();
-            ids.extend(chunk_ids);
+            match backend {
+                Backend::Sqlite => {
+                    // sqlx hands each RETURNING row from its SQLite thread to this task through a
+                    // channel of 50: 250 ids cost several thread wake-ups each way, more than
+                    // the insert. `samples.id` is AUTOINCREMENT and this transaction holds the
+                    // write lock, so one statement's rows get consecutive ids ending at
+                    // last_insert_rowid(): one row answers for the whole chunk.
+                    // (fetch_one would stop at the INSERT's own result, before the SELECT's row)
+                    let rows = query.fetch_all(&mut *tx).await?;
+                    let row = rows.first().ok_or_else(|| StoreError::Other("no last_insert_rowid() row".into()))?;
+                    let (last, inserted): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                    if inserted != chunk.len() as i64 {
+                        return Err(StoreError::Other(format!(
+                            "a sample insert of {} rows reported {inserted} changes",
+                            chunk.len()
+                        )));
+                    }
+                    ids.extend(last - inserted + 1..=last);
+                }
+                Backend::Postgres => {
+                    let rows = query.fetch_all(&mut *tx).await?;
+                    // Postgres numbers the rows of one statement in the order of its VALUES,
+                    // but does not promise RETURNING in that order: sorting restores it.
+                    let mut chunk_ids =
+                        rows.iter().map(|r| r.try_get::<i64, _>("id")).collect::<Result<Vec<_>, _>>()?;
+                    chunk_ids.sort_unstable();
+                    ids.extend(chunk_ids);
+                }
+            }
         }
         Ok(ids)
     }
