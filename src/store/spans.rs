@@ -13,7 +13,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::log_records::{logged_contents, with_logged_content};
 use super::logs::{NewLog, SampleInserter};
-use super::{get_enum, values_placeholders, Backend, Params, Store, StoreResult};
+use super::{get_enum, values_placeholders, Backend, Params, Store, StoreError, StoreResult};
 use crate::domain::{SpanSource, SpanStatus};
 use crate::traces::IngestOptions;
 
@@ -340,6 +340,13 @@ const SPAN_ROWS_PER_INSERT: usize = 100;
 /// Inserts the spans (each pointing at its drift sample, if any) with multi-row statements,
 /// skipping ones already stored; returns the new spans by (trace id, span id), each with the
 /// sample its row points at.
+///
+/// Postgres learns which rows were new from `ON CONFLICT DO NOTHING RETURNING`: another
+/// connection may be writing the same spans. On SQLite this transaction holds the only write
+/// lock, so the new spans are known before the insert (one lookup for the stored ones, and the
+/// first of any repeated in the chunk), and the insert returns nothing: sqlx hands every
+/// RETURNING row from its SQLite thread to this task through a channel of 50, and those thread
+/// wake-ups cost more than the insert.
 async fn insert_span_rows<'s>(
     tx: &mut AnyConnection,
     project_id: i64,
@@ -348,24 +355,33 @@ async fn insert_span_rows<'s>(
     sample_ids: &[Option<i64>],
     received_at: i64,
 ) -> StoreResult<HashMap<(&'s str, &'s str), Option<i64>>> {
-    let mut inserted = HashMap::with_capacity(spans.len());
     let backend = Backend::of(tx);
-    let chunks = spans
-        .chunks(SPAN_ROWS_PER_INSERT)
-        .zip(resource_ids.chunks(SPAN_ROWS_PER_INSERT))
-        .zip(sample_ids.chunks(SPAN_ROWS_PER_INSERT));
-    for ((chunk, resources), samples) in chunks {
+    let mut inserted = HashMap::with_capacity(spans.len());
+    let rows: Vec<usize> = match backend {
+        Backend::Postgres => (0..spans.len()).collect(),
+        Backend::Sqlite => {
+            let mut skip: HashSet<(&str, &str)> = stored_span_keys(tx, project_id, spans).await?;
+            (0..spans.len()).filter(|&i| skip.insert((&spans[i].trace_id, &spans[i].span_id))).collect()
+        }
+    };
+    for chunk in rows.chunks(SPAN_ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, source, session_id, customer_id, \
                 config_key, name, kind, model, start_ms, end_ms, duration_ms, status, error_message, \
                 time_to_first_token_ms, is_streaming, input_tokens, output_tokens, total_tokens, request_text, \
                 response_text, metadata, tags, prompt_key, prompt_version, prompt_ab_test_key, \
                 prompt_variant_index, attributes, received_at, resource_id, sample_id) \
-             VALUES {} ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING trace_id, span_id, sample_id",
-            values_placeholders(backend, chunk.len(), SPAN_COLUMNS_WRITTEN)
+             VALUES {} {}",
+            values_placeholders(backend, chunk.len(), SPAN_COLUMNS_WRITTEN),
+            match backend {
+                Backend::Postgres =>
+                    "ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING trace_id, span_id, sample_id",
+                Backend::Sqlite => "; SELECT changes()",
+            }
         );
         let mut query = sqlx::query(&sql);
-        for ((s, resource), sample) in chunk.iter().zip(resources).zip(samples) {
+        for &i in chunk {
+            let s = spans[i];
             query = query
                 .bind(project_id)
                 .bind(&s.trace_id)
@@ -398,20 +414,77 @@ async fn insert_span_rows<'s>(
                 .bind(s.prompt_variant_index)
                 .bind(Value::Object(s.attributes.clone()).to_string())
                 .bind(received_at)
-                .bind(*resource)
-                .bind(*sample);
+                .bind(resource_ids[i])
+                .bind(sample_ids[i]);
         }
-        let by_key: HashMap<(&str, &str), &NewSpan> =
-            chunk.iter().map(|s| ((s.trace_id.as_str(), s.span_id.as_str()), *s)).collect();
-        for row in query.fetch_all(&mut *tx).await? {
-            let (trace_id, span_id): (String, String) = (row.try_get("trace_id")?, row.try_get("span_id")?);
-            if let Some(s) = by_key.get(&(trace_id.as_str(), span_id.as_str())) {
-                inserted.insert((s.trace_id.as_str(), s.span_id.as_str()), row.try_get("sample_id")?);
+        let returned = query.fetch_all(&mut *tx).await?;
+        match backend {
+            Backend::Sqlite => {
+                let changed: i64 = match returned.first() {
+                    Some(row) => row.try_get(0)?,
+                    None => -1,
+                };
+                if changed != chunk.len() as i64 {
+                    return Err(StoreError::Other(format!(
+                        "a span insert of {} new rows reported {changed} changes",
+                        chunk.len()
+                    )));
+                }
+                for &i in chunk {
+                    inserted.insert((spans[i].trace_id.as_str(), spans[i].span_id.as_str()), sample_ids[i]);
+                }
+            }
+            Backend::Postgres => {
+                let by_key: HashMap<(&str, &str), &NewSpan> = chunk
+                    .iter()
+                    .map(|&i| ((spans[i].trace_id.as_str(), spans[i].span_id.as_str()), spans[i]))
+                    .collect();
+                for row in returned {
+                    let (trace_id, span_id): (String, String) = (row.try_get("trace_id")?, row.try_get("span_id")?);
+                    if let Some(s) = by_key.get(&(trace_id.as_str(), span_id.as_str())) {
+                        inserted.insert((s.trace_id.as_str(), s.span_id.as_str()), row.try_get("sample_id")?);
+                    }
+                }
             }
         }
     }
     Ok(inserted)
 }
+
+/// The (trace id, span id) pairs among `spans` that the project has stored already: usually
+/// none, so one short answer instead of a RETURNING row per span.
+async fn stored_span_keys<'s>(
+    tx: &mut AnyConnection,
+    project_id: i64,
+    spans: &[&'s NewSpan],
+) -> StoreResult<HashSet<(&'s str, &'s str)>> {
+    let mut stored = HashSet::new();
+    for chunk in spans.chunks(SPAN_LOOKUP_CHUNK) {
+        let mut params = Params::new(Backend::of(tx));
+        let wanted = params.rows(chunk.len(), 2);
+        // joining from the VALUES list lets SQLite probe the unique index per pair (an IN over
+        // row values scanned the project's spans)
+        let sql = format!(
+            "SELECT s.trace_id, s.span_id FROM (VALUES {wanted}) AS wanted \
+             JOIN spans s ON s.project_id = {} AND s.trace_id = wanted.column1 AND s.span_id = wanted.column2",
+            params.next()
+        );
+        let mut query = sqlx::query(&sql);
+        for s in chunk {
+            query = query.bind(&s.trace_id).bind(&s.span_id);
+        }
+        for row in query.bind(project_id).fetch_all(&mut *tx).await? {
+            let (trace_id, span_id): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            if let Some(s) = chunk.iter().find(|s| s.trace_id == trace_id && s.span_id == span_id) {
+                stored.insert((s.trace_id.as_str(), s.span_id.as_str()));
+            }
+        }
+    }
+    Ok(stored)
+}
+
+/// Pairs per stored-span lookup: 2 x 250 parameters.
+const SPAN_LOOKUP_CHUNK: usize = 250;
 
 /// Deletes samples made in this transaction for spans that turned out to be stored already.
 async fn delete_new_samples(tx: &mut AnyConnection, ids: &[i64]) -> StoreResult<()> {
