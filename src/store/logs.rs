@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use sqlx::{AnyConnection, Row};
 
 use super::prompts::{get_or_create_prompts, PromptHandle};
-use super::{now_ms, values_placeholders, Backend, Store, StoreError, StoreResult};
+use super::{now_ms, sqlite_inserted_rows, values_placeholders, Backend, Store, StoreResult, SQLITE_INSERT_ANSWER};
 
 /// A validated log, ready to store.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ impl SampleInserter {
                                       response_length, received_at) VALUES {}{}",
                 values_placeholders(backend, chunk.len(), COLUMNS),
                 match backend {
-                    Backend::Sqlite => "; SELECT last_insert_rowid(), changes()",
+                    Backend::Sqlite => SQLITE_INSERT_ANSWER,
                     Backend::Postgres => " RETURNING id",
                 }
             );
@@ -82,22 +82,10 @@ impl SampleInserter {
             }
             match backend {
                 Backend::Sqlite => {
-                    // sqlx hands each RETURNING row from its SQLite thread to this task through a
-                    // channel of 50: 250 ids cost several thread wake-ups each way, more than
-                    // the insert. `samples.id` is AUTOINCREMENT and this transaction holds the
-                    // write lock, so one statement's rows get consecutive ids ending at
-                    // last_insert_rowid(): one row answers for the whole chunk.
-                    // (fetch_one would stop at the INSERT's own result, before the SELECT's row)
-                    let rows = query.fetch_all(&mut *tx).await?;
-                    let row = rows.first().ok_or_else(|| StoreError::Other("no last_insert_rowid() row".into()))?;
-                    let (last, inserted): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-                    if inserted != chunk.len() as i64 {
-                        return Err(StoreError::Other(format!(
-                            "a sample insert of {} rows reported {inserted} changes",
-                            chunk.len()
-                        )));
-                    }
-                    ids.extend(last - inserted + 1..=last);
+                    // `samples.id` is AUTOINCREMENT and this transaction holds the write lock,
+                    // so one statement's rows get consecutive ids ending at the last one.
+                    let last = sqlite_inserted_rows(tx, query, chunk.len()).await?;
+                    ids.extend(last - chunk.len() as i64 + 1..=last);
                 }
                 Backend::Postgres => {
                     let rows = query.fetch_all(&mut *tx).await?;

@@ -171,6 +171,29 @@ fn values_placeholders(backend: Backend, rows: usize, columns: usize) -> String 
     Params::new(backend).rows(rows, columns)
 }
 
+/// Appended to a multi-row INSERT on SQLite in place of `RETURNING`: see
+/// [`sqlite_inserted_rows`].
+const SQLITE_INSERT_ANSWER: &str = "; SELECT last_insert_rowid(), changes()";
+
+/// Runs an INSERT of `rows` rows that ends with [`SQLITE_INSERT_ANSWER`] and returns the last
+/// new rowid. sqlx hands every `RETURNING` row from its SQLite thread to the waiting task
+/// through a channel of 50, and those thread wake-ups cost more than the insert itself; this
+/// answer is one row. An error if the insert changed another number of rows.
+async fn sqlite_inserted_rows<'q>(
+    tx: &mut sqlx::AnyConnection,
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    rows: usize,
+) -> StoreResult<i64> {
+    // fetch_one would stop at the INSERT's own result, before the SELECT's row
+    let answer = query.fetch_all(&mut *tx).await?;
+    let row = answer.first().ok_or_else(|| StoreError::Other("an insert gave no last_insert_rowid() row".into()))?;
+    let (last, changed): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    if changed != rows as i64 {
+        return Err(StoreError::Other(format!("an insert of {rows} rows reported {changed} changes")));
+    }
+    Ok(last)
+}
+
 /// What a pool's connections are for; the SQLite writer gets settings readers do not need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {

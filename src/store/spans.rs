@@ -13,7 +13,9 @@ use sqlx::{AnyConnection, Row};
 
 use super::log_records::{logged_contents, with_logged_content};
 use super::logs::{NewLog, SampleInserter};
-use super::{get_enum, values_placeholders, Backend, Params, Store, StoreError, StoreResult};
+use super::{
+    get_enum, sqlite_inserted_rows, values_placeholders, Backend, Params, Store, StoreResult, SQLITE_INSERT_ANSWER,
+};
 use crate::domain::{SpanSource, SpanStatus};
 use crate::traces::IngestOptions;
 
@@ -344,9 +346,8 @@ const SPAN_ROWS_PER_INSERT: usize = 100;
 /// Postgres learns which rows were new from `ON CONFLICT DO NOTHING RETURNING`: another
 /// connection may be writing the same spans. On SQLite this transaction holds the only write
 /// lock, so the new spans are known before the insert (one lookup for the stored ones, and the
-/// first of any repeated in the chunk), and the insert returns nothing: sqlx hands every
-/// RETURNING row from its SQLite thread to this task through a channel of 50, and those thread
-/// wake-ups cost more than the insert.
+/// first of any repeated in the chunk), and the insert answers with one row, not one per span
+/// (see `sqlite_inserted_rows`).
 async fn insert_span_rows<'s>(
     tx: &mut AnyConnection,
     project_id: i64,
@@ -376,7 +377,7 @@ async fn insert_span_rows<'s>(
             match backend {
                 Backend::Postgres =>
                     "ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING trace_id, span_id, sample_id",
-                Backend::Sqlite => "; SELECT changes()",
+                Backend::Sqlite => SQLITE_INSERT_ANSWER,
             }
         );
         let mut query = sqlx::query(&sql);
@@ -417,19 +418,9 @@ async fn insert_span_rows<'s>(
                 .bind(resource_ids[i])
                 .bind(sample_ids[i]);
         }
-        let returned = query.fetch_all(&mut *tx).await?;
         match backend {
             Backend::Sqlite => {
-                let changed: i64 = match returned.first() {
-                    Some(row) => row.try_get(0)?,
-                    None => -1,
-                };
-                if changed != chunk.len() as i64 {
-                    return Err(StoreError::Other(format!(
-                        "a span insert of {} new rows reported {changed} changes",
-                        chunk.len()
-                    )));
-                }
+                sqlite_inserted_rows(tx, query, chunk.len()).await?;
                 for &i in chunk {
                     inserted.insert((spans[i].trace_id.as_str(), spans[i].span_id.as_str()), sample_ids[i]);
                 }
@@ -439,7 +430,7 @@ async fn insert_span_rows<'s>(
                     .iter()
                     .map(|&i| ((spans[i].trace_id.as_str(), spans[i].span_id.as_str()), spans[i]))
                     .collect();
-                for row in returned {
+                for row in query.fetch_all(&mut *tx).await? {
                     let (trace_id, span_id): (String, String) = (row.try_get("trace_id")?, row.try_get("span_id")?);
                     if let Some(s) = by_key.get(&(trace_id.as_str(), span_id.as_str())) {
                         inserted.insert((s.trace_id.as_str(), s.span_id.as_str()), row.try_get("sample_id")?);
