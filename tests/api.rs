@@ -59,6 +59,55 @@ both_backends!(first_start_creates_default_key_and_ingests, |db: TestDb| async m
     again.assert_no_server_errors();
 });
 
+/// The (id, prompt, text) of every sample of `prompts`, as the samples endpoint lists them.
+async fn stored_samples(server: &TestServer, key: &str, prompts: &[&str]) -> Vec<(i64, String, String)> {
+    let mut stored = Vec::new();
+    for prompt in prompts {
+        let (status, page) = server.get(key, &format!("/api/v1/prompts/{prompt}/samples?limit=100")).await;
+        assert_eq!(status, 200, "{page}");
+        for s in page["samples"].as_array().unwrap() {
+            let text = s["response_text"].as_str().unwrap().to_string();
+            stored.push((s["id"].as_i64().unwrap(), prompt.to_string(), text));
+        }
+    }
+    stored.sort();
+    stored
+}
+
+// Postgres stores a batch of known prompts in one statement and falls back to a transaction
+// when a prompt is new: both paths keep every row, in order, with its own prompt.
+both_backends!(batches_of_known_new_and_mixed_prompts_keep_order_and_content, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+    let mut expected: Vec<(i64, String, String)> = Vec::new();
+    let batches: [&[&str]; 3] = [
+        &["alpha", "beta", "alpha"],                   // both new
+        &["beta", "alpha", "beta", "alpha", "beta"],   // both known
+        &["alpha", "gamma", "beta", "gamma", "alpha"], // one new among known
+    ];
+    for (b, prompts) in batches.iter().enumerate() {
+        let logs: Vec<Value> =
+            prompts.iter().enumerate().map(|(i, p)| log(p, &format!("batch {b} row {i} for {p}"))).collect();
+        let (status, body) = server.post_logs(&key, &json!({ "logs": logs })).await;
+        assert_eq!(status, 202, "{body}");
+        let ids: Vec<i64> = body["log_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        assert_eq!(ids.len(), prompts.len());
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in request order: {ids:?}");
+        for (i, (id, p)) in ids.iter().zip(prompts.iter()).enumerate() {
+            expected.push((*id, p.to_string(), format!("batch {b} row {i} for {p}")));
+        }
+    }
+    // a batch naming an unknown prompt next to a bad row stores nothing
+    let bad = json!({ "logs": [log("alpha", "kept out"), log("delta", "kept out"), { "prompt_name": "alpha" }] });
+    let (status, _) = server.post_logs(&key, &bad).await;
+    assert_eq!(status, 422);
+    expected.sort();
+    assert_eq!(stored_samples(&server, &key, &["alpha", "beta", "gamma"]).await, expected);
+    let (status, _) = server.get(&key, "/api/v1/prompts/delta/samples").await;
+    assert_eq!(status, 404);
+    server.assert_no_server_errors();
+});
+
 both_backends!(baseline_becomes_ready_at_min_samples, |db: TestDb| async move {
     let server = TestServer::start(&db, &[]);
     let key = server.first_key.clone().unwrap();

@@ -18,6 +18,33 @@ use tokio::sync::Mutex;
 const CLIENTS: usize = 8;
 const BATCH: usize = 10;
 
+/// Waits until no connection of the killed server is left on the database. Postgres runs a
+/// statement it has received to its end even when the client is gone: a batch sent just before
+/// the kill is stored (whole, unanswered) a moment later, so reading earlier would miss it.
+async fn wait_for_killed_connections(db: &TestDb) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    if db.kind != Kind::Postgres {
+        return conn;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let others: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+        if others == 0 {
+            return conn;
+        }
+        assert!(std::time::Instant::now() < deadline, "the killed server's connections did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn kill_during_ingest(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else { return };
     // no worker: only ingest writes, as fast as it can
@@ -61,8 +88,7 @@ async fn kill_during_ingest(kind: Kind) {
     let sent = sent.lock().await.clone();
     assert!(acknowledged.len() >= 20, "too few requests got through to test anything: {}", acknowledged.len());
 
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let mut conn = wait_for_killed_connections(&db).await;
     let rows = sqlx::query("SELECT id, response_text FROM samples").fetch_all(&mut conn).await.unwrap();
     let mut stored: HashMap<String, Vec<(i64, String)>> = HashMap::new();
     for r in &rows {
@@ -161,8 +187,7 @@ async fn kill_during_span_ingest(kind: Kind) {
     let sent = sent.lock().await.clone();
     assert!(acknowledged.len() >= 10, "too few exports got through to test anything: {}", acknowledged.len());
 
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let mut conn = wait_for_killed_connections(&db).await;
     let rows =
         sqlx::query("SELECT trace_id, COUNT(*) FROM spans GROUP BY trace_id").fetch_all(&mut conn).await.unwrap();
     let stored: HashMap<String, i64> = rows.iter().map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap())).collect();

@@ -7,7 +7,9 @@ use std::collections::{BTreeSet, HashMap};
 use sqlx::{AnyConnection, Row};
 
 use super::prompts::{get_or_create_prompts, PromptHandle};
-use super::{now_ms, sqlite_inserted_rows, values_placeholders, Backend, Store, StoreResult, SQLITE_INSERT_ANSWER};
+use super::{
+    now_ms, sqlite_inserted_rows, values_placeholders, Backend, Params, Store, StoreResult, SQLITE_INSERT_ANSWER,
+};
 
 /// A validated log, ready to store.
 #[derive(Debug, Clone)]
@@ -109,11 +111,75 @@ impl Store {
         match &self.group_commit {
             Some(queue) => queue.insert_logs(project_id, logs).await,
             None => {
+                if self.backend == Backend::Postgres && logs.len() <= ROWS_PER_INSERT {
+                    if let Some(ids) = self.insert_logs_of_known_prompts(project_id, &logs).await? {
+                        return Ok(ids);
+                    }
+                    // a prompt is new: the transaction below creates it
+                }
                 let mut tx = self.begin_write().await?;
                 let ids = SampleInserter::new().insert_many_in(&mut tx, project_id, &logs).await?;
                 tx.commit().await?;
                 Ok(ids)
             }
         }
+    }
+}
+
+impl Store {
+    /// Postgres: stores a batch whose prompts all exist in one statement, committed on its
+    /// own, instead of a transaction of four (BEGIN, the prompt lookup, the insert, COMMIT):
+    /// every round trip wakes a backend process and the server on a machine whose cores the
+    /// ingest clients, the database and the embedder already share. Nothing is stored, and
+    /// `None` returned, when a prompt is not found, so the batch stays whole.
+    async fn insert_logs_of_known_prompts(&self, project_id: i64, logs: &[NewLog]) -> StoreResult<Option<Vec<i64>>> {
+        let mut params = Params::new(Backend::Postgres);
+        let (project, received_at) = (params.next(), params.next());
+        let rows: Vec<String> = (0..logs.len())
+            .map(|_| {
+                format!(
+                    "({}::bigint, {}::text, {}::text, {}::text, {}::text, {}::bigint)",
+                    params.next(),
+                    params.next(),
+                    params.next(),
+                    params.next(),
+                    params.next(),
+                    params.next()
+                )
+            })
+            .collect();
+        // The rows are numbered in the order given and inserted in that order, so their ids
+        // ascend with it (as in `insert_many_in`); the count check inserts nothing unless
+        // every row found its prompt.
+        let sql = format!(
+            "WITH batch (ord, prompt_name, input_text, response_text, model, response_length) AS (VALUES {}), \
+             matched AS (SELECT b.*, p.id AS prompt_id, p.active_prompt FROM batch b \
+                         JOIN prompts p ON p.project_id = {project} AND p.name = b.prompt_name) \
+             INSERT INTO samples (project_id, prompt_id, prompt_version, input_text, response_text, model, \
+                                  response_length, received_at) \
+             SELECT {project}, prompt_id, active_prompt, input_text, response_text, model, response_length, \
+                    {received_at} FROM matched WHERE (SELECT COUNT(*) FROM matched) = {} ORDER BY ord \
+             RETURNING id",
+            rows.join(", "),
+            logs.len()
+        );
+        let mut query = sqlx::query(&sql).bind(project_id).bind(now_ms());
+        for (ord, log) in logs.iter().enumerate() {
+            query = query
+                .bind(ord as i64)
+                .bind(log.prompt_name.as_str())
+                .bind(log.input_text.as_deref())
+                .bind(log.response_text.as_str())
+                .bind(log.model.as_deref())
+                .bind(log.response_text.chars().count() as i64);
+        }
+        let mut conn = self.acquire_write().await?;
+        let rows = query.fetch_all(&mut *conn).await?;
+        if rows.len() != logs.len() {
+            return Ok(None);
+        }
+        let mut ids = rows.iter().map(|r| r.try_get::<i64, _>("id")).collect::<Result<Vec<_>, _>>()?;
+        ids.sort_unstable();
+        Ok(Some(ids))
     }
 }

@@ -321,6 +321,18 @@ impl Store {
         Ok(tx?)
     }
 
+    /// A write connection for one statement that commits on its own (Postgres only: on
+    /// SQLite writes go through `BEGIN IMMEDIATE`), with the wait observed as for
+    /// [`Store::begin_write`].
+    pub(super) async fn acquire_write(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Any>> {
+        let started = std::time::Instant::now();
+        let waiting = crate::observe::write_waiting();
+        let conn = self.write.acquire().await;
+        drop(waiting);
+        crate::observe::write_wait(started.elapsed());
+        Ok(conn?)
+    }
+
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
