@@ -1,5 +1,6 @@
 //! Embedding throughput of the running server while logs keep arriving, next to the raw speed of
-//! Python ONNX Runtime on the same model files, plus ingest latency and the server's peak RSS.
+//! Python ONNX Runtime on the same model files (measured right before and right after each
+//! server run, and averaged), plus ingest latency and the server's peak RSS.
 //!
 //! The server starts with a backlog (so the worker never waits for work) and logs keep arriving
 //! at 100 a second meanwhile, whose ingest latency is measured.
@@ -211,12 +212,20 @@ async fn main() {
         [("short (~20 words)", &short, &[8usize, 32][..], 8_000), ("long (~200 words)", &long, &[1usize, 8][..], 2_500)]
     {
         println!("{label}: raw model");
-        let (raw, batch) = python_raw(texts, &threads, batches);
+        let (mut raw_before, batch) = python_raw(texts, &threads, batches);
         for kind in [Kind::Sqlite, Kind::Postgres] {
             if !backends.contains(&format!("{kind:?}").to_lowercase()) {
                 continue;
             }
             if let Some(r) = run(kind, texts, backlog, 100.0, server_threads.as_deref(), seconds).await {
+                // This machine's speed drifts by tens of percent within minutes, so the raw
+                // rate is taken right before and right after the server's run (at the best
+                // batch size), and the server is compared with their mean.
+                println!("{label}: raw model again, after the {kind:?} run");
+                let (raw_after, _) = python_raw(texts, &threads, &[batch]);
+                let raw = (raw_before + raw_after) / 2.0;
+                println!("  raw before / after the run: {raw_before:.1} / {raw_after:.1} texts/s, mean {raw:.1}");
+                raw_before = raw_after;
                 println!(
                     "SUMMARY|{kind:?}: embedded+scored {label} / raw onnxruntime|{:.1} / {raw:.1} = {:.2}x|>= 0.9x",
                     r.per_second,
