@@ -212,6 +212,24 @@ async fn backlog_does_not_delay_another_project_postgres() {
     backlog_does_not_delay_another_project(Kind::Postgres).await;
 }
 
+const SCHED_OTHER: i64 = 0;
+const SCHED_IDLE: i64 = 5;
+
+/// Each thread of process `pid`: its name and scheduling policy (field 41 of its stat file).
+fn thread_policies(pid: u32) -> Vec<(String, i64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("stat")).ok())
+        .map(|stat| {
+            // the name is in parentheses and may hold spaces; fields after it start at field 3
+            let (head, rest) = stat.rsplit_once(')').unwrap();
+            let name = head.split_once('(').unwrap().1.to_string();
+            let policy = rest.split_whitespace().nth(41 - 3).unwrap().parse().unwrap();
+            (name, policy)
+        })
+        .collect()
+}
+
 async fn a_backlog_borrows_float_weights_and_gives_them_back(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else { return };
     let server = TestServer::start(&db, &[common::NO_RATE_LIMIT]);
@@ -232,6 +250,12 @@ async fn a_backlog_borrows_float_weights_and_gives_them_back(kind: Kind) {
         move || async move { server.log_text().contains(line) }
     };
     wait_for("the float-weights session loaded", &server, 120, log_has("float-weights session loaded")).await;
+    // the embedder and every ONNX Runtime thread it started yield the cores to request handling
+    let threads = thread_policies(server.child.id());
+    let embedder: Vec<_> = threads.iter().filter(|(name, _)| name == "embedder").collect();
+    assert!(embedder.len() >= 2, "the embedder and its ONNX Runtime pool: {threads:?}");
+    assert!(embedder.iter().all(|(_, policy)| *policy == SCHED_IDLE), "{threads:?}");
+    assert!(threads.iter().any(|(name, policy)| name.starts_with("tokio") && *policy == SCHED_OTHER), "{threads:?}");
     wait_for("every sample scored", &server, 300, || async {
         let mut done = 0;
         for p in 0..2 {
