@@ -60,13 +60,16 @@ async fn poison_sample_fails_alone(kind: Kind) {
 
     // The rest of the batch is embedded at once: the other prompt is scored, and so are the
     // poisoned prompt's samples before the bad one, long before the bad one is given up on.
-    wait_for("the neighbour prompt scored", &server, 10, || async {
-        counts(&server, &key, "neighbour").await["done"] == 10
+    // (The two prompts may be scored in separate commits: wait for both.)
+    wait_for("the neighbour prompt and the samples before the bad one scored", &server, 10, || async {
+        counts(&server, &key, "neighbour").await["done"] == 10 && counts(&server, &key, "poisoned").await["done"] == 4
     })
     .await;
     let before_poison: Vec<Value> = samples(&server, &key, "poisoned").await;
-    let done_early = before_poison.iter().filter(|s| s["state"] == "done").count();
-    assert_eq!(done_early, 4, "the four samples before the bad one are scored: {before_poison:#?}");
+    let done_early: Vec<i64> =
+        before_poison.iter().filter(|s| s["state"] == "done").map(|s| s["id"].as_i64().unwrap()).collect();
+    let first_id = before_poison.iter().map(|s| s["id"].as_i64().unwrap()).min().unwrap();
+    assert_eq!(done_early, (first_id..first_id + 4).rev().collect::<Vec<_>>(), "{before_poison:#?}");
     assert_eq!(counts(&server, &key, "poisoned").await["failed"], 0, "not given up on yet");
 
     // After its last attempt (the retry waits 5 s) it fails and its prompt goes on.
