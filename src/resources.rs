@@ -22,11 +22,11 @@ pub fn embed_threads(configured: usize) -> usize {
 /// intra-op pool, which inherit it on Linux) in the `SCHED_IDLE` class: it runs only when no
 /// ordinary thread of the process wants the core, and a request-handling thread that wakes up
 /// takes the core from it at once. A nice value of 10 (the fallback) still left the embedder
-/// about a tenth of a contended core and let it finish its time slice first: in seven
-/// back-to-back pairs SQLite ingest with the worker busy stored 14 % more logs per second
-/// under `SCHED_IDLE`, ahead in six (BENCHMARKS.md, ninth pass). Embedding loses nothing when ingest is quiet, and with
-/// autogroup scheduling the class only ranks the embedder against this process's own threads.
-/// Best effort: a failure is logged and changes nothing else.
+/// about a tenth of a contended core and let it finish its time slice first, which cost SQLite
+/// ingest with the worker busy about a seventh of its rate (BENCHMARKS.md, ninth pass).
+/// Embedding loses nothing when ingest is quiet, and with autogroup scheduling the class only
+/// ranks the embedder against this process's own threads. Best effort: a failure is logged
+/// and changes nothing else.
 pub fn lower_this_threads_priority() {
     #[cfg(target_os = "linux")]
     {

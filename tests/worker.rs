@@ -215,9 +215,6 @@ async fn backlog_does_not_delay_another_project_postgres() {
     backlog_does_not_delay_another_project(Kind::Postgres).await;
 }
 
-const SCHED_OTHER: i64 = 0;
-const SCHED_IDLE: i64 = 5;
-
 /// Each thread of process `pid`: its name and scheduling policy (field 41 of its stat file).
 fn thread_policies(pid: u32) -> Vec<(String, i64)> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
@@ -257,8 +254,9 @@ async fn a_backlog_borrows_float_weights_and_gives_them_back(kind: Kind) {
     let threads = thread_policies(server.child.id());
     let embedder: Vec<_> = threads.iter().filter(|(name, _)| name == "embedder").collect();
     assert!(embedder.len() >= 2, "the embedder and its ONNX Runtime pool: {threads:?}");
-    assert!(embedder.iter().all(|(_, policy)| *policy == SCHED_IDLE), "{threads:?}");
-    assert!(threads.iter().any(|(name, policy)| name.starts_with("tokio") && *policy == SCHED_OTHER), "{threads:?}");
+    assert!(embedder.iter().all(|(_, policy)| *policy == i64::from(libc::SCHED_IDLE)), "{threads:?}");
+    let ordinary = i64::from(libc::SCHED_OTHER);
+    assert!(threads.iter().any(|(name, policy)| name.starts_with("tokio") && *policy == ordinary), "{threads:?}");
     wait_for("every sample scored", &server, 300, || async {
         let mut done = 0;
         for p in 0..2 {
