@@ -43,10 +43,14 @@ fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}_{}_{}", std::process::id(), n, nanos % 1_000_000_000)
 }
 
+fn postgres_admin_url_if_set() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+}
+
 /// The Postgres server URL tests use, or None when Postgres tests are not configured.
 /// With DRIFTBALLOON_REQUIRE_POSTGRES=1 (set by `make test` and CI) a missing URL fails the test.
 pub fn postgres_admin_url() -> Option<String> {
-    match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+    match postgres_admin_url_if_set() {
         Some(url) => Some(url),
         None => {
             assert!(
@@ -59,8 +63,48 @@ pub fn postgres_admin_url() -> Option<String> {
     }
 }
 
+/// The process id inside a name made by [`unique_name`] with this prefix.
+fn pid_in_name(name: &str, prefix: &str) -> Option<u32> {
+    name.strip_prefix(prefix)?.strip_prefix('_')?.split('_').next()?.parse().ok()
+}
+
+/// Whether a name made by [`unique_name`] belongs to a test process that has exited.
+fn left_by_exited_process(name: &str, prefix: &str) -> bool {
+    pid_in_name(name, prefix).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Test databases and folders are kept while their test process runs (a failed test's data
+/// stays for a look), so each test process removes the ones of exited processes, once: without
+/// this, every run left hundreds behind. Names whose process still runs are never touched, and a
+/// database something still uses is skipped (DROP fails and is ignored).
+async fn sweep_leftovers(admin_url: Option<&str>) {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+                for entry in entries.flatten() {
+                    if left_by_exited_process(&entry.file_name().to_string_lossy(), "driftballoon_test") {
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                }
+            }
+            let Some(admin_url) = admin_url else { return };
+            let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url).await else { return };
+            let names: Vec<String> =
+                sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE 'dbtest\\_%'")
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap_or_default();
+            for name in names.iter().filter(|n| left_by_exited_process(n, "dbtest")) {
+                let _ = sqlx::Executor::execute(&mut conn, format!("DROP DATABASE IF EXISTS {name}").as_str()).await;
+            }
+        })
+        .await;
+}
+
 impl TestDb {
     pub async fn new(kind: Kind) -> Option<TestDb> {
+        sweep_leftovers(postgres_admin_url_if_set().as_deref()).await;
         let dir = std::env::temp_dir().join(unique_name("driftballoon_test"));
         std::fs::create_dir_all(&dir).unwrap();
         match kind {
