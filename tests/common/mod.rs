@@ -68,9 +68,11 @@ fn pid_in_name(name: &str, prefix: &str) -> Option<u32> {
     name.strip_prefix(prefix)?.strip_prefix('_')?.split('_').next()?.parse().ok()
 }
 
-/// Whether a name made by [`unique_name`] belongs to a test process that has exited.
+/// Whether a name made by [`unique_name`] belongs to a test process that has exited. Without
+/// `/proc` (not Linux) nothing is known to have exited.
 fn left_by_exited_process(name: &str, prefix: &str) -> bool {
-    pid_in_name(name, prefix).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    Path::new("/proc/self").exists()
+        && pid_in_name(name, prefix).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Test databases and folders are kept while their test process runs (a failed test's data
