@@ -4,8 +4,8 @@
 -- Postgres checks a foreign key by locking the parent row (SELECT ... FOR KEY SHARE) for every
 -- inserted row. Every request of a project locks the same projects row, so concurrent requests
 -- share it through multixacts, and each lock dirties and WAL-logs the parent's page. With
--- these keys dropped, Postgres stored 15 % more genai spans per second (BENCHMARKS.md, "Issue
--- 13, tenth pass").
+-- these keys dropped, Postgres stored 46 % more logs and 17 % more genai spans per second
+-- (BENCHMARKS.md, "Issue 13, tenth pass").
 --
 -- What the keys guarded still holds: the server takes each of these ids from a row it read or
 -- created in the same transaction, and no code path deletes a project, prompt or resource.
