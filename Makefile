@@ -29,6 +29,7 @@ postgres:
 
 ## The whole suite, on SQLite and on Postgres (fails if the Postgres variants cannot run).
 test: models sdk-venv postgres browser-deps
+	bash scripts/check-test-dates.sh
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" DRIFTBALLOON_REQUIRE_POSTGRES=1 cargo test --lib --bins --tests

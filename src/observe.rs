@@ -50,6 +50,10 @@ fn describe() {
     describe_counter!("driftballoon_requests_shed_total", "Requests answered 503 because too many were in flight");
     describe_counter!("driftballoon_auth_failures_total", "Requests with an unknown or revoked API key");
     describe_counter!("driftballoon_rate_limited_total", "Requests answered 429 because their key was over its rate");
+    describe_counter!(
+        "driftballoon_over_fair_share_total",
+        "Requests answered 429 because the server was full and their project or key held its share"
+    );
     describe_gauge!("driftballoon_embedding_backlog", "Samples waiting to be embedded or scored");
     describe_gauge!(
         "driftballoon_embedding_backlog_oldest_age_seconds",
@@ -148,6 +152,10 @@ pub fn request_shed() {
 
 pub fn auth_failed() {
     counter!("driftballoon_auth_failures_total").increment(1);
+}
+
+pub fn over_fair_share() {
+    counter!("driftballoon_over_fair_share_total").increment(1);
 }
 
 pub fn rate_limited() {

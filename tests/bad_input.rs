@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::clock::{base_iso, base_nanos_text};
 use common::{status_json, TestDb, TestServer};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -41,7 +42,7 @@ fn valid_requests() -> Vec<(&'static str, &'static str, Value)> {
             "POST",
             "/v1/traces",
             json!({"config_key": "k", "session_id": "s", "trace_id": "t", "span_id": "s1", "name": "n",
-                   "start_time": "2026-11-22T10:00:00Z", "end_time": "2026-11-22T10:00:01Z", "duration_ms": 1000,
+                   "start_time": base_iso(0), "end_time": base_iso(1000), "duration_ms": 1000,
                    "status": "OK", "kind": "llm", "model": "m", "time_to_first_token_ms": 5, "is_streaming": false,
                    "metadata": {"a": 1}, "tags": ["t"], "prompt_key": "p", "prompt_version": 1,
                    "prompt_ab_test_key": "ab", "prompt_variant_index": 0,
@@ -52,8 +53,8 @@ fn valid_requests() -> Vec<(&'static str, &'static str, Value)> {
             "/v1/traces",
             json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "x"}}]},
                 "scopeSpans": [{"scope": {"name": "s"}, "spans": [{"traceId": "5b8efff798038103d269b633813fc60c",
-                "spanId": "eee19b7ec3c1b174", "name": "chat", "kind": 3, "startTimeUnixNano": "1700000000000000000",
-                "endTimeUnixNano": "1700000001000000000", "status": {"code": 1},
+                "spanId": "eee19b7ec3c1b174", "name": "chat", "kind": 3, "startTimeUnixNano": base_nanos_text(0),
+                "endTimeUnixNano": base_nanos_text(1000), "status": {"code": 1},
                 "attributes": [{"key": "gen_ai.completion", "value": {"stringValue": "hello"}},
                                {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "3"}}]}]}]}]}),
         ),
@@ -94,7 +95,7 @@ fn odd_value(rng: &mut StdRng) -> Value {
         json!([1, "a", null]),
         json!({"nested": {"deep": [1, 2]}}),
         deep,
-        json!("2026-02-30T25:61:00Z"),
+        json!("2026-02-30T25:61:00Z"), // fixed-date: an impossible date, refused on any day
         json!("9999999999999999999999"),
     ];
     choices[rng.gen_range(0..choices.len())].clone()
@@ -166,8 +167,8 @@ fn otlp_body() -> Vec<u8> {
         trace_id: vec![9; 16],
         span_id: vec![8; 8],
         name: "chat".into(),
-        start_time_unix_nano: 1_700_000_000_000_000_000,
-        end_time_unix_nano: 1_700_000_001_000_000_000,
+        start_time_unix_nano: common::clock::base_nanos(0),
+        end_time_unix_nano: common::clock::base_nanos(1000),
         attributes: vec![
             kv("gen_ai.request.model", any_value::Value::StringValue("m".into())),
             kv("gen_ai.usage.input_tokens", any_value::Value::IntValue(4)),

@@ -86,7 +86,7 @@ both_backends!(sigterm_exits_within_the_grace_period_whatever_clients_do, |db: T
 
 both_backends!(sigterm_during_ingest_loses_no_accepted_log, |db: TestDb| async move {
     // (as fast as the server takes them: the rate limit is not what this test is about)
-    let mut server = TestServer::start(&db, &[("DRIFTBALLOON_SHUTDOWN_GRACE_SECS", "5"), common::NO_RATE_LIMIT]);
+    let mut server = TestServer::start(&db, &[("DRIFTBALLOON_SHUTDOWN_GRACE_SECS", "5")]);
     let key = server.first_key.clone().unwrap();
     // a new connection per request: once the server stops accepting, new requests are refused
     // (which a client sees before sending anything), never cut off half-way

@@ -48,7 +48,7 @@ async fn wait_for_killed_connections(db: &TestDb) -> sqlx::AnyConnection {
 async fn kill_during_ingest(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else { return };
     // no worker: only ingest writes, as fast as it can
-    let mut server = TestServer::start(&db, &[common::NO_RATE_LIMIT, ("DRIFTBALLOON_WORKER_ENABLED", "false")]);
+    let mut server = TestServer::start(&db, &[("DRIFTBALLOON_WORKER_ENABLED", "false")]);
     let key = server.first_key.clone().unwrap();
     let url = server.url("/api/v1/logs");
     // request tag -> the ids its 202 named
@@ -136,7 +136,7 @@ fn span_export(client: usize, n: usize) -> (String, Value) {
     let spans: Vec<Value> = (0..SPANS_PER_EXPORT)
         .map(|j| {
             json!({"traceId": trace_id, "spanId": format!("{:016x}", j + 1), "name": format!("step-{j}"),
-                   "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000",
+                   "startTimeUnixNano": common::clock::base_nanos_text(0), "endTimeUnixNano": common::clock::base_nanos_text(1000),
                    "attributes": [{"key": "session.id", "value": {"stringValue": "durable"}}]})
         })
         .collect();
@@ -145,7 +145,7 @@ fn span_export(client: usize, n: usize) -> (String, Value) {
 
 async fn kill_during_span_ingest(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else { return };
-    let mut server = TestServer::start(&db, &[common::NO_RATE_LIMIT, ("DRIFTBALLOON_WORKER_ENABLED", "false")]);
+    let mut server = TestServer::start(&db, &[("DRIFTBALLOON_WORKER_ENABLED", "false")]);
     let key = server.first_key.clone().unwrap();
     let acknowledged: Arc<Mutex<HashSet<String>>> = Arc::default();
     let sent: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -244,11 +244,7 @@ async fn a_refused_batch_fails_alone(db: TestDb) {
     let kind = db.kind;
     let server = TestServer::start(
         &db,
-        &[
-            common::NO_RATE_LIMIT,
-            ("DRIFTBALLOON_WORKER_ENABLED", "false"),
-            ("RUST_LOG", "info,driftballoon::store::group_commit=debug"),
-        ],
+        &[("DRIFTBALLOON_WORKER_ENABLED", "false"), ("RUST_LOG", "info,driftballoon::store::group_commit=debug")],
     );
     let key = server.first_key.clone().unwrap();
     sqlx::any::install_default_drivers();

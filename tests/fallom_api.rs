@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::clock::{base_iso, base_ms, base_nanos, base_nanos_text};
 use common::{status_json, TestDb, TestServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -105,7 +106,7 @@ both_backends!(model_configs_rest_and_sdk_paths, |db: TestDb| async move {
     assert_eq!(server.post_json(&key, "/sessions", &body).await.0, 202);
     // Traffic of those sessions: durations 100/300/200 ms, one error, 3 + 6 tokens each.
     for (i, (session, ms, status)) in [("s1", 100, "OK"), ("s1", 300, "ERROR"), ("s2", 200, "OK")].iter().enumerate() {
-        let mut span = fallom_span(&format!("sum-{i}"), "x", session, "mini", "2026-11-22T10:00:00Z");
+        let mut span = fallom_span(&format!("sum-{i}"), "x", session, "mini", &base_iso(0));
         span["config_key"] = json!("summ");
         span["duration_ms"] = json!(ms);
         span["status"] = json!(status);
@@ -194,8 +195,8 @@ fn otlp_span(trace: u8, span: u8, completion: &str) -> Span {
         trace_id: vec![trace; 16],
         span_id: vec![span; 8],
         name: "chat".into(),
-        start_time_unix_nano: 1_700_000_000_000_000_000,
-        end_time_unix_nano: 1_700_000_000_250_000_000,
+        start_time_unix_nano: base_nanos(0),
+        end_time_unix_nano: base_nanos(250),
         attributes: vec![
             kv("gen_ai.request.model", any_value::Value::StringValue("gpt-4o".into())),
             kv("gen_ai.usage.prompt_tokens", any_value::Value::IntValue(9)),
@@ -212,7 +213,8 @@ both_backends!(traces_accept_three_formats_and_refuse_bad_input, |db: TestDb| as
     let key = server.first_key.clone().unwrap();
 
     // 1. Fallom JSON: stored, sampled; the same span again is a duplicate.
-    let span = fallom_span("t-1", "s-1", "sess-1", "gpt-4o", "2026-11-22T10:00:00+00:00");
+    // Python's isoformat() writes the offset as +00:00
+    let span = fallom_span("t-1", "s-1", "sess-1", "gpt-4o", &base_iso(0).replace('Z', "+00:00"));
     let (status, body) = server.post_json(&key, "/v1/traces", &span).await;
     assert_eq!((status, body["stored"].clone(), body["samples"].clone()), (202, json!(1), json!(1)), "{body}");
     let (_, body) = server.post_json(&key, "/v1/traces", &span).await;
@@ -247,7 +249,7 @@ both_backends!(traces_accept_three_formats_and_refuse_bad_input, |db: TestDb| as
     // 3. OTLP JSON, answered in JSON.
     let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
         "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "embed",
-        "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000100000000", "kind": 3}]}]}]});
+        "startTimeUnixNano": base_nanos_text(0), "endTimeUnixNano": base_nanos_text(100), "kind": 3}]}]}]});
     let (status, answer) = server.post_json(&key, "/v1/traces", &body).await;
     assert_eq!(status, 200, "{answer}");
     assert!(answer.get("partialSuccess").is_none_or(Value::is_null), "{answer}");
@@ -303,9 +305,8 @@ both_backends!(capture_content_off_drops_content_from_stored_spans, |db: TestDb|
     let (status, project) = status_json(resp.send().await.unwrap()).await;
     assert_eq!((status, project["capture_content"].clone()), (200, json!(false)));
 
-    let (status, _) = server
-        .post_json(&key, "/v1/traces", &fallom_span("t-p", "s-p", "sess", "gpt-4o", "2026-11-22T10:00:00Z"))
-        .await;
+    let (status, _) =
+        server.post_json(&key, "/v1/traces", &fallom_span("t-p", "s-p", "sess", "gpt-4o", &base_iso(0))).await;
     assert_eq!(status, 202);
     let request = otlp_request(vec![otlp_span(9, 9, "a private answer")]);
     let resp = server.post_raw(&key, "/v1/traces", "application/x-protobuf", request.encode_to_vec()).await;
@@ -328,10 +329,9 @@ both_backends!(trace_list_filters_and_pages, |db: TestDb| async move {
     let key = server.first_key.clone().unwrap();
     for i in 0..7 {
         let model = if i % 2 == 0 { "gpt-4o" } else { "claude" };
-        let mut span =
-            fallom_span(&format!("tr-{i}"), "root", &format!("sess-{}", i % 3), model, "2026-11-22T10:00:00Z");
+        let mut span = fallom_span(&format!("tr-{i}"), "root", &format!("sess-{}", i % 3), model, &base_iso(0));
         // two traces share a start time, so paging must break ties by id
-        span["start_time"] = json!(format!("2026-11-22T10:00:0{}Z", i.min(5)));
+        span["start_time"] = json!(base_iso(1000 * i.min(5) as i64));
         span["end_time"] = span["start_time"].clone();
         if i == 3 {
             span["status"] = json!("ERROR");
@@ -340,8 +340,8 @@ both_backends!(trace_list_filters_and_pages, |db: TestDb| async move {
         assert_eq!(server.post_json(&key, "/v1/traces", &span).await.0, 202);
     }
     let child = json!({"config_key": "summarizer", "session_id": "sess-0", "trace_id": "tr-0", "span_id": "child",
-        "parent_span_id": "root", "name": "tool", "start_time": "2026-11-22T10:00:00Z",
-        "end_time": "2026-11-22T10:00:00.5Z", "duration_ms": 500, "status": "OK"});
+        "parent_span_id": "root", "name": "tool", "start_time": base_iso(0),
+        "end_time": base_iso(500), "duration_ms": 500, "status": "OK"});
     assert_eq!(server.post_json(&key, "/v1/traces", &child).await.0, 202);
 
     let mut seen = Vec::new();
@@ -367,7 +367,7 @@ both_backends!(trace_list_filters_and_pages, |db: TestDb| async move {
         ids(&server.get(&key, "/api/v1/traces?customer_id=cust-sess-1&config_key=summarizer").await.1),
         ["tr-4", "tr-1"]
     );
-    let from = 1_795_341_602_000i64; // 2026-11-22T10:00:02Z
+    let from = base_ms() + 2000;
     assert_eq!(
         ids(&server.get(&key, &format!("/api/v1/traces?from={from}&to={}", from + 2000)).await.1),
         ["tr-3", "tr-2"]
@@ -487,7 +487,7 @@ both_backends!(nul_characters_are_stored_replaced_never_a_5xx, |db: TestDb| asyn
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["samples"][0]["response_text"], "a\u{FFFD}b");
 
-    let mut span = fallom_span("t\u{0}", "s", "sess\u{0}", "m", "2026-11-22T10:00:00Z");
+    let mut span = fallom_span("t\u{0}", "s", "sess\u{0}", "m", &base_iso(0));
     span["attributes"]["fallom.raw.response"] = json!("{\"text\": \"nul \\u0000 inside\"}");
     span["metadata"] = json!({"k\u{0}": "v\u{0}"});
     let (status, body) = server.post_json(&key, "/v1/traces", &span).await;

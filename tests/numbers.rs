@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::clock::{base_iso, base_nanos_text};
 use common::{status_json, TestDb, TestServer};
 use serde_json::{json, Value};
 
@@ -20,7 +21,7 @@ fn first_problem(body: &Value) -> (String, String) {
 
 fn fallom_span(trace: &str, span: &str, usage: Value) -> Value {
     json!({"config_key": "summarizer", "session_id": "s-1", "trace_id": trace, "span_id": span, "name": "chat",
-           "start_time": "2026-11-22T10:00:00+00:00", "end_time": "2026-11-22T10:00:01+00:00", "duration_ms": 1000,
+           "start_time": base_iso(0), "end_time": base_iso(1000), "duration_ms": 1000,
            "status": "OK", "model": "gpt-4o",
            "attributes": {"fallom.raw.usage": usage.to_string()}})
 }
@@ -105,7 +106,7 @@ both_backends!(token_counts_are_bounded_and_reads_never_fail, |db: TestDb| async
     // The OTLP path: gen_ai usage attributes out of range are no counts either.
     let otlp = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
         "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "chat",
-        "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000",
+        "startTimeUnixNano": base_nanos_text(0), "endTimeUnixNano": base_nanos_text(1000),
         "attributes": [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": "-7"}},
                        {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "9223372036854775807"}},
                        {"key": "session.id", "value": {"stringValue": "s-1"}},

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::clock::base_nanos;
 use common::{create_key, status_json, TestDb, TestServer};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -38,8 +39,8 @@ fn span(trace: u32, n: u32) -> Span {
         trace_id,
         span_id,
         name: format!("step {n}"),
-        start_time_unix_nano: 1_700_000_000_000_000_000 + n as u64 * 1_000_000,
-        end_time_unix_nano: 1_700_000_000_500_000_000 + n as u64 * 1_000_000,
+        start_time_unix_nano: base_nanos(n as i64),
+        end_time_unix_nano: base_nanos(n as i64 + 500),
         ..Default::default()
     }
 }

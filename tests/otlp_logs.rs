@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::clock::{base_nanos, base_nanos_text};
 use common::{create_key, database_contains, status_json, TestDb, TestServer};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -85,8 +86,8 @@ fn llm_span(call: u32, content: Option<&str>) -> Span {
         trace_id: trace_id(call),
         span_id: span_id(call),
         name: "chat gpt-4o-mini".into(),
-        start_time_unix_nano: 1_700_000_000_000_000_000 + call as u64 * 1_000_000_000,
-        end_time_unix_nano: 1_700_000_000_500_000_000 + call as u64 * 1_000_000_000,
+        start_time_unix_nano: base_nanos(call as i64 * 1000),
+        end_time_unix_nano: base_nanos(call as i64 * 1000 + 500),
         attributes,
         ..Default::default()
     }
@@ -96,7 +97,7 @@ fn record(call: u32, event: &str, offset_ms: u64, body: AnyValue) -> LogRecord {
     LogRecord {
         trace_id: trace_id(call),
         span_id: span_id(call),
-        time_unix_nano: 1_700_000_000_000_000_000 + call as u64 * 1_000_000_000 + offset_ms * 1_000_000,
+        time_unix_nano: base_nanos(call as i64 * 1000 + offset_ms as i64),
         event_name: event.into(),
         attributes: vec![kv("gen_ai.system", text("openai"))],
         body: Some(body),
@@ -259,10 +260,10 @@ both_backends!(log_exports_are_checked_and_bounded, |db: TestDb| async move {
     let json_export = json!({"resourceLogs": [{"resource": {"attributes": [
         {"key": "service.name", "value": {"stringValue": SERVICE}}]},
         "scopeLogs": [{"scope": {"name": "app"}, "logRecords": [
-            {"timeUnixNano": "1700000000100000000", "severityNumber": 13, "severityText": "WARN",
+            {"timeUnixNano": base_nanos_text(100), "severityNumber": 13, "severityText": "WARN",
              "traceId": hex(&trace_id(7)), "spanId": hex(&span_id(7)),
              "body": {"stringValue": "retrying the carrier API"}},
-            {"observedTimeUnixNano": "1700000000200000000", "severityNumber": 9,
+            {"observedTimeUnixNano": base_nanos_text(200), "severityNumber": 9,
              "body": {"stringValue": "cache warmed"}}]}]}]});
     let resp = server.http.post(server.url("/v1/logs")).bearer_auth(&key).json(&json_export).send().await.unwrap();
     assert_eq!(status_json(resp).await, (200, json!({"partialSuccess": null})));

@@ -93,6 +93,8 @@ both_backends!(the_server_sheds_load_beyond_its_bound_and_recovers, |db: TestDb|
     let server = TestServer::start(&db, &[("DRIFTBALLOON_MAX_CONCURRENT_REQUESTS", "2")]);
     let key = server.first_key.clone().unwrap();
     let body = json!({"logs": [{"prompt_name": "shed", "response_text": "A slow request's answer."}]}).to_string();
+    // the key verified once, as a running app's is: admission counts it as its project's
+    assert_eq!(server.get(&key, "/api/v1/project").await.0, 200);
 
     let slow: Vec<TcpStream> = (0..2).map(|_| half_sent_request(&server, &key, &body)).collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -157,5 +159,157 @@ both_backends!(invalid_keys_from_one_address_are_limited, |db: TestDb| async mov
     // the budget refills: 5 a minute is one every 12 s
     tokio::time::sleep(Duration::from_secs(wait)).await;
     assert_eq!(get("db_sk_not_a_real_key".into()).await.status().as_u16(), 401);
+    server.assert_no_server_errors();
+});
+
+/// A request line and headers sent as raw bytes (methods reqwest would not send), and the answer.
+fn raw_request(server: &TestServer, request: &str) -> String {
+    let mut stream = TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+// Nothing a client chooses becomes a metric label: made-up methods are counted as `_OTHER`, so
+// a scrape does not grow with them; /docs is never framed and loads only its own files.
+both_backends!(made_up_methods_add_no_series_and_docs_cannot_be_framed, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    for i in 0..30 {
+        let method = format!("FOO{i}{}", "X".repeat(i * 30));
+        let answer = raw_request(&server, &format!("{method} / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        assert!(answer.starts_with("HTTP/1.1 4"), "{method}: {answer:?}");
+    }
+    let text = metrics_text(&server).await;
+    assert!(!text.contains("FOO"), "a made-up method became a label value");
+    // one label set per route and status those requests had (405 or 400), not thirty
+    let other: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("http_server_request_duration_seconds_count") && l.contains("=\"_OTHER\""))
+        .collect();
+    assert!((1..=2).contains(&other.len()), "{other:#?}");
+    let counted: f64 = other.iter().filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum();
+    assert_eq!(counted, 30.0, "{other:#?}");
+
+    for path in ["/docs/", "/openapi.json"] {
+        let resp = server.http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let csp = resp.headers().get("content-security-policy").map(|v| v.to_str().unwrap().to_string());
+        let csp = csp.unwrap_or_else(|| panic!("{path} has no Content-Security-Policy"));
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'self'"), "{path}: {csp}");
+        assert_eq!(resp.headers()["x-frame-options"], "DENY", "{path}");
+    }
+    server.assert_no_server_errors();
+});
+
+// The failed-auth budget is spent before the database is asked: 40 bad keys at once from one
+// address get at most the budget's worth (30 a minute, the default) of lookups and 401s.
+both_backends!(concurrent_bad_keys_get_no_more_lookups_than_the_budget, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+    assert_eq!(server.get(&key, "/api/v1/prompts").await.0, 200);
+    let answers = futures_util::future::join_all((0..40).map(|i| {
+        server.http.get(server.url("/api/v1/prompts")).bearer_auth(format!("db_sk_not_a_real_key_{i}")).send()
+    }))
+    .await;
+    let statuses: Vec<u16> = answers.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((unauthorized, limited), (30, 10), "{statuses:?}");
+    let text = metrics_text(&server).await;
+    assert_eq!(sample_value(&text, "driftballoon_auth_failures_total"), Some(30.0), "{text}");
+    // a key this server verified still works from the same address
+    assert_eq!(server.get(&key, "/api/v1/prompts").await.0, 200);
+    server.assert_no_server_errors();
+});
+
+/// `clients` loops posting SDK-shaped batches (10 logs) for `seconds`: the answers' statuses
+/// and each 202's latency.
+async fn flood(
+    server: &TestServer,
+    key: &str,
+    prompt: &str,
+    clients: usize,
+    seconds: u64,
+) -> (Vec<u16>, Vec<Duration>) {
+    let url = server.url("/api/v1/logs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let (http, url, key, prompt) = (server.http.clone(), url.clone(), key.to_string(), prompt.to_string());
+            tokio::spawn(async move {
+                let (mut statuses, mut latencies) = (Vec::new(), Vec::new());
+                while std::time::Instant::now() < deadline {
+                    let n = statuses.len();
+                    let logs: Vec<Value> = (0..10)
+                        .map(|i| json!({"prompt_name": prompt, "response_text": format!("Answer {client}-{n}-{i}: the parcel ships on Monday.")}))
+                        .collect();
+                    let started = std::time::Instant::now();
+                    let resp = http.post(&url).header("X-API-Key", &key).json(&json!({"logs": logs})).send().await.unwrap();
+                    let status = resp.status().as_u16();
+                    let _ = resp.bytes().await;
+                    if status == 202 {
+                        latencies.push(started.elapsed());
+                    }
+                    statuses.push(status);
+                }
+                (statuses, latencies)
+            })
+        })
+        .collect();
+    let (mut statuses, mut latencies) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (s, l) = task.await.unwrap();
+        statuses.extend(s);
+        latencies.extend(l);
+    }
+    latencies.sort();
+    (statuses, latencies)
+}
+
+// At the defaults, one key flooding as 16 SDK clients is never refused while the server has
+// room (the old fixed cap of 200 requests a second answered most of such a flood 429), and
+// every acknowledged log is stored.
+both_backends!(sixteen_sdk_clients_on_one_key_get_no_429_at_defaults, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+    let (statuses, _) = flood(&server, &key, "flooded", 16, 4).await;
+    let accepted = statuses.iter().filter(|s| **s == 202).count();
+    assert_eq!(accepted, statuses.len(), "refused: {:?}", statuses.iter().filter(|s| **s != 202).collect::<Vec<_>>());
+    assert!(accepted > 200, "only {accepted} requests in 4 s");
+    assert_eq!(server.sample_total(&key, "flooded").await, accepted as i64 * 10);
+    server.assert_no_server_errors();
+});
+
+// Noisy neighbour: project A floods with far more concurrent requests than the server has
+// slots (64 here, so the test needs few clients); project B keeps being admitted with a bounded
+// latency, A is answered 429 over_fair_share for what it sends over its share, and everything
+// either was told 202 is stored.
+both_backends!(a_flooding_project_cannot_starve_another, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[("DRIFTBALLOON_MAX_CONCURRENT_REQUESTS", "64")]);
+    let noisy = server.first_key.clone().unwrap();
+    let quiet = common::create_key(&db, "quiet");
+    // both keys verified once, as any running app's are
+    assert_eq!(server.get(&noisy, "/api/v1/prompts").await.0, 200);
+    assert_eq!(server.get(&quiet, "/api/v1/prompts").await.0, 200);
+
+    let (noisy_answers, quiet_answers) =
+        tokio::join!(flood(&server, &noisy, "noisy", 120, 5), flood(&server, &quiet, "quiet", 2, 5));
+    let (quiet_statuses, quiet_latencies) = quiet_answers;
+    assert!(quiet_statuses.iter().all(|s| *s == 202), "project B refused: {quiet_statuses:?}");
+    let p99 = common::percentile_ms(&quiet_latencies, 0.99);
+    println!("project B: {} batches, p99 {p99:.1} ms beside a flooding project A", quiet_statuses.len());
+    assert!(p99 < 5_000.0, "project B's p99 {p99:.0} ms");
+
+    let (noisy_statuses, _) = noisy_answers;
+    let over_share = noisy_statuses.iter().filter(|s| **s == 429).count();
+    let accepted = noisy_statuses.iter().filter(|s| **s == 202).count();
+    assert!(over_share > 0, "project A was never pushed back to its share");
+    assert!(noisy_statuses.iter().all(|s| *s == 202 || *s == 429), "A got other answers");
+    assert_eq!(server.sample_total(&noisy, "noisy").await, accepted as i64 * 10);
+    assert_eq!(server.sample_total(&quiet, "quiet").await, quiet_statuses.len() as i64 * 10);
+    let text = metrics_text(&server).await;
+    assert_eq!(sample_value(&text, "driftballoon_over_fair_share_total"), Some(over_share as f64));
     server.assert_no_server_errors();
 });

@@ -11,12 +11,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::clock::{base_iso, base_nanos_text, iso, now_ms, DAY_MS};
 use common::texts::{biology_answer, support_answer};
 use common::{run_cli, Kind, TestDb, TestServer};
 use serde_json::{json, Value};
 use sqlx::{AnyConnection, Connection, Row};
-
-const DAY_MS: i64 = 86_400_000;
 
 async fn post_json(server: &TestServer, key: &str, path: &str, body: &Value) -> u16 {
     let resp = server.http.post(server.url(path)).bearer_auth(key).json(body).send().await.unwrap();
@@ -33,14 +32,18 @@ async fn log_texts(server: &TestServer, key: &str, prompt: &str, texts: &[String
     }
 }
 
+/// One Fallom span, trace `trace`, that the client says started at `start` (RFC 3339).
+fn fallom_span(trace: &str, start: &str) -> Value {
+    json!({"trace_id": trace, "span_id": "s1", "name": "chat", "start_time": start, "end_time": start,
+        "duration_ms": 0, "status": "OK", "kind": "llm", "model": "m", "config_key": "cfg",
+        "session_id": format!("session-{trace}")})
+}
+
 /// A trace (one Fallom span), an OTLP log record, a session and a metric of project `key`.
 async fn trace_session_metric(server: &TestServer, key: &str, id: &str) {
-    let span = json!({"trace_id": format!("trace-{id}"), "span_id": "s1", "name": "chat", "start_time": "2026-11-22T10:00:00Z",
-        "end_time": "2026-11-22T10:00:01Z", "duration_ms": 1000, "status": "OK", "kind": "llm", "model": "m",
-        "config_key": "cfg", "session_id": format!("session-{id}")});
-    assert_eq!(post_json(server, key, "/v1/traces", &span).await, 202);
+    post_json(server, key, "/v1/traces", &fallom_span(&format!("trace-{id}"), &base_iso(0))).await;
     let record = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
-        {"timeUnixNano": "1700000000100000000", "body": {"stringValue": format!("log {id}")}}]}]}]});
+        {"timeUnixNano": base_nanos_text(100), "body": {"stringValue": format!("log {id}")}}]}]}]});
     assert_eq!(post_json(server, key, "/v1/logs", &record).await, 200);
     let session =
         json!({"config_key": "cfg", "config_version": 1, "session_id": format!("session-{id}"), "assigned_model": "m"});
@@ -73,7 +76,8 @@ async fn age(conn: &mut AnyConnection, project: i64) {
     let back = 40 * DAY_MS;
     for sql in [
         "UPDATE samples SET received_at = received_at - $1 WHERE project_id = $2",
-        "UPDATE traces SET start_ms = start_ms - $1, end_ms = end_ms - $1 WHERE project_id = $2",
+        "UPDATE traces SET received_at = received_at - $1 WHERE project_id = $2",
+        "UPDATE spans SET received_at = received_at - $1 WHERE project_id = $2",
         "UPDATE log_records SET received_at = received_at - $1 WHERE project_id = $2",
         "UPDATE model_sessions SET last_seen_at = last_seen_at - $1 WHERE project_id = $2",
         "UPDATE session_metrics SET updated_at = updated_at - $1 WHERE project_id = $2",
@@ -204,5 +208,51 @@ both_backends!(old_rows_go_and_what_drift_needs_stays, |db: TestDb| async move {
         metrics.lines().any(|l| l.starts_with("driftballoon_retention_deleted_rows_total{table=\"samples\"}")),
         "{metrics}"
     );
+    server.assert_no_server_errors();
+});
+
+// Traces are aged by when the server received them, never by the start time their client wrote:
+// a replayed export a month old is kept for the full limit from its arrival, and a trace whose
+// stored arrival is old goes whatever it claims, a start time in 2099 included.
+both_backends!(traces_age_by_arrival_not_by_the_clients_clock, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[("DRIFTBALLOON_RETENTION_INTERVAL_SECS", "1")]);
+    let key = server.first_key.clone().unwrap();
+    let (_, project) = server.get(&key, "/api/v1/project").await;
+    assert_eq!(project["retention"]["traces_days"], 14, "the default limit: {project}");
+
+    let month_ago = now_ms() - 30 * DAY_MS;
+    post_json(&server, &key, "/v1/traces", &fallom_span("replayed", &iso(month_ago))).await;
+    post_json(&server, &key, "/v1/traces", &fallom_span("late", &iso(now_ms()))).await;
+    // fixed-date: far in the future on purpose; the check is that it does not protect the trace
+    post_json(&server, &key, "/v1/traces", &fallom_span("future", "2099-01-01T00:00:00Z")).await;
+
+    // "late" and "future" arrived (by their stored arrival time) 30 days ago
+    let mut conn = connect(&db).await;
+    let project = project_id(&mut conn, "default").await;
+    for table in ["spans", "traces"] {
+        let sql = format!(
+            "UPDATE {table} SET received_at = received_at - $1 WHERE project_id = $2 AND trace_id IN ('late', 'future')"
+        );
+        let moved = sqlx::query(&sql).bind(30 * DAY_MS).bind(project).execute(&mut conn).await.unwrap();
+        assert_eq!(moved.rows_affected(), 2, "{table}");
+    }
+
+    // the pruner runs every second: wait for a pass that deletes the two old arrivals
+    let trace_status = |id: &'static str| {
+        let request = server.http.get(server.url(&format!("/api/v1/traces/{id}"))).bearer_auth(&key);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while trace_status("late").await != 404 || trace_status("future").await != 404 {
+        assert!(Instant::now() < deadline, "traces received 30 days ago were not pruned");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let spans = "SELECT COUNT(*) FROM spans WHERE project_id = $1 AND trace_id IN ('late', 'future')";
+    assert_eq!(count(&mut conn, spans, project).await, 0, "their spans went with them");
+
+    // the same pass kept the replayed export: it started 30 days ago but arrived just now
+    let (status, trace) = server.get(&key, "/api/v1/traces/replayed").await;
+    assert_eq!((status, trace["span_count"].clone()), (200, json!(1)), "{trace}");
+    assert_eq!(trace["spans"][0]["start_ms"], json!(month_ago), "{trace}");
     server.assert_no_server_errors();
 });

@@ -173,7 +173,7 @@ both_backends!(a_prompt_whose_scoring_fails_is_undone_alone, scoring_fault_is_un
 
 async fn backlog_does_not_delay_another_project(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else { return };
-    let server = TestServer::start(&db, &[common::NO_RATE_LIMIT]);
+    let server = TestServer::start(&db, &[]);
     let busy = server.first_key.clone().unwrap();
     let other = common::create_key(&db, "other-team");
     // A backlog that takes the worker well over a minute: 4,000 answers of about 120 words.
@@ -232,7 +232,7 @@ fn thread_policies(pid: u32) -> Vec<(String, i64)> {
 
 async fn a_backlog_borrows_float_weights_and_gives_them_back(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else { return };
-    let server = TestServer::start(&db, &[common::NO_RATE_LIMIT]);
+    let server = TestServer::start(&db, &[]);
     let key = server.first_key.clone().unwrap();
     // several seconds of work for the embedder
     for chunk in 0..4 {

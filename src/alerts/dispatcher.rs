@@ -172,7 +172,7 @@ async fn attempt(client: &reqwest::Client, settings: &DispatcherSettings, delive
         Ok(response) => {
             let status = response.status();
             let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
-            let text = if status.is_success() { String::new() } else { response.text().await.unwrap_or_default() };
+            let text = if status.is_success() { String::new() } else { error_answer_start(response).await };
             judge_answer(settings, delivery, status, retry_after.as_deref(), &text, latency_ms)
         }
         Err(e) => {
@@ -187,6 +187,27 @@ async fn attempt(client: &reqwest::Client, settings: &DispatcherSettings, delive
             failure(settings, delivery, None, error, None, latency_ms)
         }
     }
+}
+
+/// Bytes of a receiver's error answer read at most: the record keeps only its first
+/// [`ERROR_BODY_CHARS`] characters, and a receiver answering with a huge body must not cost
+/// the server its size in memory (a 128 MiB answer once raised RSS by 332 MiB).
+const ERROR_BODY_READ_BYTES: usize = 4096;
+
+/// The start of an error answer, read chunk by chunk up to [`ERROR_BODY_READ_BYTES`]; the rest
+/// is never read (the connection is dropped with the response).
+async fn error_answer_start(mut response: reqwest::Response) -> String {
+    let mut start = Vec::with_capacity(ERROR_BODY_READ_BYTES);
+    while start.len() < ERROR_BODY_READ_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = ERROR_BODY_READ_BYTES - start.len();
+                start.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&start).into_owned()
 }
 
 fn judge_answer(

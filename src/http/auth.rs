@@ -23,11 +23,12 @@ pub struct Auth(pub KeyOwner);
 /// Any valid key's owner (`ingest` or `admin`): SDK and exporter operations.
 pub struct IngestAuth(pub KeyOwner);
 
-fn presented_key(parts: &Parts) -> Option<&str> {
-    if let Some(v) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+/// The key a request presents, trimmed (it may be empty).
+pub(super) fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(v.trim());
     }
-    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -35,7 +36,7 @@ fn presented_key(parts: &Parts) -> Option<&str> {
 /// The key's owner, checked against the guards: a known key costs no query while cached; an
 /// unknown one spends its client address's failed-auth budget; every key has a request rate.
 async fn key_owner(parts: &Parts, state: &AppState) -> Result<KeyOwner, ApiError> {
-    let key = presented_key(parts).filter(|k| !k.is_empty()).ok_or_else(|| {
+    let key = presented_key(&parts.headers).filter(|k| !k.is_empty()).ok_or_else(|| {
         ApiError::unauthorized("missing API key: send `X-API-Key: db_sk_...` or `Authorization: Bearer db_sk_...`")
     })?;
     let key_hash = apikey::hash(key);
@@ -44,14 +45,15 @@ async fn key_owner(parts: &Parts, state: &AppState) -> Result<KeyOwner, ApiError
         Some(owner) => owner,
         None => {
             let ip = limits::client_ip(parts);
-            guards.admit_key_check(ip, &key_hash).map_err(too_many_failures)?;
+            let check = guards.admit_key_check(ip, &key_hash).map_err(too_many_failures)?;
             match state.store.find_active_key(&key_hash).await? {
                 Some(owner) => {
                     guards.keys.insert(&key_hash, &owner);
+                    guards.key_check_passed(check);
                     owner
                 }
                 None => {
-                    guards.key_check_failed(ip);
+                    guards.key_check_failed();
                     return Err(ApiError::unauthorized("invalid or revoked API key"));
                 }
             }

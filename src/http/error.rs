@@ -42,8 +42,8 @@ pub struct ErrorInfo {
     /// What went wrong, for programs: `unauthorized`, `not_found`, `invalid_json`,
     /// `invalid_path`, `invalid_query`, `validation_failed`, `payload_too_large`,
     /// `unsupported_media_type`, `unsupported_content_encoding`, `method_not_allowed`,
-    /// `timeout`, `unavailable`, `overloaded`, `rate_limited`, `too_many_failed_auth`, `forbidden`,
-    /// `internal`, ...
+    /// `timeout`, `unavailable`, `overloaded`, `over_fair_share`, `rate_limited`,
+    /// `too_many_failed_auth`, `forbidden`, `internal`, ...
     #[schema(example = "not_found")]
     pub code: String,
     /// What went wrong, for people.

@@ -1,9 +1,11 @@
 //! Protection from any one client, all in memory on this replica:
-//! - a per-key request rate (token bucket): over it, 429 with `Retry-After`;
+//! - an optional hard per-key request rate (token bucket, off by default): over it, 429 with
+//!   `Retry-After`;
 //! - a per-address budget of failed key checks: over it, 429 before the database is asked;
-//! - a global bound on requests in flight: over it, 503 with `Retry-After` at once instead of
-//!   an unbounded queue (health checks and `/metrics` are exempt, so an overloaded server is
-//!   still seen as alive and can be watched);
+//! - fair-share admission of the requests in flight ([`admission`]): a full server answers 503
+//!   with `Retry-After` at once instead of queueing without bound, and a project or key over
+//!   its share of a contended server 429 (health checks and `/metrics` are exempt, so an
+//!   overloaded server is still seen as alive and can be watched);
 //! - a short cache of valid keys, so a request with a known key costs no database query.
 
 use std::collections::HashMap;
@@ -12,16 +14,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
-
+use super::admission::{self, Admission, Claimant, Refusal};
 use super::error::ApiError;
 use super::AppState;
 use crate::config::Settings;
 use crate::store::KeyOwner;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 /// Buckets kept before idle (full) ones are dropped: bounds memory against many keys or
 /// addresses.
@@ -83,6 +84,16 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     pub fn check(&self, key: &K) -> Result<(), Duration> {
         self.acquire(key, false)
     }
+
+    /// Gives back a token taken for work that turned out not to count against the budget.
+    pub fn refund(&self, key: &K) {
+        if !self.enabled() {
+            return;
+        }
+        if let Some(bucket) = self.buckets.lock().expect("rate limiter lock").get_mut(key) {
+            bucket.tokens = (bucket.tokens + 1.0).min(self.burst);
+        }
+    }
 }
 
 /// Valid keys seen lately, by key hash. Only valid keys are cached, so a key created with the
@@ -126,6 +137,13 @@ impl KeyCache {
         entries.insert(key_hash.to_string(), (owner.clone(), Instant::now()));
     }
 
+    /// The project of a key valid here within the last hour (see [`Self::known`]), for
+    /// admission, which runs before the key is checked.
+    pub fn project_of(&self, key_hash: &str) -> Option<i64> {
+        let entries = self.entries.lock().expect("key cache lock");
+        entries.get(key_hash).filter(|(_, at)| at.elapsed() < KNOWN_FOR).map(|(owner, _)| owner.project_id)
+    }
+
     /// Forgets a project's keys: their cached project settings (`capture_content`) changed.
     /// Their next request asks the database again; they stay [`Self::known`].
     pub fn forget_project(&self, project_id: i64) {
@@ -143,7 +161,7 @@ pub struct Guards {
     pub keys: KeyCache,
     pub per_key: RateLimiter<String>,
     pub failed_auth: RateLimiter<IpAddr>,
-    in_flight: Arc<Semaphore>,
+    pub admission: Arc<Admission>,
 }
 
 impl Guards {
@@ -155,28 +173,44 @@ impl Guards {
                 settings.failed_auth_per_minute as f64 / 60.0,
                 settings.failed_auth_per_minute as f64,
             ),
-            in_flight: Arc::new(Semaphore::new(settings.max_concurrent_requests as usize)),
+            admission: Admission::new(settings.max_concurrent_requests as usize),
         }
     }
 }
 
 impl Guards {
-    /// Before a key is looked up: an address over its failed-auth budget is refused (with the
-    /// wait) unless the key was valid here lately (see [`KeyCache::known`]).
-    pub fn admit_key_check(&self, ip: Option<IpAddr>, key_hash: &str) -> Result<(), Duration> {
+    /// Before a key is looked up: spends one of the address's failed-auth budget, or refuses
+    /// (with the wait) when none is left, unless the key was valid here lately (see
+    /// [`KeyCache::known`]). Spending before the database is asked makes the budget exact under
+    /// concurrency: 40 bad keys at once get at most the budget's worth of lookups, where a
+    /// check-then-spend let all 40 through. A key that proves valid gets it back
+    /// ([`Self::key_check_passed`]).
+    pub fn admit_key_check(&self, ip: Option<IpAddr>, key_hash: &str) -> Result<KeyCheck, Duration> {
         match ip {
-            Some(ip) if !self.keys.known(key_hash) => self.failed_auth.check(&ip),
-            _ => Ok(()),
+            Some(ip) if !self.keys.known(key_hash) => {
+                self.failed_auth.take(&ip).map(|()| KeyCheck { spent_by: Some(ip) })
+            }
+            _ => Ok(KeyCheck { spent_by: None }),
         }
     }
 
-    /// After a lookup found no valid key: spends one of the address's failed-auth budget.
-    pub fn key_check_failed(&self, ip: Option<IpAddr>) {
-        if let Some(ip) = ip {
-            let _ = self.failed_auth.take(&ip);
+    /// After a lookup found the key valid: the budget it spent is given back.
+    pub fn key_check_passed(&self, check: KeyCheck) {
+        if let Some(ip) = check.spent_by {
+            self.failed_auth.refund(&ip);
         }
+    }
+
+    /// After a lookup found no valid key (the budget was spent before it).
+    pub fn key_check_failed(&self) {
         crate::observe::auth_failed();
     }
+}
+
+/// A key lookup admitted by [`Guards::admit_key_check`]: which address's budget it spent.
+#[must_use = "a valid key gets its failed-auth budget back through key_check_passed"]
+pub struct KeyCheck {
+    spent_by: Option<IpAddr>,
 }
 
 /// Whole seconds for `Retry-After`, at least 1.
@@ -194,24 +228,56 @@ fn exempt_from_shedding(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz" | "/health" | "/metrics")
 }
 
-/// Middleware: at most `max_concurrent_requests` in flight; the rest get 503 at once.
-pub async fn shed_load(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Who a request is, for [`Admission`]: one of the SDKs' reads, a key verified here within the
+/// hour (its project), a key not verified, or none. Costs one hash of the key, no query.
+fn claimant_of(guards: &Guards, request: &Request) -> Claimant {
+    if admission::is_sdk_read(request.method(), request.uri().path()) {
+        return Claimant::SdkRead;
+    }
+    let Some(key) = super::auth::presented_key(request.headers()).filter(|k| !k.is_empty()) else {
+        return Claimant::Anonymous;
+    };
+    let key_hash = crate::apikey::hash(key);
+    match guards.keys.project_of(&key_hash) {
+        Some(project_id) => Claimant::Key { project_id, key_hash },
+        None => Claimant::Unverified,
+    }
+}
+
+/// Middleware: fair-share admission (see [`admission`]). A full server answers 503 at once; a
+/// project or key over its share of a contended server answers 429.
+pub async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if exempt_from_shedding(request.uri().path()) {
         return next.run(request).await;
     }
-    let Ok(_permit) = state.guards.in_flight.clone().try_acquire_owned() else {
-        crate::observe::request_shed();
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            format!(
-                "the server is at its limit of {} requests in flight; retry later",
-                state.settings.max_concurrent_requests
-            ),
-        )
-        .into_response();
-    };
-    next.run(request).await
+    let claimant = claimant_of(&state.guards, &request);
+    match state.guards.admission.admit(claimant) {
+        Ok(_slot) => next.run(request).await,
+        Err(Refusal::Full) => {
+            crate::observe::request_shed();
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                format!(
+                    "the server is at its limit of {} requests in flight; retry later",
+                    state.guards.admission.capacity()
+                ),
+            )
+            .into_response()
+        }
+        Err(Refusal::OverShare { share }) => {
+            crate::observe::over_fair_share();
+            ApiError::too_many_requests(
+                "over_fair_share",
+                format!(
+                    "the server is busy and this project (or key) already has its fair share of {share} \
+                     requests in flight; retry after the Retry-After seconds"
+                ),
+                1,
+            )
+            .into_response()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, assembled into one router here.
 
+pub mod admission;
 pub(crate) mod alerts;
 pub(crate) mod auth;
 pub(crate) mod body;
@@ -25,8 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -126,11 +127,26 @@ pub fn router(state: AppState) -> Router {
     let docs = SwaggerUi::new("/docs")
         .url("/openapi.json", doc)
         .config(SwaggerConfig::new(["/openapi.json"]).validator_url("none"));
-    let mut app = api.merge(Router::<AppState>::from(docs)).merge(crate::ui::routes());
+    let docs = Router::<AppState>::from(docs).layer(axum::middleware::map_response(docs_headers));
+    let mut app = api.merge(docs).merge(crate::ui::routes());
     if state.settings.metrics_listen_addr.is_empty() {
         app = app.route("/metrics", axum::routing::get(monitoring::metrics));
     }
     with_layers(app.fallback(not_found), state)
+}
+
+/// What Swagger UI at `/docs` may load: its own compiled-in files only (it sets inline styles
+/// and shows data: images), never framed by another site. It shares the dashboard's origin, so
+/// a page that framed it could click through it with the dashboard's session.
+const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
+     style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+async fn docs_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// `/metrics` alone, for its own listen address (`metrics_listen_addr`).
@@ -154,8 +170,9 @@ fn with_layers(app: Router<AppState>, state: AppState) -> Router {
             Duration::from_secs(settings.request_timeout_secs),
         ))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
-        // Before any work: a request over the in-flight bound is answered 503 at once.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::shed_load))
+        // Before any work: fair-share admission of the requests in flight (503 when full, 429
+        // over a contended share).
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::admit))
         // Outside everything that can answer on its own: 405, 413, 415, timeouts, panics.
         .layer(axum::middleware::map_response_with_state(state.clone(), error::json_errors))
         // Measures what clients get, after every rewrite.

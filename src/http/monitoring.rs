@@ -23,7 +23,7 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
     // unmatched paths share one label value: raw paths would make one series per URL
     let route = route.as_deref().unwrap_or("unmatched");
     let status = response.status();
-    observe::http_request(method.as_str(), route, status.as_u16(), started.elapsed());
+    observe::http_request(method_label(&method), route, status.as_u16(), started.elapsed());
     if status.is_client_error() || status.is_server_error() {
         if let Some(signal) = observe::ingest_signal(route) {
             let reason = response.extensions().get::<ErrorCode>().map_or("http_error", |c| c.0);
@@ -31,6 +31,14 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
         }
     }
     response
+}
+
+/// A method as a label value: the standard ones by name, anything a client made up as
+/// `_OTHER` (OpenTelemetry's convention), so a client cannot add label values (and grow every
+/// scrape) by inventing methods.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    const STANDARD: [&str; 9] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+    STANDARD.into_iter().find(|m| *m == method.as_str()).unwrap_or("_OTHER")
 }
 
 /// The scrape: database gauges measured now, then everything rendered.

@@ -33,9 +33,12 @@ and to OpenTelemetry exporters.
 A key's scope is `ingest` (the operations marked with the `ingest` role: what SDKs and exporters \
 call) or `admin` (everything); a wrong-scope request is a 403.
 
-**Limits.** Each key has a request rate and each client address a budget of invalid keys; over \
-either, the answer is a 429 with `Retry-After`. When too many requests are in flight, the \
-answer is a 503 `overloaded` with `Retry-After`.
+**Limits.** While the server has room, no key is refused. When its requests in flight reach \
+its capacity, projects (and keys within a project) share it fairly: one over its share gets a \
+429 `over_fair_share` with `Retry-After`; the SDKs' config reads are never refused for the same \
+key's writes. Each client address has a budget of invalid keys (429 `too_many_failed_auth`), \
+and an operator may set a hard request rate per key (429 `rate_limited`). A full server answers \
+a 503 `overloaded` with `Retry-After`.
 
 **Errors.** Every error answer, from every layer, is JSON: \
 `{\"error\": {\"code\", \"message\", \"details\"}}`. A 422 lists every problem of the request in \
@@ -123,8 +126,10 @@ fn error_responses() -> Vec<(&'static str, Response)> {
         (
             "TooManyRequests",
             error_response(
-                "The key is over its request rate (`rate_limited`), or this address sent too many \
-                 invalid keys (`too_many_failed_auth`); retry after `Retry-After`",
+                "The server is full and this project or key holds its fair share of it \
+                 (`over_fair_share`), the key is over an operator's hard rate (`rate_limited`), or \
+                 this address sent too many invalid keys (`too_many_failed_auth`); retry after \
+                 `Retry-After`",
                 error,
             )
             .header("Retry-After", integer_header("Seconds to wait before retrying"))

@@ -39,8 +39,10 @@ pub enum Pruned {
     /// Scored or failed samples no drift event refers to; never the ones a baseline learnt
     /// from (they have no similarity) nor any still waiting to be scored.
     Samples,
-    /// Traces by start time, with their spans; a batch is a tenth as many traces as rows
-    /// (traces hold about ten spans; a rare huge one makes one longer batch).
+    /// Traces by when their last span arrived (the server's clock, never the start time a
+    /// client wrote: a replayed or skewed export is neither pruned on arrival nor kept
+    /// forever), with their spans; a batch is a tenth as many traces as rows (traces hold
+    /// about ten spans; a rare huge one makes one longer batch).
     Traces,
     /// OTLP log records by arrival time.
     LogRecords,
@@ -85,9 +87,9 @@ impl Pruned {
             // spans first, while the trace rows still say which traces the batch holds
             Pruned::Traces => &[
                 "DELETE FROM spans WHERE project_id = $1 AND trace_id IN (SELECT trace_id FROM traces \
-                 WHERE project_id = $1 AND start_ms < $2 ORDER BY start_ms, trace_id LIMIT $3)",
+                 WHERE project_id = $1 AND received_at < $2 ORDER BY received_at, trace_id LIMIT $3)",
                 "DELETE FROM traces WHERE project_id = $1 AND trace_id IN (SELECT trace_id FROM traces \
-                 WHERE project_id = $1 AND start_ms < $2 ORDER BY start_ms, trace_id LIMIT $3)",
+                 WHERE project_id = $1 AND received_at < $2 ORDER BY received_at, trace_id LIMIT $3)",
             ],
             Pruned::LogRecords => &["DELETE FROM log_records WHERE id IN (SELECT id FROM log_records \
                  WHERE project_id = $1 AND received_at < $2 ORDER BY received_at LIMIT $3)"],

@@ -186,8 +186,10 @@ impl TraceRollups {
 
     /// Merges the batch into the stored rows. Rows go in trace-id order (the map's), so
     /// concurrent batches lock shared traces in the same order and cannot deadlock.
-    async fn upsert(&self, tx: &mut AnyConnection, project_id: i64) -> StoreResult<()> {
-        const COLUMNS: usize = 12;
+    /// `received_at` (the server's clock) becomes each trace's latest arrival time, the age
+    /// retention prunes it by.
+    async fn upsert(&self, tx: &mut AnyConnection, project_id: i64, received_at: i64) -> StoreResult<()> {
+        const COLUMNS: usize = 13;
         // Well under SQLite's and Postgres's limits on parameters per statement.
         const ROWS_PER_STATEMENT: usize = 500;
         let rows: Vec<&TraceSummaryRow> = self.0.values().collect();
@@ -196,8 +198,9 @@ impl TraceRollups {
             let values = values_placeholders(backend, chunk.len(), COLUMNS);
             let sql = format!(
                 "INSERT INTO traces (project_id, trace_id, start_ms, end_ms, span_count, error_count, input_tokens, \
-                    output_tokens, session_id, config_key, customer_id, root_name) VALUES {} \
+                    output_tokens, session_id, config_key, customer_id, root_name, received_at) VALUES {} \
                  ON CONFLICT (project_id, trace_id) DO UPDATE SET \
+                    received_at = CASE WHEN excluded.received_at > traces.received_at THEN excluded.received_at ELSE traces.received_at END, \
                     start_ms = CASE WHEN excluded.start_ms < traces.start_ms THEN excluded.start_ms ELSE traces.start_ms END, \
                     end_ms = CASE WHEN excluded.end_ms > traces.end_ms THEN excluded.end_ms ELSE traces.end_ms END, \
                     span_count = traces.span_count + excluded.span_count, \
@@ -226,7 +229,8 @@ impl TraceRollups {
                     .bind(t.session_id.as_deref())
                     .bind(t.config_key.as_deref())
                     .bind(t.customer_id.as_deref())
-                    .bind(t.root_name.as_deref());
+                    .bind(t.root_name.as_deref())
+                    .bind(received_at);
             }
             query.execute(&mut *tx).await?;
         }
@@ -614,7 +618,7 @@ impl Store {
             outcome.stored += 1;
             rollups.add(s);
         }
-        rollups.upsert(tx, project_id).await?;
+        rollups.upsert(tx, project_id, samples.received_at()).await?;
         Ok(outcome)
     }
 

@@ -110,13 +110,17 @@ async fn sign_in(
     // the API's failed-key budget per address applies to the form too
     let ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     let key_hash = apikey::hash(form.api_key.trim());
-    if state.guards.admit_key_check(ip, &key_hash).is_err() {
+    let Ok(check) = state.guards.admit_key_check(ip, &key_hash) else {
         return layout::page(
             StatusCode::TOO_MANY_REQUESTS,
             layout::sign_in(Some("Too many invalid keys from this address: wait a minute and try again.")),
         );
+    };
+    let found = state.store.find_active_key(&key_hash).await;
+    if let Ok(Some(_)) = found {
+        state.guards.key_check_passed(check);
     }
-    match state.store.find_active_key(&key_hash).await {
+    match found {
         Ok(Some(owner)) if owner.scope == KeyScope::Admin => {}
         Ok(Some(_)) => {
             // an ingest key is embedded in apps; the dashboard can change everything
@@ -129,7 +133,7 @@ async fn sign_in(
             );
         }
         Ok(None) => {
-            state.guards.key_check_failed(ip);
+            state.guards.key_check_failed();
             return layout::page(
                 StatusCode::UNAUTHORIZED,
                 layout::sign_in(Some("That API key is not valid or was revoked.")),

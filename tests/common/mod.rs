@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod clock;
 pub mod receiver;
 pub mod texts;
 
@@ -152,8 +153,8 @@ pub fn create_key(db: &TestDb, project: &str) -> String {
     stdout.lines().last().unwrap().trim().to_string()
 }
 
-/// Benchmarks offer far more requests a second than one key may send by default
-/// (`rate_limit_per_key`): they turn the limit off to measure the server, not the limiter.
+/// The optional hard per-key cap (`rate_limit_per_key`) off, as it is by default: benchmarks
+/// name it so a figure never depends on a changed default.
 pub const NO_RATE_LIMIT: (&str, &str) = ("DRIFTBALLOON_RATE_LIMIT_PER_KEY", "0");
 
 pub struct TestServer {

@@ -73,7 +73,7 @@ class StandInLLM:
         message = _Obj(content=self.answer, tool_calls=None, function_call=None)
         return _Obj(
             id="chatcmpl-1",
-            model=params["model"] + "-2024-08-06",
+            model=params["model"] + "-2024-08-06",  # fixed-date: a dated model id, not a time
             choices=[_Obj(message=message, finish_reason="stop")],
             usage=_Obj(prompt_tokens=21, completion_tokens=8, total_tokens=29),
         )
@@ -140,9 +140,11 @@ def check_models(client, fallom_models):
     for i in range(0, n, 50):
         assert fallom_models.get("summarizer", f"user-{i}") == bucket_model(v2_variants, f"user-{i}")
 
-    # Version pinning serves the pinned version's variants.
+    # Version pinning serves the pinned version's variants, right after that burst and at the
+    # server's default settings: each pinned call fetches /configs/{key}/version/1, and a refused
+    # fetch would make the SDK raise ValueError (or answer its fallback) here.
     v1_models = {"gpt-4o", "claude-3-5-sonnet"}
-    for i in range(100):
+    for i in range(1_000):
         sid = f"pinned-{i}"
         pinned = fallom_models.get("summarizer", sid, version=1)
         assert pinned in v1_models and pinned == bucket_model(v1["variants"], sid), (sid, pinned)
@@ -217,7 +219,7 @@ def check_traces(client, fallom_trace):
                   lambda b: len(b["traces"]) == 1)
     detail = client.get(f"/api/v1/traces/{listed['traces'][0]['trace_id']}").json()
     span = detail["spans"][0]
-    assert span["kind"] == "llm" and span["model"] == "gpt-4o-2024-08-06", span
+    assert span["kind"] == "llm" and span["model"] == "gpt-4o-2024-08-06", span  # fixed-date: a model id
     assert span["usage"]["total_tokens"] == 29 and span["customer_id"] == "cust-9", span
     assert span["response_text"] == "You can reset it under Settings.", span
     assert "How do I reset?" in span["request"], span

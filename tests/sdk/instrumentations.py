@@ -44,7 +44,7 @@ KEY = os.environ["DRIFTBALLOON_API_KEY"]
 PRIVACY = "--privacy" in sys.argv
 CALLS = 3
 MODEL = "gpt-4o-mini"
-ANSWERED_MODEL = "gpt-4o-mini-2024-07-18"
+ANSWERED_MODEL = "gpt-4o-mini-2024-07-18"  # fixed-date: a dated model id, not a time
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 API = httpx.Client(base_url=URL, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
 

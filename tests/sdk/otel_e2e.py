@@ -54,7 +54,7 @@ def main():
             span.set_attribute("gen_ai.operation.name", "chat")
             span.set_attribute("gen_ai.system", "openai")
             span.set_attribute("gen_ai.request.model", "gpt-4o-mini")
-            span.set_attribute("gen_ai.response.model", "gpt-4o-mini-2024-07-18")
+            span.set_attribute("gen_ai.response.model", "gpt-4o-mini-2024-07-18")  # fixed-date: a model id
             span.set_attribute("gen_ai.prompt.name", "order-faq")
             span.set_attribute("gen_ai.usage.input_tokens", 40 + i)
             span.set_attribute("gen_ai.usage.output_tokens", 12)
@@ -86,7 +86,7 @@ def main():
     client = httpx.Client(base_url=BASE, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
     span = client.get(f"/api/v1/traces/{trace_ids[5]}").json()["spans"][0]
     assert span["source"] == "otlp" and span["kind"] == "llm", span
-    assert span["model"] == "gpt-4o-mini-2024-07-18", span
+    assert span["model"] == "gpt-4o-mini-2024-07-18", span  # fixed-date: a model id
     assert span["usage"] == {"input_tokens": 45, "output_tokens": 12, "total_tokens": 57}, span
     assert span["response_text"] == ANSWERS[5 % 3] and span["session_id"] == "otel-session-2", span
     assert span["attributes"]["otel.resource"]["service.name"] == "shop-assistant", span
