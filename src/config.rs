@@ -30,6 +30,8 @@ pub struct Settings {
     pub max_text_chars: usize,
     pub request_timeout_secs: u64,
     pub header_read_timeout_secs: u64,
+    pub body_read_timeout_secs: u64,
+    pub body_min_bytes_per_sec: u64,
     pub max_connections: u64,
     pub shutdown_grace_secs: u64,
     pub db_max_connections: u32,
@@ -80,6 +82,8 @@ impl std::fmt::Debug for Settings {
             .field("max_text_chars", &self.max_text_chars)
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("body_read_timeout_secs", &self.body_read_timeout_secs)
+            .field("body_min_bytes_per_sec", &self.body_min_bytes_per_sec)
             .field("max_connections", &self.max_connections)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("db_max_connections", &self.db_max_connections)
@@ -225,12 +229,14 @@ impl Settings {
                 "expected empty (serve /metrics on `listen`) or host:port",
             );
         }
-        let positive: [(&str, u64); 24] = [
+        let positive: [(&str, u64); 26] = [
             ("rate_limit_burst", self.rate_limit_burst),
             ("max_concurrent_requests", self.max_concurrent_requests),
             ("retention_interval_secs", self.retention_interval_secs),
             ("retention_batch_rows", self.retention_batch_rows),
             ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("body_read_timeout_secs", self.body_read_timeout_secs),
+            ("body_min_bytes_per_sec", self.body_min_bytes_per_sec),
             ("max_connections", self.max_connections),
             ("shutdown_grace_secs", self.shutdown_grace_secs),
             ("worker_batch_size", self.worker_batch_size as u64),

@@ -51,6 +51,10 @@ fn describe() {
     describe_counter!("driftballoon_auth_failures_total", "Requests with an unknown or revoked API key");
     describe_counter!("driftballoon_rate_limited_total", "Requests answered 429 because their key was over its rate");
     describe_counter!(
+        "driftballoon_body_too_slow_total",
+        "Requests answered 408 because their body arrived too slowly"
+    );
+    describe_counter!(
         "driftballoon_over_fair_share_total",
         "Requests answered 429 because the server was full and their project or key held its share"
     );
@@ -152,6 +156,10 @@ pub fn request_shed() {
 
 pub fn auth_failed() {
     counter!("driftballoon_auth_failures_total").increment(1);
+}
+
+pub fn body_too_slow() {
+    counter!("driftballoon_body_too_slow_total").increment(1);
 }
 
 pub fn over_fair_share() {

@@ -313,3 +313,63 @@ both_backends!(a_flooding_project_cannot_starve_another, |db: TestDb| async move
     assert_eq!(sample_value(&text, "driftballoon_over_fair_share_total"), Some(over_share as f64));
     server.assert_no_server_errors();
 });
+
+/// Opens a request that announces a 1,000-byte body and sends 5 bytes of it.
+fn slow_body(server: &TestServer, path: &str, headers: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: 1000\r\n\r\napi_k");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+}
+
+// Slow bodies cannot take the request slots: 530 keyless sign-in forms and 20 requests with a
+// valid key, each sending 5 bytes of a 1,000-byte body, at the defaults. Another project is
+// served at once meanwhile, and every slow request is answered 408 (or 503 when the keyless
+// share was full) within the body's grace, not held until the request timeout.
+both_backends!(slow_bodies_cannot_take_the_slots, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    let slow_key = server.first_key.clone().unwrap();
+    let other = common::create_key(&db, "other");
+    assert_eq!(server.get(&slow_key, "/api/v1/prompts").await.0, 200);
+    let opened = std::time::Instant::now();
+    let mut slow: Vec<(&str, TcpStream)> = (0..530)
+        .map(|_| ("sign-in", slow_body(&server, "/ui/sign-in", "Content-Type: application/x-www-form-urlencoded\r\n")))
+        .collect();
+    let with_key = format!("X-API-Key: {slow_key}\r\nContent-Type: application/json\r\n");
+    slow.extend((0..20).map(|_| ("api", slow_body(&server, "/api/v1/logs", &with_key))));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let started = std::time::Instant::now();
+    assert_eq!(server.get(&other, "/api/v1/project").await.0, 200);
+    let logs = json!({"logs": [{"prompt_name": "beside", "response_text": "Served while others crawl."}]});
+    assert_eq!(server.post_logs(&other, &logs).await.0, 202);
+    let served_in = started.elapsed();
+    assert!(served_in < Duration::from_secs(3), "another project waited {served_in:?}");
+
+    let answers = tokio::task::spawn_blocking(move || {
+        slow.into_iter()
+            .map(|(kind, mut stream)| {
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                (kind, answer)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let all_answered_in = opened.elapsed();
+    assert!(all_answered_in < Duration::from_secs(20), "slow bodies held for {all_answered_in:?}");
+    let status = |answer: &str| answer.get(9..12).unwrap_or("none").to_string();
+    for (kind, answer) in &answers {
+        let code = status(answer);
+        assert!(code == "408" || (*kind == "sign-in" && code == "503"), "{kind}: {answer:?}");
+    }
+    let api_timeouts = answers.iter().filter(|(k, a)| *k == "api" && a.contains("\"body_too_slow\"")).count();
+    assert_eq!(api_timeouts, 20, "requests with a key are answered 408 body_too_slow");
+    let sign_in_timeouts = answers.iter().filter(|(k, a)| *k == "sign-in" && status(a) == "408").count();
+    assert!(sign_in_timeouts >= 1, "no sign-in form was timed out");
+    let text = metrics_text(&server).await;
+    assert_eq!(sample_value(&text, "driftballoon_body_too_slow_total"), Some((20 + sign_in_timeouts) as f64));
+    server.assert_no_server_errors_except_503s(530 - sign_in_timeouts);
+});

@@ -4,6 +4,7 @@ pub mod admission;
 pub(crate) mod alerts;
 pub(crate) mod auth;
 pub(crate) mod body;
+mod body_pace;
 mod config;
 mod error;
 mod health;
@@ -170,6 +171,8 @@ fn with_layers(app: Router<AppState>, state: AppState) -> Router {
             Duration::from_secs(settings.request_timeout_secs),
         ))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal().into_response()))
+        // The raw body, before decompression and limits, must keep arriving (408 otherwise).
+        .layer(axum::middleware::from_fn_with_state(state.clone(), body_pace::pace_bodies))
         // Before any work: fair-share admission of the requests in flight (503 when full, 429
         // over a contended share).
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::admit))
