@@ -246,7 +246,8 @@ both_backends!(content_events_join_their_span_once_in_any_order, |db: TestDb| as
     assert_eq!(events, ["gen_ai.user.message", "gen_ai.choice"]);
     assert_eq!(records[1]["body"]["message"]["content"], completion(2));
     assert_eq!(records[1]["span_id"], hex(&span_id(2)));
-    assert_eq!(records[1]["attributes"]["otel.resource"]["service.name"], SERVICE);
+    let resource_id = records[1]["resource_id"].as_i64().unwrap().to_string();
+    assert_eq!(page["resources"][resource_id]["service.name"], SERVICE, "{page}");
     let (status, _) = server.get(&key, &format!("/api/v1/traces/{}/logs", "ab".repeat(16))).await;
     assert_eq!(status, 404);
     server.assert_no_server_errors();
@@ -329,5 +330,63 @@ both_backends!(no_body_or_content_is_stored_with_capture_off, |db: TestDb| async
         assert_eq!(database_contains(&db, needle).await, Vec::<String>::new(), "{needle} was stored");
     }
     assert_eq!(server.sample_total(&key, PROMPT).await, 0);
+    server.assert_no_server_errors();
+});
+
+// A resource is shared by every record of an export: the trace's log page and its dashboard page
+// hold it once, so a 64 KB resource over a hundred records does not read back as 100 copies
+// (one such export read back as 12.6 MB, 176 times its size).
+both_backends!(a_shared_resource_is_read_back_once, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+    let big_resource = Resource {
+        attributes: (0..64).map(|i| kv(&format!("host.label.{i}"), text(&"r".repeat(1000)))).collect(),
+        ..Default::default()
+    };
+    let records: Vec<LogRecord> =
+        (0..100).map(|i| record(9, "app.step", i, kvlist(vec![("step", text(&format!("step {i} done")))]))).collect();
+    let export = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(big_resource),
+            scope_logs: vec![ScopeLogs { log_records: records, ..Default::default() }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    let sent = export.len();
+    assert_eq!(post(&server, &key, "/v1/logs", export).await.0, 200);
+    post_spans(&server, &key, vec![llm_span(9, None)]).await;
+
+    let trace = hex(&trace_id(9));
+    let resp = server
+        .http
+        .get(server.url(&format!("/api/v1/traces/{trace}/logs?limit=100")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let answer = resp.text().await.unwrap();
+    assert!(answer.len() < 3 * sent, "{sent} bytes sent read back as {}", answer.len());
+    let page: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(page["log_records"].as_array().unwrap().len(), 100);
+    let resource_id = page["log_records"][0]["resource_id"].as_i64().unwrap().to_string();
+    assert_eq!(page["resources"].as_object().unwrap().len(), 1, "one resource for the export");
+    assert_eq!(page["resources"][&resource_id]["host.label.63"].as_str().unwrap().len(), 1000);
+
+    // the dashboard page of the trace
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let signed_in = browser.post(server.url("/ui/sign-in")).form(&[("api_key", key.as_str())]).send().await.unwrap();
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let html = browser
+        .get(server.url(&format!("/ui/traces/{trace}")))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Resource #"), "{html}");
+    assert!(html.len() < 3 * sent, "{sent} bytes sent make a {}-byte page", html.len());
     server.assert_no_server_errors();
 });

@@ -4,6 +4,9 @@
 //! get their answer in the encoding they sent. Dashboards read traces back under
 //! `/api/v1/traces`.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -280,9 +283,11 @@ pub struct SpanView {
     pub prompt_version: Option<i64>,
     pub prompt_ab_test_key: Option<String>,
     pub prompt_variant_index: Option<i64>,
-    /// The remaining attributes (OTLP resource attributes under `otel.resource`).
+    /// The remaining attributes.
     #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
+    /// The span's OTLP resource, in the answer's `resources`.
+    pub resource_id: Option<i64>,
     /// The drift sample taken from this span's response, if any.
     pub sample_id: Option<i64>,
     pub received_at: i64,
@@ -298,10 +303,22 @@ pub struct TraceDetail {
     pub span_count: i64,
     /// This page's spans, in start order.
     pub spans: Vec<SpanView>,
+    /// The OTLP resources of this page's spans, each once, by the id its spans name in
+    /// `resource_id` (a resource is shared by every span of one exporter).
+    #[schema(value_type = Object)]
+    pub resources: Resources,
     /// Pass as `after` for the next page; null on the last page.
     pub next_after: Option<String>,
     /// The trace's OTLP log records (read them at `/api/v1/traces/{trace_id}/logs`).
     pub log_record_count: i64,
+}
+
+/// OTLP resources by id (as text, a JSON object's key), each the resource's attributes.
+pub type Resources = BTreeMap<String, Value>;
+
+/// The resources `items` name, each once.
+fn resources_of<'a>(items: impl Iterator<Item = (Option<i64>, Option<&'a Arc<Map<String, Value>>>)>) -> Resources {
+    items.filter_map(|(id, resource)| Some((id?.to_string(), Value::Object(resource?.as_ref().clone())))).collect()
 }
 
 /// A stored OTLP log record.
@@ -318,10 +335,11 @@ pub struct LogRecordView {
     /// content).
     #[schema(value_type = Option<Object>)]
     pub body: Option<Value>,
-    /// The attributes (OTLP resource attributes under `otel.resource`, the scope under
-    /// `otel.scope.name`).
+    /// The attributes (the scope under `otel.scope.name`).
     #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
+    /// The record's OTLP resource, in the page's `resources`.
+    pub resource_id: Option<i64>,
     /// The request and response text of a GenAI content event, whole.
     pub request: Option<String>,
     pub response_text: Option<String>,
@@ -332,6 +350,10 @@ pub struct LogRecordView {
 pub struct TraceLogPage {
     /// In time order.
     pub log_records: Vec<LogRecordView>,
+    /// The OTLP resources of this page's records, each once, by the id its records name in
+    /// `resource_id`.
+    #[schema(value_type = Object)]
+    pub resources: Resources,
     /// Pass as `after` for the next page; null on the last page.
     pub next_after: Option<String>,
 }
@@ -343,10 +365,8 @@ impl From<&LogRecordRow> for LogRecordView {
         if let Some(scope) = &r.scope_name {
             attributes.insert("otel.scope.name".into(), Value::String(scope.clone()));
         }
-        if let Some(resource) = &r.resource {
-            attributes.insert("otel.resource".into(), Value::Object(resource.as_ref().clone()));
-        }
         LogRecordView {
+            resource_id: row.resource_id,
             trace_id: r.trace_id.clone(),
             span_id: r.span_id.clone(),
             time_ms: r.time_ms,
@@ -516,13 +536,8 @@ impl From<&SpanRow> for SpanView {
             prompt_version: s.prompt_version,
             prompt_ab_test_key: s.prompt_ab_test_key.clone(),
             prompt_variant_index: s.prompt_variant_index,
-            attributes: {
-                let mut attributes = s.attributes.clone();
-                if let Some(resource) = &s.resource {
-                    attributes.insert("otel.resource".into(), Value::Object(resource.as_ref().clone()));
-                }
-                attributes
-            },
+            attributes: s.attributes.clone(),
+            resource_id: row.resource_id,
             sample_id: row.sample_id,
             received_at: row.received_at,
         }
@@ -581,6 +596,7 @@ pub async fn detail(
         end_ms: summary.end_ms,
         duration_ms: summary.end_ms.saturating_sub(summary.start_ms),
         span_count: summary.span_count,
+        resources: resources_of(spans.iter().map(|s| (s.resource_id, s.span.resource.as_ref()))),
         spans: spans.iter().map(SpanView::from).collect(),
         next_after,
     }))
@@ -607,5 +623,9 @@ pub async fn logs(
     let next_after = (records.len() as i64 == limit)
         .then(|| records.last().map(|r| format!("{}.{}", r.record.time_ms, r.id)))
         .flatten();
-    Ok(Json(TraceLogPage { log_records: records.iter().map(LogRecordView::from).collect(), next_after }))
+    Ok(Json(TraceLogPage {
+        resources: resources_of(records.iter().map(|r| (r.resource_id, r.record.resource.as_ref()))),
+        log_records: records.iter().map(LogRecordView::from).collect(),
+        next_after,
+    }))
 }

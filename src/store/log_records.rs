@@ -68,6 +68,8 @@ pub struct LogRecordRow {
     pub id: i64,
     pub record: NewLogRecord,
     pub received_at: i64,
+    /// The stored resource `record.resource` was read from.
+    pub resource_id: Option<i64>,
 }
 
 /// Records written per transaction, as for spans: a big export never holds SQLite's one writer
@@ -306,6 +308,7 @@ impl Store {
             .map(|(row, resource_id)| {
                 let mut record = log_record_from_row(row)?;
                 record.record.resource = resource_id.and_then(|id| resources.get(&id).cloned());
+                record.resource_id = resource_id;
                 Ok(record)
             })
             .collect()
@@ -344,6 +347,7 @@ fn log_record_from_row(r: &AnyRow) -> StoreResult<LogRecordRow> {
             content_hash: r.try_get("content_hash")?,
         },
         received_at: r.try_get("received_at")?,
+        resource_id: None,
     })
 }
 

@@ -58,7 +58,7 @@ pub struct NewSpan {
     pub prompt_variant_index: Option<i64>,
     pub attributes: Map<String, Value>,
     /// The OTLP resource the span came with, shared by the spans of one export's resource
-    /// block; stored once (see [`resource_id`]) and shown under `otel.resource` when read.
+    /// block; stored once (see [`resource_id`]) and read back once per answer.
     pub resource: Option<Arc<Map<String, Value>>>,
     pub sample: Option<NewLog>,
 }

@@ -261,6 +261,7 @@ pub async fn detail(
                     @if let Some(n) = s.usage.total_tokens { div { dt { "Total tokens" } dd { (n) } } }
                     @if let Some(k) = &s.prompt_key { div { dt { "Prompt template" } dd { (k) @if let Some(v) = s.prompt_version { " v" (v) } } } }
                     @if let Some(id) = s.sample_id { div { dt { "Drift sample" } dd { "#" (id) } } }
+                    @if let Some(id) = s.resource_id { div { dt { "Resource" } dd { a href={ "#resource-" (id) } { "#" (id) } } } }
                 }
                 @if let Some(e) = &s.error_message { p.error { (e) } }
                 @if let Some(r) = &s.request { h4 { "Request" } pre { (r) } }
@@ -274,8 +275,29 @@ pub async fn detail(
             }
         }
         @if let Some(logs) = &logs { (log_records(&trace, logs, &href, logs_after.is_some())) }
+        (resources(&trace, logs.as_ref()))
     };
     page(StatusCode::OK, layout("Trace", Some(&signed_in.session), NAV, body))
+}
+
+/// The OTLP resources this page's spans and log records name, each shown once (a resource is
+/// shared by every span of an exporter, and can be large).
+fn resources(trace: &TraceDetail, logs: Option<&TraceLogPage>) -> Markup {
+    let mut all = trace.resources.clone();
+    if let Some(logs) = logs {
+        all.extend(logs.resources.iter().map(|(id, r)| (id.clone(), r.clone())));
+    }
+    html! {
+        @if !all.is_empty() {
+            h2 #resources { "Resources" }
+            @for (id, attributes) in &all {
+                details.attributes id={ "resource-" (id) } {
+                    summary { "Resource #" (id) @if let Some(name) = attributes.get("service.name").and_then(|v| v.as_str()) { " · " code { (name) } } }
+                    pre { (serde_json::to_string_pretty(attributes).unwrap_or_default()) }
+                }
+            }
+        }
+    }
 }
 
 /// Log records per page of a trace.
@@ -298,6 +320,7 @@ fn log_records(trace: &TraceDetail, logs: &TraceLogPage, href: &str, paged: bool
                 td {
                     @if let Some(b) = &r.body { details { summary { "Body" } pre { (serde_json::to_string_pretty(b).unwrap_or_default()) } } }
                     @if !r.attributes.is_empty() { details { summary { "Attributes (" (r.attributes.len()) ")" } pre { (serde_json::to_string_pretty(&r.attributes).unwrap_or_default()) } } }
+                    @if let Some(id) = r.resource_id { a href={ "#resource-" (id) } { "Resource #" (id) } }
                 }
             } } }
         } }

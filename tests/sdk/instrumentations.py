@@ -162,8 +162,9 @@ def main():
         traces = API.get("/api/v1/traces?limit=100").json()["traces"]
         llm_spans = []
         for t in traces:
-            for s in API.get(f"/api/v1/traces/{t['trace_id']}").json()["spans"]:
-                resource = s["attributes"].get("otel.resource", {})
+            trace = API.get(f"/api/v1/traces/{t['trace_id']}").json()
+            for s in trace["spans"]:
+                resource = trace["resources"].get(str(s["resource_id"]), {})
                 if s["kind"] == "llm" and resource.get("service.name") == service:
                     llm_spans.append(s)
         if len(llm_spans) >= CALLS:

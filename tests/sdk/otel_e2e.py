@@ -84,12 +84,13 @@ def main():
     assert exporter.results and all(r == SpanExportResult.SUCCESS for r in exporter.results), exporter.results
 
     client = httpx.Client(base_url=BASE, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
-    span = client.get(f"/api/v1/traces/{trace_ids[5]}").json()["spans"][0]
+    trace = client.get(f"/api/v1/traces/{trace_ids[5]}").json()
+    span = trace["spans"][0]
     assert span["source"] == "otlp" and span["kind"] == "llm", span
     assert span["model"] == "gpt-4o-mini-2024-07-18", span  # fixed-date: a model id
     assert span["usage"] == {"input_tokens": 45, "output_tokens": 12, "total_tokens": 57}, span
     assert span["response_text"] == ANSWERS[5 % 3] and span["session_id"] == "otel-session-2", span
-    assert span["attributes"]["otel.resource"]["service.name"] == "shop-assistant", span
+    assert trace["resources"][str(span["resource_id"])]["service.name"] == "shop-assistant", trace
     assert span["attributes"]["otel.scope.name"] == "shop.llm", span
     assert span["sample_id"] is not None, span
 
