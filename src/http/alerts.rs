@@ -60,6 +60,9 @@ pub struct AlertChannelList {
     pub channels: Vec<AlertChannel>,
 }
 
+// The schema's `max_items = 5` on `events` (utoipa takes literals only) is every event type.
+const _: () = assert!(AlertEventType::ALL.len() == 5, "update max_items on the channels' events");
+
 /// A new channel. (Read by [`FromJson`]; `Deserialize` only lets the schema say that unknown
 /// fields are refused.)
 #[derive(Debug, Deserialize, ToSchema)]
@@ -70,8 +73,8 @@ pub struct NewAlertChannel {
     /// unless the server allows private networks.
     #[schema(schema_with = schemas::channel_url)]
     pub url: String,
-    /// Event types to send; absent or null = every type.
-    #[schema(nullable, min_items = 1)]
+    /// Event types to send (at most the 5 types there are); absent or null = every type.
+    #[schema(nullable, min_items = 1, max_items = 5)]
     pub events: Option<Vec<AlertEventType>>,
     /// Prompt names to alert about; absent or null = every prompt.
     #[schema(schema_with = schemas::channel_prompts)]
@@ -84,7 +87,7 @@ pub struct NewAlertChannel {
 pub struct AlertChannelPatch {
     #[schema(schema_with = schemas::optional_channel_url)]
     pub url: Option<String>,
-    #[schema(value_type = Option<Vec<AlertEventType>>, nullable, min_items = 1)]
+    #[schema(value_type = Option<Vec<AlertEventType>>, nullable, min_items = 1, max_items = 5)]
     pub events: Option<Option<Vec<AlertEventType>>>,
     #[schema(schema_with = schemas::channel_prompts)]
     pub prompts: Option<Option<Vec<String>>>,

@@ -4,10 +4,25 @@
 //! `#[schema(schema_with = schemas::name)]` on request fields. "Optional" variants also allow
 //! `null`, which the readers treat as absent (the SDKs send `null` for unset fields).
 
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::{RefOr, Schema};
 
 use crate::validate::limits::*;
+
+/// An alert channel URL as `alerts::address::parse_channel_url` accepts it: http(s), a host
+/// with an optional port, then an optional path and query in RFC 3986's characters (the `uri`
+/// format; the server would also take others, percent-encoded); no user name, password or
+/// fragment.
+/// The host is a DNS name whose last label starts with a letter (a last label of digits makes
+/// URL parsing read the host as an IPv4 address) or a dotted IPv4 address; the server also takes
+/// a bracketed IPv6 literal, which the pattern leaves out.
+const CHANNEL_URL_PATTERN: &str = concat!(
+    r"^[Hh][Tt][Tt][Pp][Ss]?://",
+    r"(([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?",
+    r"|((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))",
+    r"(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?",
+    r"([/?]([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$"
+);
 
 /// Not blank: at least one character that is not white space (the readers refuse "   ").
 const NOT_BLANK: &str = r"\S";
@@ -66,7 +81,9 @@ schema_fn! {
     optional_error => optional_text(MAX_ERROR_CHARS);
     template => ObjectBuilder::new().schema_type(Type::String).max_length(Some(MAX_TEMPLATE_CHARS));
     required_template => required_text(MAX_TEMPLATE_CHARS);
-    time => required_text(MAX_TIME_CHARS);
+    /// An ISO 8601 time (RFC 3339 is the documented form; a time without an offset is also
+    /// read, as UTC).
+    time => required_text(MAX_TIME_CHARS).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
     version => int(1, MAX_VERSION, false);
     optional_version => int(1, MAX_VERSION, true);
     optional_duration_ms => int(0, MAX_DURATION_MS, true);
@@ -77,10 +94,11 @@ schema_fn! {
     weight => ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(Some(100.0));
     /// Tokens of one span (documented on span reads; sums saturate at i64::MAX).
     optional_tokens => int(0, i64::MAX, true);
-    /// An alert channel's http(s) URL.
-    channel_url => required_text(MAX_URL_CHARS).format(Some(utoipa::openapi::SchemaFormat::Custom("uri".into())))
-        .pattern(Some("^[Hh][Tt][Tt][Pp][Ss]?://"));
-    optional_channel_url => optional_text(MAX_URL_CHARS).pattern(Some("^[Hh][Tt][Tt][Pp][Ss]?://"));
+    /// An alert channel's http(s) URL: it names a host (a DNS name or an IP address, with an
+    /// optional port), has no user name or password and no fragment, as the server checks.
+    channel_url => required_text(MAX_URL_CHARS).format(Some(SchemaFormat::Custom("uri".into())))
+        .pattern(Some(CHANNEL_URL_PATTERN));
+    optional_channel_url => optional_text(MAX_URL_CHARS).pattern(Some(CHANNEL_URL_PATTERN));
     grace_period => int(0, MAX_SECRET_GRACE_SECS, true).default(Some(DEFAULT_SECRET_GRACE_SECS.into()));
 }
 
