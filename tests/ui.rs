@@ -160,3 +160,35 @@ both_backends!(dashboard_in_a_browser, |db: TestDb| async move {
     );
     server.assert_no_server_errors();
 });
+
+// Once the baseline is ready and until a window of samples has been scored past it, the prompt
+// page says what the first score waits for and how far it is, not that the baseline is not
+// ready.
+both_backends!(the_prompt_page_says_what_the_first_score_waits_for, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+    let post = |texts: Vec<String>| {
+        let logs: Vec<_> = texts.iter().map(|t| json!({"prompt_name": "waiting", "response_text": t})).collect();
+        let server = &server;
+        let key = key.clone();
+        async move { assert_eq!(server.post_logs(&key, &json!({ "logs": logs })).await.0, 202) }
+    };
+    let signed_in = sign_in(&server, &key, &[]).await;
+    let (cookie, _) = session_cookie(&signed_in);
+    let text_of = |server: &TestServer, cookie: String| {
+        let request = client().get(server.url("/ui/prompts/waiting")).header("cookie", cookie);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+
+    for chunk in (0..30).collect::<Vec<_>>().chunks(10) {
+        post(chunk.iter().map(|i| support_answer(*i)).collect()).await;
+    }
+    let prompt = server.wait_processed(&key, "waiting").await;
+    assert_eq!(prompt["baseline_status"], "ready", "{prompt}");
+    post((30..37).map(support_answer).collect()).await;
+    server.wait_processed(&key, "waiting").await;
+    let html = text_of(&server, cookie.clone()).await;
+    assert!(html.contains("scores start after 20 samples past the baseline: 7/20"), "{html}");
+    assert!(!html.contains("once the baseline is ready"), "{html}");
+    server.assert_no_server_errors();
+});

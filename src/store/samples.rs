@@ -79,6 +79,22 @@ impl Store {
             .collect()
     }
 
+    /// Samples of a prompt version scored against its baseline (a similarity, where the ones
+    /// the baseline learnt from have none), counted up to `at_most`: how far the first window
+    /// past the baseline has filled.
+    pub async fn scored_past_baseline(&self, prompt_id: i64, version: PromptVersion, at_most: i64) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM samples WHERE prompt_id = $1 AND prompt_version = $2 \
+             AND state = 'done' AND similarity IS NOT NULL LIMIT $3) scored",
+        )
+        .bind(prompt_id)
+        .bind(version.as_str())
+        .bind(at_most)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     pub async fn sample_counts(&self, prompt_id: i64) -> StoreResult<SampleCounts> {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM samples WHERE prompt_id = $1 GROUP BY state")
             .bind(prompt_id)

@@ -56,6 +56,8 @@ pub struct Series<'a> {
     pub points: &'a [(f64, f64)],
     pub threshold: f64,
     pub drifting: Drifting,
+    /// What the first score waits for, shown while there is none.
+    pub waiting: &'a str,
 }
 
 /// A bar of a bar chart.
@@ -167,7 +169,7 @@ pub fn line_chart(series: &Series, markers: &[Marker], x_label: &dyn Fn(f64) -> 
     let points: Vec<(f64, f64)> =
         series.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
     let (Some(first), Some(last)) = (points.first(), points.last()) else {
-        return html! { p.muted { "No " (series.name.to_lowercase()) " yet: scores start once the baseline is ready." } };
+        return html! { p.muted { "No " (series.name.to_lowercase()) " yet: " (series.waiting) "." } };
     };
     let (w, h) = (640.0, 220.0);
     let (left, right, top, bottom) = (48.0, 12.0, 10.0, 28.0);
@@ -270,7 +272,13 @@ mod tests {
     use super::*;
 
     fn chart(points: &[(f64, f64)], markers: &[Marker]) -> String {
-        let series = Series { name: "Semantic score", points, threshold: 0.7, drifting: Drifting::Below };
+        let series = Series {
+            name: "Semantic score",
+            points,
+            threshold: 0.7,
+            drifting: Drifting::Below,
+            waiting: "scores start once the baseline is ready",
+        };
         line_chart(&series, markers, &|x| format!("#{x}")).into_string()
     }
 
@@ -317,6 +325,7 @@ mod tests {
             points: &[(1.0, 3.0), (2.0, -3.0), (3.0, 0.5)],
             threshold: 2.0,
             drifting: Drifting::BeyondEither,
+            waiting: "",
         };
         let svg = line_chart(&series, &[], &|x| x.to_string()).into_string();
         assert_eq!(svg.matches("class=\"chart-threshold\"").count(), 2);

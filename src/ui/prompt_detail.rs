@@ -17,7 +17,8 @@ use super::layout::{self, api_error_page, csrf_field, field_problems, layout, pa
 use super::prompt_href;
 use super::prompts::{length_over, semantic_over};
 use super::session::{redirect, PostedForm, SignedIn};
-use crate::domain::{PromptStatus, PromptVersion};
+use crate::domain::{BaselineStatus, PromptStatus, PromptVersion};
+use crate::drift::WINDOW;
 use crate::http::body::Valid;
 use crate::http::prompts::PromptSettingsPatch;
 use crate::http::query::ApiPath;
@@ -109,6 +110,8 @@ struct PromptData {
     baselines: Vec<BaselineRow>,
     counts: SampleCounts,
     history: Vec<ScorePoint>,
+    /// Samples of the active version scored past its baseline, up to a window's worth.
+    window_fill: i64,
     events: Vec<DriftEventRow>,
     samples: Vec<SampleRow>,
 }
@@ -129,9 +132,10 @@ async fn load(state: &AppState, project_id: i64, name: &str, params: &DetailPara
         store.score_history(id, CHART_POINTS),
         store.drift_events(id, EVENTS_PAGE, cursor(&params.events_before)),
         store.samples(id, SAMPLES_PAGE, cursor(&params.before)),
+        store.scored_past_baseline(id, prompt.active_prompt, WINDOW as i64),
     );
-    let (baselines, counts, history, events, samples) = read.map_err(store_error_page)?;
-    Ok(PromptData { prompt, baselines, counts, history, events, samples })
+    let (baselines, counts, history, events, samples, window_fill) = read.map_err(store_error_page)?;
+    Ok(PromptData { prompt, baselines, counts, history, window_fill, events, samples })
 }
 
 pub async fn detail(
@@ -315,16 +319,23 @@ fn score_charts(data: &PromptData) -> Markup {
         data.history.iter().filter_map(|s| Some((s.sample_id as f64, s.length_score?))).collect();
     let markers = markers(&data.events);
     let x_label = |x: f64| format!("sample #{x:.0}");
+    // a score needs a full window of samples scored past a ready baseline
+    let ready = data.baselines.iter().any(|b| b.version == p.active_prompt && b.status == BaselineStatus::Ready);
+    let waiting = if ready {
+        format!("scores start after {WINDOW} samples past the baseline: {}/{WINDOW}", data.window_fill)
+    } else {
+        "scores start once the baseline is ready".to_string()
+    };
     html! {
         p.muted { "The last " (CHART_POINTS) " scored samples. Semantic drift fires when the score falls below its threshold; length drift when the length score goes beyond ± its threshold." }
         div.charts {
             figure {
                 figcaption { "Semantic score" }
-                (charts::line_chart(&Series { name: "Semantic score", points: &semantic, threshold: p.drift_threshold, drifting: Drifting::Below }, &markers, &x_label))
+                (charts::line_chart(&Series { name: "Semantic score", points: &semantic, threshold: p.drift_threshold, drifting: Drifting::Below, waiting: &waiting }, &markers, &x_label))
             }
             figure {
                 figcaption { "Length score" }
-                (charts::line_chart(&Series { name: "Length score", points: &length, threshold: p.length_drift_threshold, drifting: Drifting::BeyondEither }, &markers, &x_label))
+                (charts::line_chart(&Series { name: "Length score", points: &length, threshold: p.length_drift_threshold, drifting: Drifting::BeyondEither, waiting: &waiting }, &markers, &x_label))
             }
         }
     }
