@@ -7,6 +7,8 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::receiver::Receiver;
@@ -516,5 +518,66 @@ both_backends!(a_huge_error_answer_is_not_read_whole, |db: TestDb| async move {
     assert!(error.contains("xxxx"), "the start of the answer is kept: {error}");
     let grown = common::rss_mib(server.child.id(), "VmHWM:") - peak_before;
     assert!(grown < 48.0, "peak RSS grew {grown:.1} MiB over two 128 MiB error answers");
+    server.assert_no_server_errors();
+});
+
+/// A receiver that answers 200 after `delay`, and counts the most requests it held at once.
+async fn slow_receiver(delay: Duration) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let seen = most.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (now, most) = (now.clone(), most.clone());
+            tokio::spawn(async move {
+                let held = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(held, Ordering::SeqCst);
+                let mut request = [0u8; 64 * 1024];
+                let _ = socket.read(&mut request).await;
+                tokio::time::sleep(delay).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+            });
+        }
+    });
+    (base, seen)
+}
+
+// Deliveries are shared fairly: 16 alerts to one project's slow receiver hold at most two of
+// the dispatcher's slots, and another project's alert goes out at once (it waited 5.7 s behind
+// them when one receiver could take every slot).
+both_backends!(a_slow_receiver_does_not_hold_another_projects_alerts, |db: TestDb| async move {
+    let (slow_base, slow_most) = slow_receiver(Duration::from_millis(1500)).await;
+    let (fast_base, _) = slow_receiver(Duration::ZERO).await;
+    let server = TestServer::start(&db, ALERT_ENV);
+    let busy_key = server.first_key.clone().unwrap();
+    let other_key = common::create_key(&db, "other");
+    let slow = create_channel(&server, &busy_key, json!({"kind": "webhook", "url": format!("{slow_base}/hook")})).await;
+    let fast =
+        create_channel(&server, &other_key, json!({"kind": "webhook", "url": format!("{fast_base}/hook")})).await;
+    let (slow_id, fast_id) = (slow["id"].as_i64().unwrap(), fast["id"].as_i64().unwrap());
+    for _ in 0..16 {
+        let (status, body) =
+            send(&server, &busy_key, "POST", &format!("/api/v1/alert-channels/{slow_id}/test"), None).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let queued = Instant::now();
+    send(&server, &other_key, "POST", &format!("/api/v1/alert-channels/{fast_id}/test"), None).await;
+    wait_deliveries(&server, &other_key, fast_id, |d| d.first().is_some_and(|x| x["status"] == "delivered")).await;
+    let waited = queued.elapsed();
+    println!("another project's alert delivered {} ms after it was queued", waited.as_millis());
+    assert!(waited < Duration::from_millis(1200), "another project's alert waited {waited:?}");
+    let list =
+        wait_deliveries(&server, &busy_key, slow_id, |d| d.len() == 16 && d.iter().all(|x| x["status"] == "delivered"))
+            .await;
+    assert_eq!(list.len(), 16);
+    assert!(
+        slow_most.load(Ordering::SeqCst) <= 2,
+        "{} attempts at once to one receiver",
+        slow_most.load(Ordering::SeqCst)
+    );
     server.assert_no_server_errors();
 });

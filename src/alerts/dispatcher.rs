@@ -56,7 +56,8 @@ pub fn spawn(store: Store, settings: DispatcherSettings, mut shutdown: watch::Re
         let lease_ms = (settings.timeout + Duration::from_secs(30)).as_millis() as i64;
         let token = claim_token();
         let wake = store.outbox_notify().clone();
-        // Attempts run side by side; a slow receiver holds one slot, not the whole queue.
+        // Attempts run side by side, claimed fairly (projects in turn, at most two per channel:
+        // see `Store::claim_due_deliveries`), so a slow receiver holds two slots at most.
         let mut in_flight = JoinSet::new();
         while !*shutdown.borrow() {
             let free = settings.concurrency.saturating_sub(in_flight.len());
