@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run build test models bench bench-worker bench-ingest bench-spans bench-quality bench-throughput bench-alerts bench-pages sdk-venv postgres browser-deps
+.PHONY: run build test models bench bench-admission bench-worker bench-ingest bench-spans bench-quality bench-throughput bench-alerts bench-pages sdk-venv postgres browser-deps
 
 ## Start the server on the embedded SQLite default (./data/driftballoon.db), port 8080.
 run: models
@@ -55,6 +55,11 @@ bench-throughput: models
 	bash scripts/quality-data.sh
 	bash scripts/bench-venv.sh .venv-bench
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench throughput
+
+## One key at the defaults against every limit off, a noisy neighbour, and peak RSS with a
+## 128 MiB alert receiver answer, on both backends (see BENCHMARKS.md).
+bench-admission: models
+	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench admission
 
 ## Ingest throughput on both backends (see BENCHMARKS.md).
 bench-ingest:

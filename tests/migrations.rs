@@ -551,3 +551,44 @@ both_backends!(token_bounds, |db: TestDb| async move {
     assert_eq!(summary, expected);
     store.close().await;
 });
+
+// Migration 0014 gives every stored trace the time the server received it, from the best time
+// stored: its spans' latest arrival, else (a trace with no span left) its start time.
+both_backends!(traces_get_their_arrival_time_from_their_spans, |db: TestDb| async move {
+    let old = sqlx::migrate::Migrator::new(migrations_up_to(db.kind, 13, &db.dir)).await.unwrap();
+    let pool = any_pool(&db).await;
+    old.run(&pool).await.unwrap();
+    sqlx::query("INSERT INTO projects (name, created_at) VALUES ('old', 0)").execute(&pool).await.unwrap();
+    for (span, received_at) in [("a", 5_000_i64), ("b", 7_000)] {
+        sqlx::query(
+            "INSERT INTO spans (project_id, trace_id, span_id, source, name, start_ms, end_ms, duration_ms, status, \
+                attributes, received_at) VALUES (1, 't1', $1, 'otlp', 'llm', 100, 200, 100, 'OK', '{}', $2)",
+        )
+        .bind(span)
+        .bind(received_at)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO traces (project_id, trace_id, start_ms, end_ms, span_count, error_count) \
+         VALUES (1, 't1', 100, 200, 2, 0), (1, 't2', 1234, 1300, 1, 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = migrate(&db).await;
+    store.close().await;
+    let pool = any_pool(&db).await;
+    let arrivals: BTreeMap<String, i64> = sqlx::query("SELECT trace_id, received_at FROM traces ORDER BY trace_id")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.try_get("trace_id").unwrap(), r.try_get("received_at").unwrap()))
+        .collect();
+    assert_eq!(arrivals, BTreeMap::from([("t1".to_string(), 7_000), ("t2".to_string(), 1234)]));
+    pool.close().await;
+});
