@@ -130,35 +130,9 @@ async fn noisy_neighbour(kind: Kind, flood_clients: usize, seconds: u64) {
     );
 }
 
-/// A receiver answering every request 500 with a `bytes`-long body, streamed.
-async fn huge_error_receiver(bytes: usize) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = [0u8; 16 * 1024];
-                let _ = socket.read(&mut request).await;
-                let head = format!("HTTP/1.1 500 Internal Server Error\r\nContent-Length: {bytes}\r\n\r\n");
-                if socket.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                let chunk = vec![b'x'; 64 * 1024];
-                for _ in 0..bytes / chunk.len() {
-                    if socket.write_all(&chunk).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    base
-}
-
 async fn receiver_body_rss(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else { return };
-    let base = huge_error_receiver(128 << 20).await;
+    let base = common::receiver::huge_error_receiver(128 << 20).await;
     let server = TestServer::start(
         &db,
         &[("DRIFTBALLOON_ALERTS_ALLOW_PRIVATE_NETWORKS", "true"), ("RUST_LOG", "warn,driftballoon::server=info")],

@@ -470,40 +470,10 @@ both_backends!(bad_channels_are_422s_naming_the_field, |db: TestDb| async move {
     server.assert_no_server_errors();
 });
 
-/// A receiver on this machine that answers every request 500 with a body of `body_bytes`
-/// (streamed, as much as the reader takes): what a broken proxy in front of a webhook can send.
-async fn huge_error_receiver(body_bytes: usize) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = [0u8; 16 * 1024];
-                let _ = socket.read(&mut request).await;
-                let head = format!("HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: {body_bytes}\r\n\r\n");
-                if socket.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                let chunk = vec![b'x'; 64 * 1024];
-                let mut sent = 0;
-                while sent < body_bytes {
-                    // the server stops reading after a few KiB and drops the connection
-                    if socket.write_all(&chunk).await.is_err() {
-                        return;
-                    }
-                    sent += chunk.len();
-                }
-            });
-        }
-    });
-    base
-}
-
 // A receiver's error answer is read only as far as the record keeps it: a 128 MiB body used to
 // be read whole and raised the server's RSS by 332 MiB.
 both_backends!(a_huge_error_answer_is_not_read_whole, |db: TestDb| async move {
-    let base = huge_error_receiver(128 << 20).await;
+    let base = common::receiver::huge_error_receiver(128 << 20).await;
     let server = TestServer::start(&db, ALERT_ENV);
     let key = server.first_key.clone().unwrap();
     let channel = create_channel(&server, &key, json!({"kind": "webhook", "url": format!("{base}/hook")})).await;

@@ -80,3 +80,33 @@ impl Drop for Receiver {
         let _ = self.child.wait();
     }
 }
+
+/// A receiver on this machine that answers every request 500 with a body of `body_bytes`,
+/// streamed as fast as the reader takes it: what a broken proxy in front of a webhook can send.
+pub async fn huge_error_receiver(body_bytes: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 16 * 1024];
+                let _ = socket.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: {body_bytes}\r\n\r\n"
+                );
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b'x'; 64 * 1024];
+                for _ in 0..body_bytes.div_ceil(chunk.len()) {
+                    // the server stops reading after a few KiB and drops the connection
+                    if socket.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    base
+}
