@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Instant;
 
 use common::clock::base_iso;
@@ -78,10 +77,8 @@ both_backends!(server_conforms_to_its_openapi_document, |db: TestDb| async move 
     );
     let key = server.first_key.clone().unwrap();
     seed(&server, &key).await;
-    let python = repo_root().join(".venv-sdk/bin/python");
-    assert!(python.exists(), "{} missing: run `make test` (or scripts/sdk-venv.sh) first", python.display());
     let started = Instant::now();
-    let out = Command::new(python)
+    let out = common::python()
         .arg(repo_root().join("tests/contract/run_schemathesis.py"))
         .args(["--url", &server.base, "--key", &key, "--max-examples", MAX_EXAMPLES, "--seed", SEED])
         .output()

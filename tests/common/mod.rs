@@ -368,17 +368,24 @@ pub fn run_sdk_script_with(script: &str, args: &[&str], env: &[(&str, &str)]) {
     run_python(&format!("tests/sdk/{script}"), args, env);
 }
 
+/// The venv's Python (`.venv-sdk`, made by `scripts/sdk-venv.sh`), as a command to run.
+///
+/// It runs without any preloaded library: `scripts/test-a-year-ahead.sh` runs the suite with
+/// libfaketime preloaded to move the server's and the tests' clocks a year ahead, and CPython's
+/// socket servers stop answering with it loaded. So the SDKs and helpers run at the real clock,
+/// as clients whose clock is a year behind the server's.
+pub fn python() -> Command {
+    let python = repo_root().join(".venv-sdk/bin/python");
+    assert!(python.exists(), "{} missing: run `make test` (or scripts/sdk-venv.sh) first", python.display());
+    let mut command = Command::new(python);
+    command.env_remove("LD_PRELOAD");
+    command
+}
+
 /// Runs a Python script (path relative to the repo root) with the venv of `scripts/sdk-venv.sh`
 /// (`.venv-sdk`); fails the test with its output, else prints and returns its stdout.
 pub fn run_python(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
-    let python = repo_root().join(".venv-sdk/bin/python");
-    assert!(python.exists(), "{} missing: run `make test` (or scripts/sdk-venv.sh) first", python.display());
-    let out = Command::new(python)
-        .arg(repo_root().join(script))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run python");
+    let out = python().arg(repo_root().join(script)).args(args).envs(env.iter().copied()).output().expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{script} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");

@@ -3,7 +3,7 @@
 //! this handle drops (its stdin closes).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -19,9 +19,7 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start() -> Receiver {
-        let python = repo_root().join(".venv-sdk/bin/python");
-        assert!(python.exists(), "{} missing: run `make test` (or scripts/sdk-venv.sh) first", python.display());
-        let mut child = Command::new(python)
+        let mut child = super::python()
             .arg(repo_root().join("tests/alerts/receiver.py"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
