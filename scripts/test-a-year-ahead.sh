@@ -17,4 +17,19 @@ export DRIFTBALLOON_REQUIRE_POSTGRES=1
 # build at the real clock first, so Cargo's freshness checks never see a file from "the past"
 cargo test --no-run --lib --bins --tests
 faketime -m -f '+365d' date
-faketime -m -f '+365d' cargo test --lib --bins --tests "$@"
+# Left out: the alert tests whose receiver checks Standard Webhooks signatures with the
+# `standardwebhooks` package at the real clock. It refuses a message timestamped more than five
+# minutes from its own clock ("Message timestamp too new"), as it should: here the server is a
+# year ahead of it, which no real deployment a year from now would be.
+verified_by_a_real_clock=(
+    an_alert_committed_before_a_crash_is_delivered_after_restart
+    drift_reaches_a_verifying_receiver_once_with_its_explanation
+    drift_resolved_once_the_old_answers_return
+    retries_keep_the_webhook_id_rotation_signs_twice_and_410_disables
+    two_replicas_on_one_postgres_deliver_each_event_once
+)
+skips=()
+for name in "${verified_by_a_real_clock[@]}"; do
+    skips+=(--skip "$name")
+done
+faketime -m -f '+365d' cargo test --lib --bins --tests "$@" -- "${skips[@]}"
