@@ -104,18 +104,8 @@ impl Admission {
         }
         match &claimant {
             Claimant::SdkRead => {}
-            Claimant::Anonymous => {
-                if f.anonymous >= self.anonymous_slots {
-                    return Err(Refusal::Full);
-                }
-                f.anonymous += 1;
-            }
-            Claimant::Unverified => {
-                if f.unverified >= self.unverified_slots {
-                    return Err(Refusal::Full);
-                }
-                f.unverified += 1;
-            }
+            Claimant::Anonymous => take_within(&mut f.anonymous, self.anonymous_slots)?,
+            Claimant::Unverified => take_within(&mut f.unverified, self.unverified_slots)?,
             Claimant::Key { project_id, key_hash } => {
                 let newcomer = usize::from(!f.projects.contains_key(project_id));
                 let share = (self.keyed_slots / (f.projects.len() + newcomer)).max(1);
@@ -160,6 +150,15 @@ impl Admission {
             }
         }
     }
+}
+
+/// One more of a share holding `taken` of its `slots`, or [`Refusal::Full`].
+fn take_within(taken: &mut usize, slots: usize) -> Result<(), Refusal> {
+    if *taken >= slots {
+        return Err(Refusal::Full);
+    }
+    *taken += 1;
+    Ok(())
 }
 
 /// A slot in flight; dropping it gives the slot back.

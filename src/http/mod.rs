@@ -229,7 +229,7 @@ mod tests {
                 assert_eq!(responses.contains_key("429"), !public, "{method} {path}");
                 assert_eq!(op["security"].as_array().unwrap().is_empty(), public, "{method} {path}");
                 if op.get("requestBody").is_some() {
-                    for status in ["400", "413", "415", "422"] {
+                    for status in ["400", "408", "413", "415", "422"] {
                         assert!(responses.contains_key(status), "{method} {path} {status}");
                     }
                 }

@@ -110,6 +110,15 @@ fn error_responses() -> Vec<(&'static str, Response)> {
         ),
         ("PayloadTooLarge", error_response("The body, after gzip decoding, is over `body_limit_bytes`", error).build()),
         (
+            "BodyTooSlow",
+            error_response(
+                "The body arrived too slowly (`body_too_slow`): it has `body_read_timeout_secs` plus a \
+                 second per `body_min_bytes_per_sec` bytes received",
+                error,
+            )
+            .build(),
+        ),
+        (
             "UnsupportedMediaType",
             error_response(
                 "A `Content-Encoding` other than gzip, or (on `/v1/traces`) a content type other than \
@@ -164,7 +173,12 @@ fn add_error_answers(op: &mut Operation, public: bool) {
         answers.push(("429", "TooManyRequests"));
     }
     if op.request_body.is_some() {
-        answers.extend([("400", "BadRequest"), ("413", "PayloadTooLarge"), ("415", "UnsupportedMediaType")]);
+        answers.extend([
+            ("400", "BadRequest"),
+            ("408", "BodyTooSlow"),
+            ("413", "PayloadTooLarge"),
+            ("415", "UnsupportedMediaType"),
+        ]);
         answers.push(("422", "ValidationFailed"));
     }
     if in_path {
