@@ -114,7 +114,9 @@ named_enum! {
 
 named_enum! {
     /// What a drift event is about.
-    DriftKind { Semantic = "semantic", Length = "length" }
+    DriftKind {
+        Semantic = "semantic", Length = "length", Distribution = "distribution", Refusal = "refusal",
+    }
 }
 
 named_enum! {

@@ -70,7 +70,8 @@ both_backends!(topic_change_is_flagged_and_switches_to_b, |db: TestDb| async mov
     assert!(delay < 40, "detected {delay} samples after the change");
     assert_eq!(detail["status"], "drifted");
     assert_eq!(detail["active_prompt"], "b");
-    assert_eq!(detail["open_drift"]["id"], first["id"]);
+    // The distribution test sees the topic change too; the newest event is the open one.
+    assert_eq!(detail["open_drift"]["id"], events.last().unwrap()["id"], "{events:#?}");
     sdk_expect(&server, &key, prompt, "b", "drifted", "learning");
 
     // new logs now belong to "b", which learns its own baseline
@@ -294,9 +295,11 @@ async fn two_replicas_on_one_postgres_score_everything_once_in_order() {
     let got = scores_of(&two, &key, "replicas").await;
     assert_same_scores(&got, &expected);
     let (_, events) = two.get(&key, "/api/v1/prompts/replicas/drift-events").await;
-    assert_eq!(events["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "semantic").count(), 1);
-    let worked = |s: &TestServer| s.log_text().contains("drift detected") as usize;
-    assert_eq!(worked(&one) + worked(&two), 1, "exactly one replica recorded the event");
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.iter().filter(|e| e["kind"] == "semantic").count(), 1);
+    // Each event (the distribution test sees the change too) is recorded by one replica once.
+    let recorded = |s: &TestServer| s.log_text().matches("drift detected").count();
+    assert_eq!(recorded(&one) + recorded(&two), events.len(), "each event recorded once: {events:#?}");
     one.assert_no_server_errors();
     two.assert_no_server_errors();
 }

@@ -8,9 +8,14 @@
 
 use std::collections::VecDeque;
 
+use super::distribution::DistributionTest;
+use super::rate::RateTest;
 use super::{Baseline, BaselineStatus, Episode, RunningStats, WindowEntry};
 
-const TAG: &[u8; 4] = b"DBB1";
+/// The current format: version 1 plus the distribution and refusal-rate tests' state.
+const TAG: &[u8; 4] = b"DBB2";
+/// The first binary format, still read: the new tests start from an empty reference.
+const TAG_V1: &[u8; 4] = b"DBB1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -100,6 +105,39 @@ impl Reader<'_> {
     fn episode(&mut self) -> Result<Episode, DecodeError> {
         Ok(Episode { open: self.bool()?, clear_run: self.usize()? })
     }
+
+    /// The fields version 2 added, after version 1's.
+    fn version_2(&mut self, b: &mut Baseline) -> Result<(), DecodeError> {
+        b.seen = self.u64()?;
+        for e in b.window.iter_mut() {
+            e.seq = self.u64()?;
+            e.refusal = self.bool()?;
+        }
+        let d = &mut b.distribution;
+        let reference_len = self.len(8)?;
+        for _ in 0..reference_len {
+            d.reference.push(self.f32s()?);
+        }
+        let window_len = self.len(16)?;
+        for _ in 0..window_len {
+            d.window.push_back((self.u64()?, self.f32s()?));
+        }
+        d.since_look = self.usize()?;
+        d.evidence = self.f64()?;
+        d.looks = self.u64()?;
+        d.above_run = self.usize()?;
+        let rt = &mut b.refusals;
+        rt.reference_n = self.u64()?;
+        rt.reference_k = self.u64()?;
+        let recent_len = self.len(9)?;
+        for _ in 0..recent_len {
+            rt.recent.push_back((self.u64()?, self.bool()?));
+        }
+        rt.evidence = self.f64()?;
+        b.distribution_episode = self.episode()?;
+        b.refusal_episode = self.episode()?;
+        Ok(())
+    }
 }
 
 impl Baseline {
@@ -136,7 +174,54 @@ impl Baseline {
         w.f64(self.last_semantic_t);
         w.f64(self.last_length_score);
         w.bool(self.frozen);
+        self.write_version_2(&mut w);
         w.0
+    }
+
+    /// What version 2 appends to version 1's fields.
+    fn write_version_2(&self, w: &mut Writer) {
+        w.u64(self.seen);
+        for e in &self.window {
+            w.u64(e.seq);
+            w.bool(e.refusal);
+        }
+        let d = &self.distribution;
+        w.usize(d.reference.len());
+        for v in &d.reference {
+            w.f32s(v);
+        }
+        w.usize(d.window.len());
+        for (seq, v) in &d.window {
+            w.u64(*seq);
+            w.f32s(v);
+        }
+        w.usize(d.since_look);
+        w.f64(d.evidence);
+        w.u64(d.looks);
+        w.usize(d.above_run);
+        let r = &self.refusals;
+        w.u64(r.reference_n);
+        w.u64(r.reference_k);
+        w.usize(r.recent.len());
+        for (seq, flagged) in &r.recent {
+            w.u64(*seq);
+            w.bool(*flagged);
+        }
+        w.f64(r.evidence);
+        w.episode(&self.distribution_episode);
+        w.episode(&self.refusal_episode);
+    }
+
+    /// The state as version 1 wrote it (the version 2 form is version 1's plus a tail), for
+    /// the test that version 1 states still load.
+    #[cfg(test)]
+    pub(super) fn to_bytes_version_1(&self) -> Vec<u8> {
+        let mut tail = Writer(Vec::new());
+        self.write_version_2(&mut tail);
+        let mut bytes = self.to_bytes();
+        bytes.truncate(bytes.len() - tail.0.len());
+        bytes[..4].copy_from_slice(TAG_V1);
+        bytes
     }
 
     /// Reads a stored state: the binary form, or the JSON that earlier versions wrote.
@@ -146,9 +231,11 @@ impl Baseline {
         }
         let mut r = Reader(bytes);
         let tag = r.take(4).map_err(|_| DecodeError::UnknownFormat(bytes.to_vec()))?;
-        if tag != TAG {
-            return Err(DecodeError::UnknownFormat(tag.to_vec()));
-        }
+        let version = match tag {
+            t if t == TAG => 2,
+            t if t == TAG_V1 => 1,
+            _ => return Err(DecodeError::UnknownFormat(tag.to_vec())),
+        };
         let status = if r.bool()? { BaselineStatus::Ready } else { BaselineStatus::Learning };
         let learning_len = r.len(16)?;
         let mut learning = Vec::with_capacity(learning_len);
@@ -163,13 +250,16 @@ impl Baseline {
         let mut window = VecDeque::with_capacity(window_len);
         for _ in 0..window_len {
             window.push_back(WindowEntry {
+                // Version 1 had no sequence numbers: number the window 0.. (set below).
+                seq: 0,
+                refusal: false,
                 vector: r.f32s()?,
                 similarity: r.f64()?,
                 log_length: r.f64()?,
                 tainted: r.bool()?,
             });
         }
-        let baseline = Baseline {
+        let mut baseline = Baseline {
             status,
             learning,
             sum,
@@ -183,7 +273,20 @@ impl Baseline {
             last_semantic_t: r.f64()?,
             last_length_score: r.f64()?,
             frozen: r.bool()?,
+            seen: 0,
+            distribution: DistributionTest::default(),
+            refusals: RateTest::default(),
+            distribution_episode: Episode::default(),
+            refusal_episode: Episode::default(),
         };
+        if version == 1 {
+            for (i, e) in baseline.window.iter_mut().enumerate() {
+                e.seq = i as u64;
+            }
+            baseline.seen = baseline.window.len() as u64;
+        } else {
+            r.version_2(&mut baseline)?;
+        }
         if !r.0.is_empty() {
             return Err(DecodeError::TrailingBytes);
         }

@@ -63,7 +63,7 @@ fn pick(candidates: &[Candidate], n: usize, with_text: bool, max_chars: usize, d
 
 /// Cuts at a char boundary (never inside a UTF-8 sequence); grapheme clusters such as ZWJ emoji may
 /// still be split, which is acceptable for a preview.
-fn cut(text: &str, max_chars: usize) -> String {
+pub fn cut(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_string(),

@@ -26,11 +26,20 @@
 //!   spread this is exactly the shift of the window in baseline standard deviations of
 //!   `ln(1 + L)`; unlike a mean it is not swayed by a few very long or short answers. Positive =
 //!   longer, negative = shorter; length drift fires when `|score| > length_drift_threshold`.
+//! - Distribution and refusal-rate drift: statistical tests with p-values, see
+//!   [`distribution`] and [`rate`]; each fires when its evidence (`-log10 p`) reaches what the
+//!   prompt's false-alarm budget lets a look spend ([`budget`]). They share the reference's
+//!   absorbing rule, and absorbing also pauses while either shows even mild evidence
+//!   ([`ABSORB_EVIDENCE_BELOW`]).
 //! - An episode: a detector fires once, then stays quiet until its condition has been clear for
 //!   a whole window; so one event per episode, never one per sample.
 
+pub mod budget;
 mod codec;
+pub mod distribution;
 pub mod explain;
+pub mod rate;
+pub mod refusal;
 mod stats;
 
 use serde::{Deserialize, Serialize};
@@ -54,6 +63,8 @@ pub const SEMANTIC_PERSISTENCE: usize = 3;
 pub const ABSORB_T_ABOVE: f64 = -1.0;
 /// ...and the window's |length score| below this.
 pub const ABSORB_LENGTH_BELOW: f64 = 1.0;
+/// ...and the distribution and refusal tests' evidence below this (p above 1 %).
+pub const ABSORB_EVIDENCE_BELOW: f64 = 2.0;
 /// Similarity spread floor, so a baseline of near-identical answers does not turn a tiny
 /// wording change into drift.
 const MIN_SIMILARITY_SD: f64 = 0.01;
@@ -65,6 +76,8 @@ pub struct Thresholds {
     pub min_baseline_samples: usize,
     pub drift_threshold: f64,
     pub length_drift_threshold: f64,
+    /// The statistical detectors' false-alarm budget.
+    pub budget: budget::Budget,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +101,8 @@ impl BaselineStatus {
 pub enum DriftKind {
     Semantic,
     Length,
+    Distribution,
+    Refusal,
 }
 
 impl DriftKind {
@@ -95,6 +110,8 @@ impl DriftKind {
         match self {
             DriftKind::Semantic => "semantic",
             DriftKind::Length => "length",
+            DriftKind::Distribution => "distribution",
+            DriftKind::Refusal => "refusal",
         }
     }
 }
@@ -116,6 +133,10 @@ pub struct Outcome {
     /// Window scores (once the window is full).
     pub semantic_score: Option<f64>,
     pub length_score: Option<f64>,
+    /// Evidence (`-log10 p`) of the distribution test, on the samples where it looked.
+    pub distribution_evidence: Option<f64>,
+    /// Share of refusals among the recent samples (once ready).
+    pub refusal_rate: Option<f64>,
     /// Detectors that opened an episode on this sample.
     pub signals: Vec<DriftSignal>,
     /// Detectors whose episode closed on this sample (condition clear for a whole window);
@@ -125,6 +146,12 @@ pub struct Outcome {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct WindowEntry {
+    /// The sample's place in the version's stream (the distribution and rate tests know their
+    /// samples by it).
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    refusal: bool,
     vector: Vec<f32>,
     similarity: f64,
     log_length: f64,
@@ -148,8 +175,13 @@ enum Transition {
 }
 
 impl Episode {
-    /// Feeds one evaluation.
+    /// Feeds one evaluation of one sample.
     fn update(&mut self, firing: bool) -> Transition {
+        self.update_by(firing, 1)
+    }
+
+    /// Feeds one evaluation that covers `samples` samples (a test that looks every few).
+    fn update_by(&mut self, firing: bool, samples: usize) -> Transition {
         if firing {
             self.clear_run = 0;
             if !self.open {
@@ -157,7 +189,7 @@ impl Episode {
                 return Transition::Opened;
             }
         } else if self.open {
-            self.clear_run += 1;
+            self.clear_run += samples;
             if self.clear_run >= WINDOW {
                 self.open = false;
                 self.clear_run = 0;
@@ -190,6 +222,26 @@ pub struct Baseline {
     last_semantic_t: f64,
     last_length_score: f64,
     frozen: bool,
+    /// Samples observed, learning ones included (the next sample's sequence number).
+    #[serde(default)]
+    seen: u64,
+    #[serde(skip)]
+    distribution: distribution::DistributionTest,
+    #[serde(skip)]
+    refusals: rate::RateTest,
+    #[serde(default)]
+    distribution_episode: Episode,
+    #[serde(default)]
+    refusal_episode: Episode,
+}
+
+/// One sample as the engine sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleInput<'a> {
+    pub vector: &'a [f32],
+    pub response_chars: usize,
+    /// Whether the recogniser ([`refusal::is_refusal`]) took the response for a refusal.
+    pub refusal: bool,
 }
 
 impl Default for Baseline {
@@ -215,6 +267,12 @@ fn norm(v: &[f64]) -> f64 {
 }
 
 impl Outcome {
+    /// Adds another outcome's opened and closed episodes after this one's.
+    fn append(&mut self, other: Outcome) {
+        self.signals.extend(other.signals);
+        self.resolved.extend(other.resolved);
+    }
+
     fn record(&mut self, transition: Transition, signal: DriftSignal) {
         match transition {
             Transition::Opened => self.signals.push(signal),
@@ -240,6 +298,11 @@ impl Baseline {
             last_semantic_t: 0.0,
             last_length_score: 0.0,
             frozen: false,
+            seen: 0,
+            distribution: distribution::DistributionTest::default(),
+            refusals: rate::RateTest::default(),
+            distribution_episode: Episode::default(),
+            refusal_episode: Episode::default(),
         }
     }
 
@@ -272,13 +335,39 @@ impl Baseline {
     }
 
     pub fn drift_open(&self) -> bool {
-        self.semantic.open || self.length.open
+        self.semantic.open || self.length.open || self.distribution_episode.open || self.refusal_episode.open
+    }
+
+    /// The distribution test's kernel, for explanations.
+    pub fn distribution_kernel(&self) -> distribution::Kernel {
+        self.distribution.kernel()
+    }
+
+    /// Share of refusals in the reference (None before there is one).
+    pub fn reference_refusal_rate(&self) -> Option<f64> {
+        self.refusals.reference_rate()
+    }
+
+    /// Share of refusals among the last `n` samples not in the reference.
+    pub fn recent_refusal_rate(&self, n: usize) -> Option<f64> {
+        self.refusals.recent_rate(n)
+    }
+
+    /// Observes one sample in arrival order (a response that is not a refusal).
+    pub fn observe(&mut self, vector: &[f32], response_chars: usize, t: &Thresholds) -> Outcome {
+        self.observe_sample(SampleInput { vector, response_chars, refusal: false }, t)
     }
 
     /// Observes one sample in arrival order.
-    pub fn observe(&mut self, vector: &[f32], response_chars: usize, t: &Thresholds) -> Outcome {
+    pub fn observe_sample(&mut self, sample: SampleInput<'_>, t: &Thresholds) -> Outcome {
+        let SampleInput { vector, response_chars, refusal } = sample;
         let log_len = log_length(response_chars);
+        let seq = self.seen;
+        self.seen += 1;
         if self.status == BaselineStatus::Learning {
+            // The warm-up samples are the statistical tests' first reference samples too.
+            self.distribution.offer_reference(seq, vector);
+            self.refusals.offer_reference(seq, refusal);
             self.learning.push((vector.to_vec(), log_len));
             if self.learning.len() >= t.min_baseline_samples.max(2) {
                 self.become_ready();
@@ -290,15 +379,37 @@ impl Baseline {
         let similarity = if centroid_norm > 0.0 { dot(vector, &self.sum) / centroid_norm } else { 0.0 };
         let mut outcome = Outcome { similarity: Some(similarity), ..Outcome::default() };
 
-        self.window.push_back(WindowEntry { vector: vector.to_vec(), similarity, log_length: log_len, tainted: false });
+        self.window.push_back(WindowEntry {
+            seq,
+            refusal,
+            vector: vector.to_vec(),
+            similarity,
+            log_length: log_len,
+            tainted: false,
+        });
         if self.window.len() > WINDOW {
             let oldest = self.window.pop_front().expect("window is not empty");
-            let calm = self.last_semantic_t > ABSORB_T_ABOVE && self.last_length_score.abs() < ABSORB_LENGTH_BELOW;
-            if !oldest.tainted && !self.frozen && !self.drift_open() && calm {
-                self.absorb(&oldest.vector, oldest.log_length);
+            let calm = self.last_semantic_t > ABSORB_T_ABOVE
+                && self.last_length_score.abs() < ABSORB_LENGTH_BELOW
+                && self.distribution.evidence < ABSORB_EVIDENCE_BELOW
+                && self.refusals.evidence < ABSORB_EVIDENCE_BELOW;
+            if !oldest.tainted && !self.drift_open() && calm {
+                if !self.frozen {
+                    self.absorb(&oldest.vector, oldest.log_length);
+                }
+                self.distribution.offer_reference(oldest.seq, &oldest.vector);
+                self.refusals.offer_reference(oldest.seq, oldest.refusal);
             }
         }
+        // The statistical tests' signals go after the semantic and length ones of the same
+        // sample, so a change both kinds see switches versions with the long-standing event.
+        let mut statistical = Outcome::default();
+        self.observe_statistical(seq, vector, refusal, t, &mut statistical);
+        outcome.distribution_evidence = statistical.distribution_evidence;
+        outcome.refusal_rate = statistical.refusal_rate;
         if self.window.len() < WINDOW {
+            outcome.append(statistical);
+            self.taint_window_while_open();
             return outcome;
         }
 
@@ -328,12 +439,47 @@ impl Baseline {
             window_size: WINDOW,
         };
         outcome.record(self.length.update(length_firing), length);
+        outcome.append(statistical);
+        self.taint_window_while_open();
+        outcome
+    }
+
+    fn taint_window_while_open(&mut self) {
         if self.drift_open() {
             for entry in self.window.iter_mut() {
                 entry.tainted = true;
             }
         }
-        outcome
+    }
+
+    /// The distribution and refusal-rate tests: a look when one is due, and their episodes.
+    fn observe_statistical(&mut self, seq: u64, vector: &[f32], refusal: bool, t: &Thresholds, outcome: &mut Outcome) {
+        let distribution_threshold = t.budget.distribution_threshold(distribution::STEP);
+        if let Some(look) = self.distribution.observe(seq, vector) {
+            outcome.distribution_evidence = Some(look.evidence);
+            let signal = DriftSignal {
+                kind: DriftKind::Distribution,
+                score: look.evidence,
+                threshold: distribution_threshold,
+                window_size: look.window_size,
+            };
+            let above = look.evidence >= distribution_threshold;
+            let d = &mut self.distribution;
+            d.above_run = if above { d.above_run + 1 } else { 0 };
+            let firing = d.above_run >= distribution::PERSISTENCE || (self.distribution_episode.open && above);
+            outcome.record(self.distribution_episode.update_by(firing, distribution::STEP), signal);
+        }
+        if let Some(look) = self.refusals.observe(seq, refusal) {
+            let threshold = t.budget.rate_threshold(look.windows_tested);
+            let signal = DriftSignal {
+                kind: DriftKind::Refusal,
+                score: look.evidence,
+                threshold,
+                window_size: look.window_size,
+            };
+            outcome.record(self.refusal_episode.update(look.evidence >= threshold), signal);
+        }
+        outcome.refusal_rate = self.refusals.recent_rate(rate::WINDOWS[1]);
     }
 
     /// (ratio of the window's mean similarity to the reference's, t-like statistic).

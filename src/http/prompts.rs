@@ -15,6 +15,7 @@ use super::error::{ApiError, ApiResult};
 use super::query::{ApiPath, FromQuery, QueryFields, ValidQuery};
 use super::AppState;
 use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion, SampleState};
+use crate::drift::budget::{MAX_BUDGET, MIN_BUDGET};
 use crate::store::{BaselineRow, DriftEventRow, PromptPatch, PromptRow, SampleCounts, SampleRow};
 use crate::validate::limits::{MAX_BASELINE_SAMPLES, MAX_LENGTH_DRIFT_THRESHOLD, MIN_BASELINE_SAMPLES};
 use crate::validate::{schemas, Fields, FromJson, Problems};
@@ -30,6 +31,12 @@ pub struct BaselineView {
     pub semantic_score: Option<f64>,
     /// The latest length score (baseline standard deviations; + longer, - shorter).
     pub length_score: Option<f64>,
+    /// The distribution test's latest evidence, `-log10 p` (higher = the recent responses are
+    /// less likely to come from the reference's distribution).
+    pub distribution_score: Option<f64>,
+    /// Share of refusals among the latest 50 scored responses, and in the reference.
+    pub refusal_rate: Option<f64>,
+    pub reference_refusal_rate: Option<f64>,
     pub updated_at: Option<i64>,
 }
 
@@ -62,7 +69,12 @@ pub struct DriftEventView {
     /// closest to it (`closest_baseline`), and the terms whose share of responses rose and fell
     /// most (`terms_rose`, `terms_fell`); no text or terms when the project's
     /// `capture_content` is off. Length: `baseline_lengths` and `recent_lengths` quantiles.
-    /// Null for events recorded before explanations existed.
+    /// Distribution (`score` and `threshold` are evidence, `-log10 p`): the recent responses
+    /// least like the reference (`least_like_reference`), the reference responses least like
+    /// the recent ones (`reference_least_like_recent`), each with its mean kernel similarity
+    /// to the other side, and `terms_rose` / `terms_fell`. Refusal (`score` and `threshold`
+    /// are evidence too): `reference_rate`, `recent_rate` over `recent_window` responses, and
+    /// `recent_refusals`. Null for events recorded before explanations existed.
     #[schema(value_type = Option<Object>)]
     pub explanation: Option<Value>,
     /// Epoch milliseconds.
@@ -82,6 +94,9 @@ pub struct PromptView {
     pub drift_threshold: f64,
     pub length_drift_threshold: f64,
     pub auto_switch_enabled: bool,
+    /// Expected false alarms of the distribution and refusal detectors per 100,000 stable
+    /// samples of a version.
+    pub false_alarm_budget: f64,
     pub versions: VersionBaselines,
     pub latest_scores: LatestScores,
     /// The newest drift event while `status` is `drifted`, else null.
@@ -135,6 +150,12 @@ pub struct SampleView {
     pub similarity: Option<f64>,
     pub semantic_score: Option<f64>,
     pub length_score: Option<f64>,
+    /// The distribution test's evidence, on the samples where it looked (every 5th).
+    pub distribution_score: Option<f64>,
+    /// Whether the refusal recogniser took the response for a refusal (null before scoring).
+    pub refusal: Option<bool>,
+    /// Share of refusals among the latest 50 scored responses when this one was scored.
+    pub refusal_rate: Option<f64>,
     pub processed_at: Option<i64>,
     /// Why embedding failed, for `failed` samples.
     pub error: Option<String>,
@@ -162,6 +183,10 @@ pub struct PromptSettingsPatch {
     pub min_baseline_samples: Option<i64>,
     #[schema(nullable = false)]
     pub auto_switch_enabled: Option<bool>,
+    /// Expected false alarms of the distribution and refusal detectors per 100,000 stable
+    /// samples of a version (default 1).
+    #[schema(schema_with = schemas::false_alarm_budget)]
+    pub false_alarm_budget: Option<f64>,
     #[schema(nullable = false)]
     pub active_prompt: Option<PromptVersion>,
     #[schema(nullable = false)]
@@ -173,6 +198,7 @@ const PATCH_FIELDS: &[&str] = &[
     "length_drift_threshold",
     "min_baseline_samples",
     "auto_switch_enabled",
+    "false_alarm_budget",
     "active_prompt",
     "status",
 ];
@@ -225,6 +251,7 @@ impl FromJson for PromptSettingsPatch {
                 problems,
             ),
             auto_switch_enabled: f.optional_bool("auto_switch_enabled", problems),
+            false_alarm_budget: f.optional_number("false_alarm_budget", MIN_BUDGET, MAX_BUDGET, problems),
             active_prompt: enum_field(&f, "active_prompt", PromptVersion::ALL, problems),
             status: enum_field(&f, "status", PromptStatus::ALL, problems),
         })
@@ -248,6 +275,9 @@ impl From<Option<&BaselineRow>> for BaselineView {
                 model_id: b.model_id.clone(),
                 semantic_score: b.semantic_score,
                 length_score: b.length_score,
+                distribution_score: b.distribution_score,
+                refusal_rate: b.refusal_rate,
+                reference_refusal_rate: b.reference_refusal_rate,
                 updated_at: Some(b.updated_at),
             },
             None => BaselineView {
@@ -256,6 +286,9 @@ impl From<Option<&BaselineRow>> for BaselineView {
                 model_id: None,
                 semantic_score: None,
                 length_score: None,
+                distribution_score: None,
+                refusal_rate: None,
+                reference_refusal_rate: None,
                 updated_at: None,
             },
         }
@@ -294,6 +327,9 @@ impl From<&SampleRow> for SampleView {
             similarity: s.similarity,
             semantic_score: s.semantic_score,
             length_score: s.length_score,
+            distribution_score: s.distribution_score,
+            refusal: s.refusal,
+            refusal_rate: s.refusal_rate,
             processed_at: s.processed_at,
             error: s.error.clone(),
         }
@@ -314,6 +350,7 @@ fn prompt_view(p: &PromptRow, baselines: &[&BaselineRow], latest_event: Option<&
         drift_threshold: p.drift_threshold,
         length_drift_threshold: p.length_drift_threshold,
         auto_switch_enabled: p.auto_switch_enabled,
+        false_alarm_budget: p.false_alarm_budget,
         versions: VersionBaselines { a: of(PromptVersion::A).into(), b: of(PromptVersion::B).into() },
         latest_scores: LatestScores {
             semantic_score: active.and_then(|b| b.semantic_score),
@@ -395,6 +432,7 @@ pub async fn patch(
         length_drift_threshold: patch.length_drift_threshold,
         min_baseline_samples: patch.min_baseline_samples,
         auto_switch_enabled: patch.auto_switch_enabled,
+        false_alarm_budget: patch.false_alarm_budget,
         active_prompt: patch.active_prompt,
         status: patch.status,
     };

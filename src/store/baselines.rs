@@ -17,6 +17,11 @@ pub struct BaselineRow {
     pub model_id: Option<String>,
     pub semantic_score: Option<f64>,
     pub length_score: Option<f64>,
+    /// The distribution test's latest evidence (`-log10 p`).
+    pub distribution_score: Option<f64>,
+    /// Share of refusals among the recent samples, and in the reference.
+    pub refusal_rate: Option<f64>,
+    pub reference_refusal_rate: Option<f64>,
     pub updated_at: i64,
 }
 
@@ -25,7 +30,7 @@ impl Store {
     pub async fn baselines(&self, project_id: i64, prompt_id: Option<i64>) -> StoreResult<Vec<BaselineRow>> {
         let rows = sqlx::query(
             "SELECT b.prompt_id, b.version, b.status, b.sample_count, b.model_id, b.semantic_score, b.length_score, \
-                    b.updated_at \
+                    b.distribution_score, b.refusal_rate, b.reference_refusal_rate, b.updated_at \
              FROM prompt_baselines b JOIN prompts p ON p.id = b.prompt_id \
              WHERE p.project_id = $1 AND ($2 = 0 OR b.prompt_id = $2) ORDER BY b.prompt_id, b.version",
         )
@@ -43,6 +48,9 @@ impl Store {
                     model_id: r.try_get("model_id")?,
                     semantic_score: r.try_get("semantic_score")?,
                     length_score: r.try_get("length_score")?,
+                    distribution_score: r.try_get("distribution_score")?,
+                    refusal_rate: r.try_get("refusal_rate")?,
+                    reference_refusal_rate: r.try_get("reference_refusal_rate")?,
                     updated_at: r.try_get("updated_at")?,
                 })
             })

@@ -122,6 +122,8 @@ pub struct ScorePoint {
     pub version: PromptVersion,
     pub semantic_score: Option<f64>,
     pub length_score: Option<f64>,
+    pub distribution_score: Option<f64>,
+    pub refusal_rate: Option<f64>,
 }
 
 /// `LIKE` pattern for "contains `text`", with the wildcard characters of `text` escaped.
@@ -214,8 +216,10 @@ impl Store {
     pub async fn score_history(&self, prompt_id: i64, limit: i64) -> StoreResult<Vec<ScorePoint>> {
         // One index range per version (prompt_id, prompt_version, id), merged: ordering the
         // whole prompt by id would sort every sample it ever had.
-        let per_version = "SELECT id, received_at, prompt_version, semantic_score, length_score FROM samples \
-             WHERE prompt_id = $1 AND prompt_version = '{v}' AND (semantic_score IS NOT NULL OR length_score IS NOT NULL) \
+        let per_version = "SELECT id, received_at, prompt_version, semantic_score, length_score, distribution_score, \
+                    refusal_rate FROM samples \
+             WHERE prompt_id = $1 AND prompt_version = '{v}' \
+               AND (semantic_score IS NOT NULL OR length_score IS NOT NULL OR refusal_rate IS NOT NULL) \
              ORDER BY id DESC LIMIT $2";
         let rows = sqlx::query(&newest_of_each_version(per_version, "$2"))
             .bind(prompt_id)
@@ -231,6 +235,8 @@ impl Store {
                     version: get_enum(r, "prompt_version")?,
                     semantic_score: r.try_get("semantic_score")?,
                     length_score: r.try_get("length_score")?,
+                    distribution_score: r.try_get("distribution_score")?,
+                    refusal_rate: r.try_get("refusal_rate")?,
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;

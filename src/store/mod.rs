@@ -50,8 +50,8 @@ pub use prompts::{PromptConfigRow, PromptPatch, PromptRow};
 pub use retention::{Pruned, RetentionOverrides, RetentionPatch};
 pub use samples::{SampleCounts, SampleRow};
 pub use scoring::{
-    vector_from_bytes, BaselineUpdate, ExplainedSample, ExplainedSet, NewDriftEvent, ProjectInfo, ScoringGroup,
-    ScoringTx, StoredBaseline, UnscoredSample,
+    vector_from_bytes, BaselineUpdate, ExplainedSample, ExplainedSet, FinishedSample, NewDriftEvent, ProjectInfo,
+    ScoringGroup, ScoringTx, StoredBaseline, UnscoredSample,
 };
 pub use spans::{NewSpan, SpanFilter, SpanRow, SpansStored, TokenUsage, TraceStatus, TraceSummaryRow};
 pub use summary::VariantSummaryRow;

@@ -23,13 +23,15 @@ pub struct PromptRow {
     pub drift_threshold: f64,
     pub length_drift_threshold: f64,
     pub auto_switch_enabled: bool,
+    /// Expected false alarms of the statistical detectors per 100,000 stable samples.
+    pub false_alarm_budget: f64,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 pub(super) const PROMPT_COLUMNS: &str = "p.id, p.project_id, p.name, p.active_prompt, p.status, \
-     p.min_baseline_samples, p.drift_threshold, p.length_drift_threshold, p.auto_switch_enabled, p.created_at, \
-     p.updated_at";
+     p.min_baseline_samples, p.drift_threshold, p.length_drift_threshold, p.auto_switch_enabled, p.false_alarm_budget, \
+     p.created_at, p.updated_at";
 
 impl PromptRow {
     pub(super) fn from_row(r: &AnyRow) -> StoreResult<Self> {
@@ -43,6 +45,7 @@ impl PromptRow {
             drift_threshold: r.try_get("drift_threshold")?,
             length_drift_threshold: r.try_get("length_drift_threshold")?,
             auto_switch_enabled: get_bool(r, "auto_switch_enabled")?,
+            false_alarm_budget: r.try_get("false_alarm_budget")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
         })
@@ -66,6 +69,7 @@ pub struct PromptPatch {
     pub length_drift_threshold: Option<f64>,
     pub min_baseline_samples: Option<i64>,
     pub auto_switch_enabled: Option<bool>,
+    pub false_alarm_budget: Option<f64>,
     pub active_prompt: Option<PromptVersion>,
     pub status: Option<PromptStatus>,
 }
@@ -174,8 +178,9 @@ impl Store {
                  length_drift_threshold = COALESCE($2, length_drift_threshold), \
                  min_baseline_samples = COALESCE($3, min_baseline_samples), \
                  auto_switch_enabled = COALESCE($4, auto_switch_enabled), \
-                 active_prompt = COALESCE($5, active_prompt), status = COALESCE($6, status), updated_at = $7 \
-             WHERE id = $8",
+                 active_prompt = COALESCE($5, active_prompt), status = COALESCE($6, status), updated_at = $7, \
+                 false_alarm_budget = COALESCE($8, false_alarm_budget) \
+             WHERE id = $9",
         )
         // sqlx 0.8 `Any` declares a NULL f64 as float4 but a value as float8; a cached
         // Postgres statement then rejects the other kind, so this one is not cached.
@@ -187,6 +192,7 @@ impl Store {
         .bind(patch.active_prompt.map(PromptVersion::as_str))
         .bind(patch.status.map(PromptStatus::as_str))
         .bind(now_ms())
+        .bind(patch.false_alarm_budget)
         .bind(prompt_id)
         .execute(&self.write)
         .await?;

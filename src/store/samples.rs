@@ -21,6 +21,9 @@ pub struct SampleRow {
     pub similarity: Option<f64>,
     pub semantic_score: Option<f64>,
     pub length_score: Option<f64>,
+    pub distribution_score: Option<f64>,
+    pub refusal: Option<bool>,
+    pub refusal_rate: Option<f64>,
     pub processed_at: Option<i64>,
     pub error: Option<String>,
 }
@@ -49,7 +52,8 @@ impl Store {
         // One index range per version (prompt_id, prompt_version, id), merged: ordering the whole
         // prompt by id would sort every sample it ever had before the first page could be cut.
         let per_version = "SELECT id, prompt_version, input_text, response_text, model, response_length, \
-                    received_at, state, similarity, semantic_score, length_score, processed_at, error \
+                    received_at, state, similarity, semantic_score, length_score, distribution_score, refusal, refusal_rate, \
+                    processed_at, error \
              FROM samples WHERE prompt_id = $1 AND prompt_version = '{v}' AND ($2 = 0 OR id < $2) \
              ORDER BY id DESC LIMIT $3";
         let rows = sqlx::query(&newest_of_each_version(per_version, "$3"))
@@ -72,6 +76,9 @@ impl Store {
                     similarity: r.try_get("similarity")?,
                     semantic_score: r.try_get("semantic_score")?,
                     length_score: r.try_get("length_score")?,
+                    distribution_score: r.try_get("distribution_score")?,
+                    refusal: r.try_get::<Option<i64>, _>("refusal")?.map(|f| f != 0),
+                    refusal_rate: r.try_get("refusal_rate")?,
                     processed_at: r.try_get("processed_at")?,
                     error: r.try_get("error")?,
                 })

@@ -21,6 +21,8 @@ pub struct UnscoredSample {
     pub vector: Option<Vec<f32>>,
     pub model_id: Option<String>,
     pub response_length: i64,
+    /// The response, for the refusal recogniser.
+    pub response_text: String,
 }
 
 /// A baseline as stored: the engine's state (binary, or JSON from before binary states) plus
@@ -37,6 +39,9 @@ pub struct BaselineUpdate<'a> {
     pub model_id: Option<&'a str>,
     pub semantic_score: Option<f64>,
     pub length_score: Option<f64>,
+    pub distribution_score: Option<f64>,
+    pub refusal_rate: Option<f64>,
+    pub reference_refusal_rate: Option<f64>,
     /// The engine's state in its binary form.
     pub state: Vec<u8>,
 }
@@ -217,14 +222,18 @@ pub struct ScoringTx<'g> {
     finished: Vec<FinishedSample>,
 }
 
-struct FinishedSample {
-    id: i64,
-    similarity: Option<f64>,
-    semantic_score: Option<f64>,
-    length_score: Option<f64>,
+/// What scoring found for one sample.
+pub struct FinishedSample {
+    pub id: i64,
+    pub similarity: Option<f64>,
+    pub semantic_score: Option<f64>,
+    pub length_score: Option<f64>,
+    pub distribution_score: Option<f64>,
+    pub refusal: bool,
+    pub refusal_rate: Option<f64>,
 }
 
-/// Samples per UPDATE of the worker's writes (7 parameters each at most: well under both
+/// Samples per UPDATE of the worker's writes (13 parameters each at most: well under both
 /// backends' limits).
 const ROWS_PER_UPDATE: usize = 200;
 
@@ -232,7 +241,7 @@ impl ScoringTx<'_> {
     /// The prompt's samples not yet scored, oldest first, up to `limit`.
     pub async fn unscored_samples(&mut self, limit: i64) -> StoreResult<Vec<UnscoredSample>> {
         let rows = sqlx::query(
-            "SELECT id, prompt_version, state, embedding, model_id, response_length FROM samples \
+            "SELECT id, prompt_version, state, embedding, model_id, response_length, response_text FROM samples \
              WHERE prompt_id = $1 AND state IN ('pending', 'embedded') ORDER BY id LIMIT $2",
         )
         .bind(self.prompt.id)
@@ -252,6 +261,7 @@ impl ScoringTx<'_> {
                     },
                     model_id: r.try_get("model_id")?,
                     response_length: r.try_get("response_length")?,
+                    response_text: r.try_get("response_text")?,
                 })
             })
             .collect()
@@ -276,14 +286,8 @@ impl ScoringTx<'_> {
 
     /// Records a sample's scores; written with the others of this transaction by
     /// [`Self::write_finished`] (before anything reads scored samples, and at commit).
-    pub fn finish_sample(
-        &mut self,
-        id: i64,
-        similarity: Option<f64>,
-        semantic_score: Option<f64>,
-        length_score: Option<f64>,
-    ) {
-        self.finished.push(FinishedSample { id, similarity, semantic_score, length_score });
+    pub fn finish_sample(&mut self, sample: FinishedSample) {
+        self.finished.push(sample);
     }
 
     /// Marks the finished samples done with their scores, [`ROWS_PER_UPDATE`] per statement.
@@ -295,21 +299,33 @@ impl ScoringTx<'_> {
             let similarity = params.case_by_id(chunk.len());
             let semantic = params.case_by_id(chunk.len());
             let length = params.case_by_id(chunk.len());
+            let distribution = params.case_by_id(chunk.len());
+            let refusal_rate = params.case_by_id(chunk.len());
+            let refusal = params.case_by_id(chunk.len());
             let sql = format!(
                 "UPDATE samples SET state = 'done', similarity = {similarity}, semantic_score = {semantic}, \
-                        length_score = {length}, processed_at = {} WHERE id IN ({})",
+                        length_score = {length}, distribution_score = {distribution}, \
+                        refusal_rate = {refusal_rate}, refusal = {refusal}, processed_at = {} WHERE id IN ({})",
                 params.next(),
                 params.list(chunk.len())
             );
             // sqlx 0.8 `Any` declares a NULL f64 as float4 but a value as float8; a cached
             // Postgres statement then rejects the other kind, so this one is not cached.
             let mut query = sqlx::query(&sql).persistent(false);
-            let columns: [fn(&FinishedSample) -> Option<f64>; 3] =
-                [|s| s.similarity, |s| s.semantic_score, |s| s.length_score];
+            let columns: [fn(&FinishedSample) -> Option<f64>; 5] = [
+                |s| s.similarity,
+                |s| s.semantic_score,
+                |s| s.length_score,
+                |s| s.distribution_score,
+                |s| s.refusal_rate,
+            ];
             for column in columns {
                 for sample in chunk {
                     query = query.bind(sample.id).bind(column(sample));
                 }
+            }
+            for sample in chunk {
+                query = query.bind(sample.id).bind(sample.refusal as i64);
             }
             query = query.bind(now_ms());
             for sample in chunk {
@@ -427,12 +443,17 @@ impl ScoringTx<'_> {
     pub async fn save_baseline(&mut self, b: &BaselineUpdate<'_>) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO prompt_baselines (prompt_id, version, status, sample_count, model_id, semantic_score, \
-                                           length_score, state, state_bin, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9) \
+                                           length_score, distribution_score, refusal_rate, \
+                                           reference_refusal_rate, state, state_bin, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', $11, $12) \
              ON CONFLICT (prompt_id, version) DO UPDATE SET status = excluded.status, \
                  sample_count = excluded.sample_count, model_id = excluded.model_id, \
                  semantic_score = COALESCE(excluded.semantic_score, prompt_baselines.semantic_score), \
                  length_score = COALESCE(excluded.length_score, prompt_baselines.length_score), \
+                 distribution_score = COALESCE(excluded.distribution_score, prompt_baselines.distribution_score), \
+                 refusal_rate = COALESCE(excluded.refusal_rate, prompt_baselines.refusal_rate), \
+                 reference_refusal_rate = \
+                     COALESCE(excluded.reference_refusal_rate, prompt_baselines.reference_refusal_rate), \
                  state = '', state_bin = excluded.state_bin, updated_at = excluded.updated_at",
         )
         // sqlx 0.8 `Any` declares a NULL f64 as float4 but a value as float8; a cached
@@ -445,6 +466,9 @@ impl ScoringTx<'_> {
         .bind(b.model_id)
         .bind(b.semantic_score)
         .bind(b.length_score)
+        .bind(b.distribution_score)
+        .bind(b.refusal_rate)
+        .bind(b.reference_refusal_rate)
         .bind(&b.state)
         .bind(now_ms())
         .execute(&mut *self.tx)

@@ -17,6 +17,8 @@ pub enum Drifting {
     Below,
     /// Length z-score: drift when it goes beyond ± the threshold.
     BeyondEither,
+    /// Evidence or a rate: drift when it rises above the line.
+    Above,
 }
 
 impl Drifting {
@@ -24,13 +26,14 @@ impl Drifting {
         match self {
             Drifting::Below => value < threshold,
             Drifting::BeyondEither => value.abs() > threshold,
+            Drifting::Above => value > threshold,
         }
     }
 
     /// The threshold lines to draw.
     fn lines(self, threshold: f64) -> Vec<f64> {
         match self {
-            Drifting::Below => vec![threshold],
+            Drifting::Below | Drifting::Above => vec![threshold],
             Drifting::BeyondEither => vec![threshold, -threshold],
         }
     }

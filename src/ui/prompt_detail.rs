@@ -17,8 +17,9 @@ use super::layout::{self, api_error_page, csrf_field, field_problems, layout, pa
 use super::prompt_href;
 use super::prompts::{length_over, semantic_over};
 use super::session::{redirect, PostedForm, SignedIn};
-use crate::domain::{BaselineStatus, PromptStatus, PromptVersion};
-use crate::drift::WINDOW;
+use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion};
+use crate::drift::budget::Budget;
+use crate::drift::{distribution, WINDOW};
 use crate::http::body::Valid;
 use crate::http::prompts::PromptSettingsPatch;
 use crate::http::query::ApiPath;
@@ -54,6 +55,7 @@ pub struct SettingsForm {
     drift_threshold: String,
     length_drift_threshold: String,
     min_baseline_samples: String,
+    false_alarm_budget: String,
     /// A checkbox: present when ticked.
     auto_switch_enabled: Option<String>,
     active_prompt: String,
@@ -67,6 +69,7 @@ impl SettingsForm {
             drift_threshold: p.drift_threshold.to_string(),
             length_drift_threshold: p.length_drift_threshold.to_string(),
             min_baseline_samples: p.min_baseline_samples.to_string(),
+            false_alarm_budget: p.false_alarm_budget.to_string(),
             auto_switch_enabled: p.auto_switch_enabled.then(|| "on".into()),
             active_prompt: p.active_prompt.as_str().into(),
             ..SettingsForm::default()
@@ -78,6 +81,7 @@ impl SettingsForm {
             drift_threshold: field(fields, "drift_threshold").into(),
             length_drift_threshold: field(fields, "length_drift_threshold").into(),
             min_baseline_samples: field(fields, "min_baseline_samples").into(),
+            false_alarm_budget: field(fields, "false_alarm_budget").into(),
             auto_switch_enabled: fields.iter().any(|(n, _)| n == "auto_switch_enabled").then(|| "on".into()),
             active_prompt: field(fields, "active_prompt").into(),
             status: field(fields, "status").into(),
@@ -95,6 +99,7 @@ impl SettingsForm {
             ("drift_threshold", &self.drift_threshold),
             ("length_drift_threshold", &self.length_drift_threshold),
             ("min_baseline_samples", &self.min_baseline_samples),
+            ("false_alarm_budget", &self.false_alarm_budget),
         ] {
             body.insert(name.into(), number_or_text(text));
         }
@@ -287,6 +292,7 @@ fn summary(data: &PromptData) -> Markup {
             }
             div { dt { "Samples" } dd { (c.total) " (" (c.pending) " pending, " (c.done) " done, " (c.failed) " failed)" } }
             div { dt { "Thresholds" } dd { "semantic below " (p.drift_threshold) ", length beyond ±" (p.length_drift_threshold) } }
+            div { dt { "False-alarm budget" } dd { (p.false_alarm_budget) " per 100,000 stable samples (distribution and refusal detectors)" } }
             div { dt { "Auto-switch" } dd { @if p.auto_switch_enabled { "on (to the other version when drift is detected)" } @else { "off" } } }
         }
     }
@@ -317,6 +323,18 @@ fn score_charts(data: &PromptData) -> Markup {
         data.history.iter().filter_map(|s| Some((s.sample_id as f64, s.semantic_score?))).collect();
     let length: Vec<(f64, f64)> =
         data.history.iter().filter_map(|s| Some((s.sample_id as f64, s.length_score?))).collect();
+    let distribution: Vec<(f64, f64)> =
+        data.history.iter().filter_map(|s| Some((s.sample_id as f64, s.distribution_score?))).collect();
+    let refusals: Vec<(f64, f64)> =
+        data.history.iter().filter_map(|s| Some((s.sample_id as f64, s.refusal_rate? * 100.0))).collect();
+    let evidence_threshold = Budget::new(p.false_alarm_budget).distribution_threshold(distribution::STEP);
+    let reference_refusals = data
+        .baselines
+        .iter()
+        .find(|b| b.version == p.active_prompt)
+        .and_then(|b| b.reference_refusal_rate)
+        .unwrap_or(0.0)
+        * 100.0;
     let markers = markers(&data.events);
     let x_label = |x: f64| format!("sample #{x:.0}");
     // a score needs a full window of samples scored past a ready baseline
@@ -327,7 +345,7 @@ fn score_charts(data: &PromptData) -> Markup {
         "scores start once the baseline is ready".to_string()
     };
     html! {
-        p.muted { "The last " (CHART_POINTS) " scored samples. Semantic drift fires when the score falls below its threshold; length drift when the length score goes beyond ± its threshold." }
+        p.muted { "The last " (CHART_POINTS) " scored samples. Semantic drift fires when the score falls below its threshold; length drift when the length score goes beyond ± its threshold; distribution drift when the evidence rises above the line the false-alarm budget sets; refusal drift when the refusal rate is clearly above the reference's (an exact test, at the same budget)." }
         div.charts {
             figure {
                 figcaption { "Semantic score" }
@@ -336,6 +354,14 @@ fn score_charts(data: &PromptData) -> Markup {
             figure {
                 figcaption { "Length score" }
                 (charts::line_chart(&Series { name: "Length score", points: &length, threshold: p.length_drift_threshold, drifting: Drifting::BeyondEither, waiting: &waiting }, &markers, &x_label))
+            }
+            figure {
+                figcaption { "Distribution evidence (−log10 p) against the budget's line" }
+                (charts::line_chart(&Series { name: "Distribution evidence", points: &distribution, threshold: evidence_threshold, drifting: Drifting::Above, waiting: "the distribution test looks every 5 samples once 20 are past the baseline" }, &markers, &x_label))
+            }
+            figure {
+                figcaption { "Refusal rate of the last 50 responses (%) against the reference's" }
+                (charts::line_chart(&Series { name: "Refusal rate", points: &refusals, threshold: reference_refusals, drifting: Drifting::Above, waiting: "the refusal rate starts once the baseline is ready" }, &markers, &x_label))
             }
         }
     }
@@ -364,6 +390,7 @@ fn settings_form(signed_in: &SignedIn, p: &PromptRow, form: &SettingsForm, probl
                 (number("drift_threshold", "Semantic threshold", &form.drift_threshold, "0.01", "0 to 1; drift when the score falls below it"))
                 (number("length_drift_threshold", "Length threshold", &form.length_drift_threshold, "0.1", "above 0; drift when |length score| exceeds it"))
                 (number("min_baseline_samples", "Baseline samples", &form.min_baseline_samples, "1", "samples a baseline learns from"))
+                (number("false_alarm_budget", "False-alarm budget", &form.false_alarm_budget, "0.1", "distribution and refusal detectors: expected false alarms per 100,000 stable samples"))
                 div.field {
                     label for="active_prompt" { "Active version" }
                     select #active_prompt name="active_prompt" {
@@ -381,6 +408,11 @@ fn settings_form(signed_in: &SignedIn, p: &PromptRow, form: &SettingsForm, probl
             p { button type="submit" { "Save settings" } }
         }
     }
+}
+
+/// A share as a percentage, "–" when unknown.
+fn percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "–".to_string(), |s| format!("{:.1}%", s * 100.0))
 }
 
 fn explanation(text: &str) -> Markup {
@@ -424,6 +456,35 @@ fn explanation(text: &str) -> Markup {
                     p.muted { "Content capture is off for this project: responses are named by id only." }
                 }
             }
+            Some("distribution") => {
+                div.compare {
+                    div { h4 { "Recent responses least like the reference" } (quotes(&e["least_like_reference"])) }
+                    div { h4 { "Reference responses least like the recent ones" } (quotes(&e["reference_least_like_recent"])) }
+                }
+                @if e.get("terms_rose").is_some() {
+                    div.compare {
+                        div { h4 { "Terms that rose" } ul { (terms(&e["terms_rose"])) } }
+                        div { h4 { "Terms that fell" } ul { (terms(&e["terms_fell"])) } }
+                    }
+                } @else {
+                    p.muted { "Content capture is off for this project: responses are named by id only." }
+                }
+            }
+            Some("refusal") => {
+                p {
+                    "Refusals: " strong { (percent(e["recent_rate"].as_f64())) } " of the last " (e["recent_window"]) " responses, against "
+                    (percent(e["reference_rate"].as_f64())) " in the reference."
+                }
+                h4 { "Latest recent refusals" }
+                ol.quotes {
+                    @for q in e["recent_refusals"].as_array().into_iter().flatten() {
+                        li {
+                            span.muted { "#" (q["sample_id"]) }
+                            @if let Some(t) = q["text"].as_str() { blockquote { (t) } }
+                        }
+                    }
+                }
+            }
             Some("length") => {
                 div.table-wrap { table {
                     caption { "Response length (characters)" }
@@ -449,10 +510,15 @@ fn events(data: &PromptData, href: &str, params: &DetailParams) -> Markup {
             p.muted { "No drift detected yet." }
         }
         @for e in &data.events {
-            @let over = match e.kind { crate::domain::DriftKind::Semantic => semantic_over(Some(e.score), e.threshold), crate::domain::DriftKind::Length => length_over(Some(e.score), e.threshold) };
+            @let over = match e.kind {
+                DriftKind::Semantic => semantic_over(Some(e.score), e.threshold),
+                DriftKind::Length => length_over(Some(e.score), e.threshold),
+                DriftKind::Distribution | DriftKind::Refusal => e.score >= e.threshold,
+            };
+            @let score_name = match e.kind { DriftKind::Distribution | DriftKind::Refusal => "evidence", _ => "score" };
             details.event open[e.id == data.events[0].id && params.events_before.is_none()] {
                 summary {
-                    strong { (e.kind.as_str()) " drift" } " on version " (e.version.as_str()) " · score "
+                    strong { (e.kind.as_str()) " drift" } " on version " (e.version.as_str()) " · " (score_name) " "
                     span class=(if over { "score over" } else { "score" }) { (format!("{:.3}", e.score)) }
                     " vs " (format!("{:.2}", e.threshold)) " · " (time(e.created_at))
                     @if let Some(to) = e.switched_to { " · " span.badge.status-switch { "switched to " (to.as_str()) } }

@@ -138,6 +138,15 @@ pub fn length_threshold() -> RefOr<Schema> {
     RefOr::T(Schema::Object(schema.build()))
 }
 
+/// `false_alarm_budget` of a prompt: expected false alarms per 100,000 stable samples.
+pub fn false_alarm_budget() -> RefOr<Schema> {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .minimum(Some(crate::drift::budget::MIN_BUDGET))
+        .maximum(Some(crate::drift::budget::MAX_BUDGET));
+    RefOr::T(Schema::Object(schema.build()))
+}
+
 /// `min_baseline_samples` of a prompt.
 pub fn min_baseline_samples() -> RefOr<Schema> {
     RefOr::T(Schema::Object(int(MIN_BASELINE_SAMPLES, MAX_BASELINE_SAMPLES, false).build()))

@@ -2,7 +2,11 @@
 //! inside the scoring transaction, from the engine's state and the prompt's stored samples.
 //! - semantic: the recent responses farthest from the baseline centroid, the baseline responses
 //!   closest to it, and the terms whose share of responses rose and fell most;
-//! - length: baseline and recent length quantiles.
+//! - length: baseline and recent length quantiles;
+//! - distribution: the recent responses least like the reference and the reference responses
+//!   least like the recent ones (each by its mean kernel similarity to the other side, the
+//!   test's own kernel), and the terms whose share rose and fell most;
+//! - refusal: the reference and recent refusal rates and the latest recent refusals.
 //!
 //! With the project's `capture_content` off, responses are quoted by id only and no terms are
 //! listed (terms are fragments of the content).
@@ -11,7 +15,8 @@ use serde_json::{json, Value};
 
 use crate::domain::PromptVersion;
 use crate::drift::explain::{closest, farthest, length_quantiles, term_shifts, Candidate};
-use crate::drift::{Baseline, DriftKind, WINDOW};
+use crate::drift::refusal::is_refusal;
+use crate::drift::{distribution, rate, Baseline, DriftKind, WINDOW};
 use crate::store::{ExplainedSample, ExplainedSet, ScoringTx, StoreResult};
 
 /// Responses quoted on each side.
@@ -37,7 +42,91 @@ pub async fn explain(
             "recent_lengths": length_quantiles(&baseline.window_lengths()),
         })),
         DriftKind::Semantic => semantic(tx, baseline, version, trigger_sample_id).await,
+        DriftKind::Distribution => distribution(tx, baseline, version, trigger_sample_id).await,
+        DriftKind::Refusal => refusal(tx, baseline, version, trigger_sample_id).await,
     }
+}
+
+async fn distribution(
+    tx: &mut ScoringTx<'_>,
+    baseline: &Baseline,
+    version: PromptVersion,
+    trigger_sample_id: i64,
+) -> StoreResult<Value> {
+    let with_text = tx.project().await?.capture_content;
+    let recent =
+        tx.samples_to_explain(ExplainedSet::Window, version, trigger_sample_id, distribution::WINDOW as i64).await?;
+    let learnt = tx.samples_to_explain(ExplainedSet::Learnt, version, trigger_sample_id, BASELINE_SAMPLES).await?;
+    let kernel = baseline.distribution_kernel();
+    // Mean kernel similarity of each sample to the other side: low = unlike the other side.
+    let likeness = |s: &ExplainedSample, others: &[ExplainedSample]| -> f64 {
+        let Some(v) = s.vector.as_deref() else { return f64::NAN };
+        let values: Vec<f64> =
+            others.iter().filter_map(|o| o.vector.as_deref()).map(|o| kernel.similarity(v, o)).collect();
+        if values.is_empty() {
+            f64::NAN
+        } else {
+            values.iter().sum::<f64>() / values.len() as f64
+        }
+    };
+    let candidates = |side: &[ExplainedSample], other: &[ExplainedSample]| -> Vec<(i64, f64)> {
+        side.iter().map(|s| (s.id, likeness(s, other))).collect()
+    };
+    let (recent_likeness, reference_likeness) = (candidates(&recent, &learnt), candidates(&learnt, &recent));
+    let quote = |side: &[ExplainedSample], likeness: &[(i64, f64)]| {
+        let c: Vec<Candidate> = side
+            .iter()
+            .zip(likeness)
+            .map(|(s, (id, l))| Candidate { sample_id: *id, similarity: *l, text: &s.text })
+            .collect();
+        farthest(&c, QUOTED, with_text, QUOTE_CHARS)
+    };
+    let mut explanation = json!({
+        "kind": "distribution",
+        "content_captured": with_text,
+        "least_like_reference": quote(&recent, &recent_likeness),
+        "reference_least_like_recent": quote(&learnt, &reference_likeness),
+    });
+    if with_text {
+        let baseline_texts: Vec<&str> = learnt.iter().map(|s| s.text.as_str()).collect();
+        let recent_texts: Vec<&str> = recent.iter().map(|s| s.text.as_str()).collect();
+        let (rose, fell) = term_shifts(&baseline_texts, &recent_texts, TERMS);
+        explanation["terms_rose"] = json!(rose);
+        explanation["terms_fell"] = json!(fell);
+    }
+    Ok(explanation)
+}
+
+async fn refusal(
+    tx: &mut ScoringTx<'_>,
+    baseline: &Baseline,
+    version: PromptVersion,
+    trigger_sample_id: i64,
+) -> StoreResult<Value> {
+    let with_text = tx.project().await?.capture_content;
+    let recent =
+        tx.samples_to_explain(ExplainedSet::Window, version, trigger_sample_id, rate::LONGEST_WINDOW as i64).await?;
+    let examples: Vec<Value> = recent
+        .iter()
+        .filter(|s| is_refusal(&s.text))
+        .take(QUOTED)
+        .map(|s| {
+            let mut quoted = json!({"sample_id": s.id});
+            if with_text {
+                quoted["text"] = json!(crate::drift::explain::cut(&s.text, QUOTE_CHARS));
+            }
+            quoted
+        })
+        .collect();
+    let window = rate::WINDOWS[1];
+    Ok(json!({
+        "kind": "refusal",
+        "content_captured": with_text,
+        "reference_rate": baseline.reference_refusal_rate(),
+        "recent_rate": baseline.recent_refusal_rate(window),
+        "recent_window": window,
+        "recent_refusals": examples,
+    }))
 }
 
 async fn semantic(

@@ -9,8 +9,12 @@ use std::time::{Duration, Instant};
 use super::explain::explain;
 use crate::alerts::events::{self, AlertEvent, DetectedDrift, PromptRef, ResolvedDrift};
 use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion};
-use crate::drift::{self, Baseline, DriftSignal, Thresholds};
-use crate::store::{now_ms, BaselineUpdate, NewDriftEvent, ScoringGroup, ScoringTx, Store, StoreResult};
+use crate::drift::budget::Budget;
+use crate::drift::refusal::is_refusal;
+use crate::drift::{self, Baseline, DriftSignal, SampleInput, Thresholds};
+use crate::store::{
+    now_ms, BaselineUpdate, FinishedSample, NewDriftEvent, ScoringGroup, ScoringTx, Store, StoreResult,
+};
 
 /// Most samples scored in one transaction (a long backlog is scored in several).
 const MAX_SAMPLES_PER_TX: i64 = 500;
@@ -20,7 +24,23 @@ struct Working {
     model_id: Option<String>,
     semantic_score: Option<f64>,
     length_score: Option<f64>,
+    distribution_score: Option<f64>,
+    refusal_rate: Option<f64>,
     touched: bool,
+}
+
+impl Working {
+    fn new(baseline: Baseline, model_id: Option<String>) -> Working {
+        Working {
+            baseline,
+            model_id,
+            semantic_score: None,
+            length_score: None,
+            distribution_score: None,
+            refusal_rate: None,
+            touched: false,
+        }
+    }
 }
 
 /// Scores one prompt in a transaction of its own; returns how many samples were scored.
@@ -51,10 +71,7 @@ pub async fn score_prompt_in(group: &mut ScoringGroup, prompt_id: i64) -> StoreR
             tracing::error!(prompt_id, %version, error = %e, "unreadable baseline state; learning again");
             Baseline::new()
         });
-        working.insert(
-            version,
-            Working { baseline, model_id: stored.model_id, semantic_score: None, length_score: None, touched: false },
-        );
+        working.insert(version, Working::new(baseline, stored.model_id));
     }
 
     let p = &tx.prompt;
@@ -62,6 +79,7 @@ pub async fn score_prompt_in(group: &mut ScoringGroup, prompt_id: i64) -> StoreR
         min_baseline_samples: p.min_baseline_samples.max(2) as usize,
         drift_threshold: p.drift_threshold,
         length_drift_threshold: p.length_drift_threshold,
+        budget: Budget::new(p.false_alarm_budget),
     };
     let (auto_switch, original_status, original_active) = (p.auto_switch_enabled, p.status, p.active_prompt);
     let prompt_name = p.name.clone();
@@ -71,13 +89,7 @@ pub async fn score_prompt_in(group: &mut ScoringGroup, prompt_id: i64) -> StoreR
 
     for sample in &samples {
         let Some(vector) = &sample.vector else { break };
-        let w = working.entry(sample.version).or_insert_with(|| Working {
-            baseline: Baseline::new(),
-            model_id: sample.model_id.clone(),
-            semantic_score: None,
-            length_score: None,
-            touched: false,
-        });
+        let w = working.entry(sample.version).or_insert_with(|| Working::new(Baseline::new(), sample.model_id.clone()));
         if w.model_id != sample.model_id {
             // Never mix vectors of two models in one baseline: a new model starts learning anew.
             tracing::warn!(prompt_id, version = %sample.version, old = ?w.model_id, new = ?sample.model_id,
@@ -87,12 +99,24 @@ pub async fn score_prompt_in(group: &mut ScoringGroup, prompt_id: i64) -> StoreR
         }
         w.touched = true;
         let was_learning = w.baseline.status() == drift::BaselineStatus::Learning;
-        let outcome = w.baseline.observe(vector, sample.response_length.max(0) as usize, &thresholds);
+        let refusal = is_refusal(&sample.response_text);
+        let input = SampleInput { vector, response_chars: sample.response_length.max(0) as usize, refusal };
+        let outcome = w.baseline.observe_sample(input, &thresholds);
         if outcome.semantic_score.is_some() {
             w.semantic_score = outcome.semantic_score;
             w.length_score = outcome.length_score;
         }
-        tx.finish_sample(sample.id, outcome.similarity, outcome.semantic_score, outcome.length_score);
+        w.distribution_score = outcome.distribution_evidence.or(w.distribution_score);
+        w.refusal_rate = outcome.refusal_rate.or(w.refusal_rate);
+        tx.finish_sample(FinishedSample {
+            id: sample.id,
+            similarity: outcome.similarity,
+            semantic_score: outcome.semantic_score,
+            length_score: outcome.length_score,
+            distribution_score: outcome.distribution_evidence,
+            refusal,
+            refusal_rate: outcome.refusal_rate,
+        });
         if was_learning && w.baseline.status() == drift::BaselineStatus::Ready {
             let count = w.baseline.sample_count() as i64;
             let project = tx.project().await?.name;
@@ -152,6 +176,9 @@ pub async fn score_prompt_in(group: &mut ScoringGroup, prompt_id: i64) -> StoreR
             model_id: w.model_id.as_deref(),
             semantic_score: w.semantic_score,
             length_score: w.length_score,
+            distribution_score: w.distribution_score,
+            refusal_rate: w.refusal_rate,
+            reference_refusal_rate: w.baseline.reference_refusal_rate(),
             state,
         })
         .await?;
@@ -209,6 +236,8 @@ fn drift_kind(kind: drift::DriftKind) -> DriftKind {
     match kind {
         drift::DriftKind::Semantic => DriftKind::Semantic,
         drift::DriftKind::Length => DriftKind::Length,
+        drift::DriftKind::Distribution => DriftKind::Distribution,
+        drift::DriftKind::Refusal => DriftKind::Refusal,
     }
 }
 

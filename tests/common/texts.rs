@@ -39,3 +39,17 @@ pub fn support_answer(i: usize) -> String {
 pub fn biology_answer(i: usize) -> String {
     fill(BIOLOGY[(i * 3 + i / BIOLOGY.len()) % BIOLOGY.len()], i)
 }
+
+/// Refusals in the forms chat models use, varied by the index like the answers above.
+const REFUSALS: &[&str] = &[
+    "I'm sorry, but I can't help with that request about order #{n}.",
+    "I cannot provide that information. Please contact our billing team within {d} days.",
+    "Sorry, I can't assist with changing another customer's order.",
+    "I'm unable to share details about account #{n} for privacy reasons.",
+    "I apologize, but I cannot process a refund of ${n} through this chat.",
+    "As an AI language model, I can't make exceptions to the return policy.",
+];
+
+pub fn refusal(i: usize) -> String {
+    fill(REFUSALS[(i * 5 + i / REFUSALS.len()) % REFUSALS.len()], i)
+}
