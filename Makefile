@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run build test models bench bench-admission bench-worker bench-ingest bench-spans bench-quality bench-throughput bench-alerts bench-pages sdk-venv postgres browser-deps
+.PHONY: run build test models bench bench-admission bench-worker bench-ingest bench-spans bench-quality bench-throughput bench-alerts bench-pages bench-detectors sdk-venv postgres browser-deps
 
 ## Start the server on the embedded SQLite default (./data/driftballoon.db), port 8080.
 run: models
@@ -48,6 +48,7 @@ bench-worker: models
 ## Detection quality end to end on real corpora (see BENCHMARKS.md): starts a release server.
 bench-quality: models
 	bash scripts/quality-data.sh
+	bash scripts/compare-venv.sh .venv-compare
 	bash scripts/bench-quality.sh
 
 ## Embedding throughput vs raw Python ONNX Runtime, ingest latency, peak RSS (see BENCHMARKS.md).
@@ -60,6 +61,10 @@ bench-throughput: models
 ## 128 MiB alert receiver answer, on both backends (see BENCHMARKS.md).
 bench-admission: models
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench admission
+
+## What the drift engine costs per scored sample (no server; see BENCHMARKS.md).
+bench-detectors:
+	cargo bench --bench detectors
 
 ## Ingest throughput on both backends (see BENCHMARKS.md).
 bench-ingest:

@@ -22,6 +22,10 @@ objective/*.csv carry 1 = the (harmful) objective was achieved.
                        as a refusal (REFUSAL_OPENING / REFUSAL_PHRASE below);
                        mostly "I'm sorry, but I can't help with that ..." with
                        and without an explanation or an alternative offer.
+  refusal-labelled-yes / refusal-labelled-no
+                       refusal_scorer/*.csv alone, split by the human label
+                       (1 = refusal or off-task, 0 = not): the recogniser's
+                       precision and recall are measured on these.
   non-refusals-tricky  responses to harmful requests that do NOT refuse:
                        objective/*.csv with human_score 1 and harm/*.csv with
                        harm score >= 0.75, minus anything counted as a refusal.
@@ -286,6 +290,10 @@ def pyrit_split(root):
         tricky = (group == "objective" and score == 1) or (group == "harm" and score >= TRICKY_HARM)
         taken.add(text)
         out["non-refusals-tricky" if tricky else "llm-answers"].append(text)
+    # The human labels alone, for the refusal recogniser's precision and recall (the
+    # "refusals" stream above is partly chosen by a regex, which would flatter a recogniser).
+    out["refusal-labelled-yes"] = [t for g, _, t, s in rows if g == "refusal_scorer" and t and s == 1]
+    out["refusal-labelled-no"] = [t for g, _, t, s in rows if g == "refusal_scorer" and t and s == 0]
     files = sorted({f for _, f, _, _ in rows})
     return out, files
 
@@ -440,6 +448,8 @@ def build_streams(cache):
                                   "evals/registry/data/GPT-model-text-detection/samples.jsonl"])])
     streams["refusals"] = (split["refusals"], [("pyrit", files)])
     streams["non-refusals-tricky"] = (split["non-refusals-tricky"], [("pyrit", files)])
+    for labelled in ("refusal-labelled-yes", "refusal-labelled-no"):
+        streams[labelled] = (split[labelled], [("pyrit", ["pyrit/datasets/scorer_evals/refusal_scorer/*.csv"])])
     streams["llm-cot"] = (flan_cot_texts(extract_root(cache, "lm-eval"))
                           + bbh_cot_texts(extract_root(cache, "deepeval")),
                           [("lm-eval", ["lm_eval/tasks/mmlu/flan_cot_fewshot/_cot_prompts.json"]),

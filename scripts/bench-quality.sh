@@ -22,3 +22,15 @@ key="$(grep -o 'db_sk_[A-Za-z0-9]*' "$work/server.log" | head -n 1)"
 python3 scripts/quality_bench.py --base-url "http://127.0.0.1:$port" --api-key "$key" --data bench-data \
     --out "$work/quality-results.json" "$@"
 echo "per-run results: $work/quality-results.json"
+# Issue 31: the refusal recogniser on human-labelled responses, then the same runs' embeddings
+# through Evidently's default embedding drift method and an offline MMD permutation test.
+python3 scripts/refusal_recall.py --base-url "http://127.0.0.1:$port" --api-key "$key" --db "$work/quality.db" \
+    --data bench-data
+if [ -x .venv-compare/bin/python ]; then
+    .venv-compare/bin/python scripts/behaviour_export.py --db "$work/quality.db" \
+        --results "$work/quality-results.json" --out "$work/embeddings"
+    .venv-compare/bin/python scripts/behaviour_compare.py --runs "$work/embeddings" \
+        --out "$work/compare-results.json" --markdown
+else
+    echo "no .venv-compare (make bench-quality creates it): the offline comparison is skipped"
+fi

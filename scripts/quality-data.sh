@@ -10,4 +10,5 @@ cd "$(dirname "$0")/.."
 for tool in python3 dpkg-deb; do
   command -v "$tool" >/dev/null || { echo "quality-data: $tool is required" >&2; exit 1; }
 done
+python3 scripts/behaviour_data.py "$@"
 exec python3 scripts/quality_data.py "$@"

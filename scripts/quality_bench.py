@@ -283,10 +283,15 @@ def evaluate(run, events, within):
     after = [e for e in mapped if e["index"] >= change]
     first = min(after, key=lambda e: e["index"]) if after else None
     delay = first["index"] - change if first else None
+    # Each detector's own first event after the change.
+    by_kind = {}
+    for e in sorted(after, key=lambda e: e["index"]):
+        by_kind.setdefault(e.get("kind"), e["index"] - change)
     return {"a_events": len(a_events), "false_alarms": len(before),
             "unmapped_events": len(unmapped), "delay": delay,
             "detected_within": delay is not None and delay < within,
             "first_event_kind": first.get("kind") if first else None,
+            "delay_by_kind": by_kind,
             "missed": first is None}
 
 
@@ -319,8 +324,18 @@ def summarize(results, manifest, within):
             "max_delay": max(delays) if delays else None,
             "missed": sum(1 for r in rs if r["missed"]),
             "false_alarms_before_change": sum(r["false_alarms"] for r in rs),
-            "first_event_kinds": kinds})
+            "first_event_kinds": kinds,
+            "by_detector": by_detector(rs)})
     return {"stable": stable_rows, "scenarios": scenario_rows, "within": within}
+
+
+def by_detector(rs):
+    """kind -> (runs in which that detector fired after the change, its median delay)."""
+    delays = {}
+    for r in rs:
+        for kind, d in (r.get("delay_by_kind") or {}).items():
+            delays.setdefault(kind, []).append(d)
+    return {k: (len(v), statistics.median(v)) for k, v in sorted(delays.items())}
 
 
 def fmt(v):
@@ -337,14 +352,15 @@ def print_tables(summary):
                                               fmt(r["per_1000"])))
     print("\n### Drift scenarios\n")
     print("| scenario | change | runs | detected within %d | median delay | max delay | missed "
-          "| false alarms before change | first event kind |" % w)
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+          "| false alarms before change | first event kind | each detector: runs fired, median delay |" % w)
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     for r in summary["scenarios"]:
         kinds = ", ".join("%s %d" % kv for kv in sorted(r["first_event_kinds"].items())) or "-"
-        print("| %s | %s | %d | %d/%d | %s | %s | %d | %d | %s |" % (
+        detectors = ", ".join("%s %d (%s)" % (k, n, fmt(d)) for k, (n, d) in r["by_detector"].items()) or "-"
+        print("| %s | %s | %d | %d/%d | %s | %s | %d | %d | %s | %s |" % (
             r["scenario"], r["change"], r["runs"], r["detected_within"], r["runs"],
             fmt(r["median_delay"]), fmt(r["max_delay"]), r["missed"],
-            r["false_alarms_before_change"], kinds))
+            r["false_alarms_before_change"], kinds, detectors))
     print("\ndelay = samples after the change until the one that triggered the first version-a "
           "event (0 = the first changed sample); within %d = delay 0..%d." % (w, w - 1))
 

@@ -81,14 +81,39 @@ STREAMS = {
                            block=3, lang="config"),
 }
 
+# Streams scripts/behaviour_data.py writes (real LLM answers, refusals, reviews; see its
+# docstring for sources and licences), used by the behaviour scenarios of issue 31.
+BEHAVIOUR_STREAMS = ["llm-answers", "refusals", "llm-code", "llm-code-explain",
+                     "reviews-movie-pos", "reviews-movie-neg", "reviews-product-pos",
+                     "reviews-product-neg"]
+
+# Streams mixed from those: name -> [(stream, share)]. Each text's source is drawn with these
+# shares (seeded), so a window's mixture varies as it would in production.
+MIXES = {
+    "reviews-movie-mix": [("reviews-movie-pos", 0.5), ("reviews-movie-neg", 0.5)],
+    "reviews-movie-90-10": [("reviews-movie-pos", 0.9), ("reviews-movie-neg", 0.1)],
+    "answers-refusals-10": [("llm-answers", 0.9), ("refusals", 0.1)],
+    "answers-refusals-20": [("llm-answers", 0.8), ("refusals", 0.2)],
+    "answers-refusals-40": [("llm-answers", 0.6), ("refusals", 0.4)],
+}
+
+# The behaviour scenarios change later (after 200 samples) so that an offline test with a
+# reference of 100 and windows of 50 (the comparison in BENCHMARKS.md) sees clean windows first.
+BEHAVIOUR_STABLE_LEN = 170
+BEHAVIOUR_CHANGE_LEN = 150
+
 STABLE = ["en-computers", "en-people", "en-anarchism", "en-chatbot",
           "de-zitate", "es-sabiduria", "it-italia", "pt-brasil",
           # Added after the detector's constants were chosen on the streams above: a held-out
           # check that those choices are not fitted to the first eight streams.
-          "en-science", "en-men-women", "it-computer"]
+          "en-science", "en-men-women", "it-computer",
+          # Issue 31: real LLM answers, documentation prose, reviews, and a stable 50/50 mixture.
+          "llm-answers", "llm-code-explain", "reviews-movie-pos", "reviews-product-pos",
+          "reviews-movie-mix"]
 
 
-def scenario(name, kind, description, before, after, after_transform=None):
+def scenario(name, kind, description, before, after, after_transform=None,
+             stable_len=STABLE_LEN, change_len=CHANGE_LEN):
     return {
         "name": name,
         "kind": kind,
@@ -96,10 +121,10 @@ def scenario(name, kind, description, before, after, after_transform=None):
         "before": {"stream": before, "transform": None},
         "after": {"stream": after, "transform": after_transform},
         "baseline": BASELINE,
-        "stable_len": STABLE_LEN,
-        "change_len": CHANGE_LEN,
+        "stable_len": stable_len,
+        "change_len": change_len,
         # index (0-based) of the first changed sample in the sequence
-        "change_index": BASELINE + STABLE_LEN,
+        "change_index": BASELINE + stable_len,
     }
 
 
@@ -135,6 +160,58 @@ SCENARIOS = [
              "English people fortunes, then 3-line chunks of /etc/services-style tables",
              "en-people", "config-netbase"),
 ]
+
+
+def behaviour(name, kind, description, before, after):
+    return scenario(name, kind, description, before, after,
+                    stable_len=BEHAVIOUR_STABLE_LEN, change_len=BEHAVIOUR_CHANGE_LEN)
+
+
+SCENARIOS += [
+    behaviour("sentiment_movie_flip", "sentiment",
+              "positive movie-review snippets, then negative ones (same domain)",
+              "reviews-movie-pos", "reviews-movie-neg"),
+    behaviour("sentiment_product_flip", "sentiment",
+              "positive product-review sentences, then negative ones",
+              "reviews-product-pos", "reviews-product-neg"),
+    behaviour("mixture_movie_50_to_90", "mixture",
+              "a 50/50 mixture of positive and negative movie snippets, then 90/10",
+              "reviews-movie-mix", "reviews-movie-90-10"),
+    behaviour("refusal_creep_10", "refusal", "real LLM answers, then 10 % of them refusals",
+              "llm-answers", "answers-refusals-10"),
+    behaviour("refusal_creep_20", "refusal", "real LLM answers, then 20 % of them refusals",
+              "llm-answers", "answers-refusals-20"),
+    behaviour("refusal_creep_40", "refusal", "real LLM answers, then 40 % of them refusals",
+              "llm-answers", "answers-refusals-40"),
+    behaviour("code_to_prose", "format",
+              "code blocks of the Python docs, then the prose that explains them",
+              "llm-code", "llm-code-explain"),
+]
+
+
+def build_mix(name, parts, streams_dir, counts):
+    """Interleave the parts' texts with the given shares (seeded) until one part runs out."""
+    import random
+    rng = random.Random("mix:" + name)
+    pools = []
+    for stream, _share in parts:
+        with open(os.path.join(streams_dir, stream + ".txt"), encoding="utf-8") as f:
+            texts = [l.rstrip("\n") for l in f if l.strip()]
+        rng.shuffle(texts)
+        pools.append(texts)
+    out = []
+    while True:
+        r, acc, pick = rng.random(), 0.0, len(parts) - 1
+        for i, (_s, share) in enumerate(parts):
+            acc += share
+            if r < acc:
+                pick = i
+                break
+        if not pools[pick]:
+            break
+        out.append(pools[pick].pop())
+    counts[name] = len(out)
+    return out
 
 
 # ---------------------------------------------------------------- fetching
@@ -351,6 +428,31 @@ def main():
                        "files": files},
         }
 
+    # The behaviour streams (scripts/behaviour_data.py, run first by quality-data.sh) and the
+    # mixtures made of them.
+    for name in BEHAVIOUR_STREAMS:
+        rel = "streams/%s.txt" % name
+        with open(os.path.join(data, rel), encoding="utf-8") as f:
+            texts = [l for l in f if l.strip()]
+        manifest_streams[name] = {
+            "file": rel, "count": len(texts),
+            "mean_words": round(sum(len(t.split()) for t in texts) / max(1, len(texts)), 1),
+            "lang": "en", "source": {"package": "see scripts/behaviour_data.py", "version": "",
+                                     "files": [rel]},
+        }
+    counts = {}
+    for name, parts in MIXES.items():
+        texts = build_mix(name, parts, streams_dir, counts)
+        rel = "streams/%s.txt" % name
+        with open(os.path.join(data, rel), "w", encoding="utf-8") as f:
+            f.write("".join(t + "\n" for t in texts))
+        manifest_streams[name] = {
+            "file": rel, "count": len(texts),
+            "mean_words": round(sum(len(t.split()) for t in texts) / max(1, len(texts)), 1),
+            "lang": "en", "source": {"package": "mixed", "version": "",
+                                     "files": ["%s %.0f %%" % (s, 100 * sh) for s, sh in parts]},
+        }
+
     problems = check_sizes(manifest_streams)
     manifest = {
         "format": 1,
@@ -380,11 +482,11 @@ def check_sizes(streams):
             problems.append("stream %s has %d texts < %d" % (s, streams[s]["count"], STABLE_SAMPLES))
     for sc in SCENARIOS:
         before, after = sc["before"]["stream"], sc["after"]["stream"]
-        need_after = CHANGE_LEN
+        need_after = sc["change_len"]
         t = sc["after"]["transform"]
         if t and t.startswith("join:"):
             need_after *= int(t.split(":")[1])
-        need_before = BASELINE + STABLE_LEN
+        need_before = sc["change_index"]
         if before == after:  # the change draws from texts the "before" part did not use
             if streams[before]["count"] < need_before + need_after:
                 problems.append("%s: stream %s too small" % (sc["name"], before))
