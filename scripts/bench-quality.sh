@@ -10,6 +10,7 @@ cargo build --release --quiet
 work="$(mktemp -d)"
 port=$((20000 + RANDOM % 20000))
 DATABASE_URL="sqlite://$work/quality.db" DRIFTBALLOON_LISTEN="127.0.0.1:$port" \
+DRIFTBALLOON_FIRST_KEY_FILE="$work/first-api-key" \
 DRIFTBALLOON_MODEL_DIR="$PWD/models" DRIFTBALLOON_EMBED_THREADS="${DRIFTBALLOON_EMBED_THREADS:-2}" \
     target/release/driftballoon serve 2> "$work/server.log" &
 server=$!
@@ -18,7 +19,8 @@ for _ in $(seq 1 100); do
     grep -q "listening on" "$work/server.log" && break
     sleep 0.1
 done
-key="$(grep -o 'db_sk_[A-Za-z0-9]*' "$work/server.log" | head -n 1)"
+# The server writes its first admin key to a file only this user can read (the log shows a prefix).
+key="$(cat "$work/first-api-key")"
 python3 scripts/quality_bench.py --base-url "http://127.0.0.1:$port" --api-key "$key" --data bench-data \
     --out "$work/quality-results.json" "$@"
 echo "per-run results: $work/quality-results.json"
@@ -30,7 +32,7 @@ if [ -x .venv-compare/bin/python ]; then
     .venv-compare/bin/python scripts/behaviour_export.py --db "$work/quality.db" \
         --results "$work/quality-results.json" --out "$work/embeddings"
     .venv-compare/bin/python scripts/behaviour_compare.py --runs "$work/embeddings" \
-        --out "$work/compare-results.json" --markdown
+        --out "$work/compare-results.json" --markdown "$work/compare-results.md"
 else
     echo "no .venv-compare (make bench-quality creates it): the offline comparison is skipped"
 fi
