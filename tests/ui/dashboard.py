@@ -196,7 +196,9 @@ def main():
             page.get_by_role("link", name=PROMPT).click()
             expect(page.get_by_role("heading", level=1)).to_contain_text(PROMPT)
             assert page.locator("svg .marker-drift").count() >= 1, "no drift marker on the chart"
-            expect(page.locator("#events details").first).to_contain_text("semantic drift")
+            # The topic change fires the semantic and the distribution detectors, one event each.
+            expect(page.locator("#events details").filter(has_text="semantic drift")).to_have_count(1)
+            expect(page.locator("#events details").filter(has_text="distribution drift")).to_have_count(1)
             expect(page.locator("#events")).to_contain_text("Recent responses farthest from the baseline")
             expect(page.locator("#sample-table tbody tr")).to_have_count(25)
             s.visit("prompt-detail", OUT)
