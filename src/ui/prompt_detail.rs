@@ -440,6 +440,17 @@ fn explanation(text: &str) -> Markup {
     let lengths = |q: &Value| -> Markup {
         html! { td { (q["p10"]) } td { (q["p25"]) } td { (q["p50"]) } td { (q["p75"]) } td { (q["p90"]) } td { (q["samples"]) } }
     };
+    // The terms that moved, or why there are none (both text-based kinds show it).
+    let term_shifts = html! {
+        @if e.get("terms_rose").is_some() {
+            div.compare {
+                div { h4 { "Terms that rose" } ul { (terms(&e["terms_rose"])) } }
+                div { h4 { "Terms that fell" } ul { (terms(&e["terms_fell"])) } }
+            }
+        } @else {
+            p.muted { "Content capture is off for this project: responses are named by id only." }
+        }
+    };
     html! {
         @match e["kind"].as_str() {
             Some("semantic") => {
@@ -447,28 +458,14 @@ fn explanation(text: &str) -> Markup {
                     div { h4 { "Recent responses farthest from the baseline" } (quotes(&e["farthest_recent"])) }
                     div { h4 { "Baseline responses closest to it" } (quotes(&e["closest_baseline"])) }
                 }
-                @if e.get("terms_rose").is_some() {
-                    div.compare {
-                        div { h4 { "Terms that rose" } ul { (terms(&e["terms_rose"])) } }
-                        div { h4 { "Terms that fell" } ul { (terms(&e["terms_fell"])) } }
-                    }
-                } @else {
-                    p.muted { "Content capture is off for this project: responses are named by id only." }
-                }
+                (term_shifts)
             }
             Some("distribution") => {
                 div.compare {
                     div { h4 { "Recent responses least like the reference" } (quotes(&e["least_like_reference"])) }
                     div { h4 { "Reference responses least like the recent ones" } (quotes(&e["reference_least_like_recent"])) }
                 }
-                @if e.get("terms_rose").is_some() {
-                    div.compare {
-                        div { h4 { "Terms that rose" } ul { (terms(&e["terms_rose"])) } }
-                        div { h4 { "Terms that fell" } ul { (terms(&e["terms_fell"])) } }
-                    }
-                } @else {
-                    p.muted { "Content capture is off for this project: responses are named by id only." }
-                }
+                (term_shifts)
             }
             Some("refusal") => {
                 p {

@@ -88,13 +88,18 @@ async fn distribution(
         "reference_least_like_recent": quote(&learnt, &reference_likeness),
     });
     if with_text {
-        let baseline_texts: Vec<&str> = learnt.iter().map(|s| s.text.as_str()).collect();
-        let recent_texts: Vec<&str> = recent.iter().map(|s| s.text.as_str()).collect();
-        let (rose, fell) = term_shifts(&baseline_texts, &recent_texts, TERMS);
-        explanation["terms_rose"] = json!(rose);
-        explanation["terms_fell"] = json!(fell);
+        add_term_shifts(&mut explanation, &learnt, &recent);
     }
     Ok(explanation)
+}
+
+/// The terms whose share of responses rose and fell most from `baseline` to `recent`.
+fn add_term_shifts(explanation: &mut Value, baseline: &[ExplainedSample], recent: &[ExplainedSample]) {
+    let baseline_texts: Vec<&str> = baseline.iter().map(|s| s.text.as_str()).collect();
+    let recent_texts: Vec<&str> = recent.iter().map(|s| s.text.as_str()).collect();
+    let (rose, fell) = term_shifts(&baseline_texts, &recent_texts, TERMS);
+    explanation["terms_rose"] = json!(rose);
+    explanation["terms_fell"] = json!(fell);
 }
 
 async fn refusal(
@@ -154,11 +159,7 @@ async fn semantic(
         "closest_baseline": closest(&baseline_candidates, QUOTED, with_text, QUOTE_CHARS),
     });
     if with_text {
-        let baseline_texts: Vec<&str> = learnt.iter().map(|s| s.text.as_str()).collect();
-        let recent_texts: Vec<&str> = recent.iter().map(|s| s.text.as_str()).collect();
-        let (rose, fell) = term_shifts(&baseline_texts, &recent_texts, TERMS);
-        explanation["terms_rose"] = json!(rose);
-        explanation["terms_fell"] = json!(fell);
+        add_term_shifts(&mut explanation, &learnt, &recent);
     }
     Ok(explanation)
 }
