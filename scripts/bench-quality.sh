@@ -33,6 +33,7 @@ if [ -x .venv-compare/bin/python ]; then
         --results "$work/quality-results.json" --out "$work/embeddings"
     .venv-compare/bin/python scripts/behaviour_compare.py --runs "$work/embeddings" \
         --out "$work/compare-results.json" --markdown "$work/compare-results.md"
+    .venv-compare/bin/python scripts/mixture_bound.py --runs "$work/embeddings"
 else
     echo "no .venv-compare (make bench-quality creates it): the offline comparison is skipped"
 fi

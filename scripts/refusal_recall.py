@@ -21,7 +21,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from quality_bench import Api, wait_processed  # noqa: E402
 
 STREAMS = [("refusal-labelled-yes", True), ("refusal-labelled-no", False), ("refusals", True),
-           ("llm-answers", False), ("non-refusals-tricky", False)]
+           ("llm-answers", False), ("non-refusals-tricky", False),
+           # everyday text with first-person negations ("I can't stand ...", "i will not bore
+           # you"): false hits of the recogniser's negation rule would show here
+           ("llm-cot", False), ("en-chatbot", False), ("reviews-product-pos", False),
+           ("reviews-product-neg", False)]
 
 
 def main():

@@ -316,6 +316,14 @@ impl TapScores for Value {
             for f in ["semantic_score", "length_score", "updated_at"] {
                 self[v][f] = actual[v][f].clone();
             }
+            // Embeddings of one text differ in the last bits with the batch it was padded in,
+            // and the distribution evidence magnifies that at extreme values (49 vs 49.000004):
+            // the same within 1e-3, relative.
+            let (want, got) = (&self[v]["distribution_score"], &actual[v]["distribution_score"]);
+            if let (Some(want), Some(got)) = (want.as_f64(), got.as_f64()) {
+                assert!((want - got).abs() <= 1e-3 * want.abs().max(1.0), "distribution_score {got} vs {want}");
+                self[v]["distribution_score"] = actual[v]["distribution_score"].clone();
+            }
         }
         self
     }

@@ -7,8 +7,8 @@
 //! the looks of one sample add up to the sample's part:
 //! - the distribution test looks once every `distribution::STEP` samples, so a look may spend
 //!   `STEP` samples' worth;
-//! - the refusal test looks at every sample on up to three windows, so each window's test
-//!   spends a third of one sample's worth.
+//! - the refusal test has windows of several lengths, each with its share of the detector's
+//!   part, tested every few samples; each test spends that many samples' worth of its share.
 //!
 //! A look fires when its p-value is at most what it may spend. By the union bound (Bonferroni
 //! over detectors, windows and time), the expected number of false alarms over any stretch of
@@ -44,9 +44,10 @@ impl Budget {
         -(self.per_sample / DETECTORS * step as f64).min(1.0).log10()
     }
 
-    /// Threshold for a refusal look that tested `windows` windows of the same sample.
-    pub fn rate_threshold(&self, windows: usize) -> f64 {
-        -(self.per_sample / DETECTORS / windows.max(1) as f64).log10()
+    /// Threshold for a refusal window's test: the window has `share` of the detector's part and
+    /// is tested every `every` samples.
+    pub fn rate_threshold(&self, share: f64, every: u64) -> f64 {
+        -(self.per_sample / DETECTORS * share * every as f64).min(1.0).log10()
     }
 }
 
@@ -65,8 +66,8 @@ mod tests {
         let b = Budget::default();
         // 1 per 100,000 samples, halved between two detectors, 5 samples per look: 2.5e-5.
         assert!((b.distribution_threshold(5) - 4.60206).abs() < 1e-4);
-        // Three windows per sample: 1e-5 / 2 / 3.
-        assert!((b.rate_threshold(3) - 5.778151).abs() < 1e-4);
+        // A window with 0.4 of the refusal part, tested every 20 samples: 1e-5 / 2 * 0.4 * 20.
+        assert!((b.rate_threshold(0.4, 20) - 4.39794).abs() < 1e-4);
     }
 
     #[test]

@@ -398,6 +398,11 @@ impl Baseline {
                     self.absorb(&oldest.vector, oldest.log_length);
                 }
                 self.distribution.offer_reference(oldest.seq, &oldest.vector);
+            }
+            // The refusal reference waits only for its own test: a diverse stream's semantic
+            // noise pauses absorbing often, and a reference of 100 instead of 200 halves the
+            // test's power (BENCHMARKS.md). Only the version's first samples can join it.
+            if !self.refusal_episode.open && self.refusals.evidence < ABSORB_EVIDENCE_BELOW {
                 self.refusals.offer_reference(oldest.seq, oldest.refusal);
             }
         }
@@ -466,20 +471,23 @@ impl Baseline {
             let above = look.evidence >= distribution_threshold;
             let d = &mut self.distribution;
             d.above_run = if above { d.above_run + 1 } else { 0 };
-            let firing = d.above_run >= distribution::PERSISTENCE || (self.distribution_episode.open && above);
+            // Once open, the episode holds while the evidence stays even mildly high, so a
+            // drift whose evidence hovers about the line is one episode, not several.
+            let holds = look.evidence >= ABSORB_EVIDENCE_BELOW;
+            let firing = d.above_run >= distribution::PERSISTENCE || (self.distribution_episode.open && holds);
             outcome.record(self.distribution_episode.update_by(firing, distribution::STEP), signal);
         }
-        if let Some(look) = self.refusals.observe(seq, refusal) {
-            let threshold = t.budget.rate_threshold(look.windows_tested);
+        if let Some(look) = self.refusals.observe(seq, refusal, &t.budget) {
             let signal = DriftSignal {
                 kind: DriftKind::Refusal,
                 score: look.evidence,
-                threshold,
+                threshold: look.threshold,
                 window_size: look.window_size,
             };
-            outcome.record(self.refusal_episode.update(look.evidence >= threshold), signal);
+            let firing = look.opens || (self.refusal_episode.open && look.holds);
+            outcome.record(self.refusal_episode.update_by(firing, rate::LOOK_EVERY as usize), signal);
         }
-        outcome.refusal_rate = self.refusals.recent_rate(rate::WINDOWS[1]);
+        outcome.refusal_rate = self.refusals.recent_rate(rate::SHOWN_WINDOW);
     }
 
     /// (ratio of the window's mean similarity to the reference's, t-like statistic).

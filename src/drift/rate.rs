@@ -2,29 +2,62 @@
 //! reference's share?
 //!
 //! Definition (also in the README):
-//! - Reference: counts `(k0 of n0)` over the warm-up samples and the samples the baseline
-//!   absorbs, up to [`REFERENCE`], then frozen. Recent: the flags of the last up to [`LONGEST_WINDOW`]
+//! - Reference: counts `(k0 of n0)` over the version's first [`REFERENCE`] samples (the
+//!   warm-up, then each sample as it leaves the engine's recent window while this test is calm
+//!   and no refusal episode is open), then frozen. A sample that arrives later never counts:
+//!   counting lags the window, and a creep that starts just as the reference fills would
+//!   otherwise seed it with refusals. Recent: the flags of the last up to [`LONGEST_WINDOW`]
 //!   samples not counted in the reference (the two never share a sample).
-//! - At every sample, for each window length in [`WINDOWS`] that the recent flags fill, a
-//!   one-sided Fisher exact test of `k of m` recent against `k0 of n0`: the probability, when
-//!   both come from one rate, that the window holds at least `k` of the `k0 + k` flagged
-//!   samples (hypergeometric tail). It is exact whatever the reference rate, zero included,
-//!   and accounts for the reference being a sample too.
-//! - Evidence = `-log10` of the smallest p-value of the look; the budget divides by the number
-//!   of windows tested (see `budget.rs`).
+//! - Each window of [`WINDOWS`] that the recent flags fill is tested every `every` samples of
+//!   the version (its length / 5): a one-sided Fisher exact test of `k of m` recent against
+//!   `k0 of n0`: the probability, when both come from one rate, that the window holds at least
+//!   `k` of the `k0 + k` flagged samples (hypergeometric tail). It is exact whatever the
+//!   reference rate, zero included, and accounts for the reference being a sample too.
+//! - Evidence = `-log10 p`. Each window has its `share` of the detector's budget and spends
+//!   `every` samples' worth of it per test (see `budget.rs`): testing a window of 100 at every
+//!   sample would spend the budget on 100 looks that see nearly the same samples, so its line
+//!   would sit 1.3 higher in evidence for a look at most 19 samples sooner.
 //! - Short windows catch a sudden jump quickly, the long one a creep of a few percent.
+//! - An episode opens on a window whose test was due; while it is open, any window with even
+//!   mild evidence ([`HOLD_EVIDENCE`]) keeps it open, so neither the long window's pauses
+//!   between tests nor a creep's evidence hovering about the line can split it in several.
 
+use super::budget::Budget;
 use statrs::function::gamma::ln_gamma;
 use std::collections::VecDeque;
 
-/// Window lengths tested at each sample.
-pub const WINDOWS: [usize; 3] = [20, 50, 100];
+/// One window of recent samples the test compares with the reference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateWindow {
+    /// Recent samples in the window.
+    pub length: usize,
+    /// Samples between its tests: a multiple of [`LOOK_EVERY`].
+    pub every: u64,
+    /// Its part of the detector's budget (the parts add up to 1).
+    pub share: f64,
+}
+
+/// The windows, shortest first. Chosen by simulating 20 % and 40 % refusal creeps against a
+/// reference of 200 at reference rates of 1-2 % (BENCHMARKS.md): the window of 40 catches a
+/// 40 % creep within 40 samples, the window of 100 a 20 % creep within 100.
+pub const WINDOWS: [RateWindow; 3] = [
+    RateWindow { length: 20, every: 4, share: 0.3 },
+    RateWindow { length: 40, every: 8, share: 0.3 },
+    RateWindow { length: 100, every: 20, share: 0.4 },
+];
 pub const LONGEST_WINDOW: usize = 100;
+/// Samples between looks (the shortest window's `every`).
+pub const LOOK_EVERY: u64 = 4;
+/// Evidence (p below 1 %) any window must keep for an open episode to stay open: a creep's
+/// evidence hovers about the line, and one creep is one episode.
+pub const HOLD_EVIDENCE: f64 = 2.0;
+/// Recent samples over which the dashboard, the API and explanations show the recent rate.
+pub const SHOWN_WINDOW: usize = 50;
 /// Reference samples counted at most, as many as the semantic reference keeps: then it is
 /// frozen, so a slow creep of refusals that starts later is never learnt as normal, and the
 /// recent windows fill with samples it does not hold. Its size bounds the test's power: with
-/// 100 samples at a 1 % refusal rate, 16 refusals in the last 100 give p = 8e-5, short of what
-/// the default budget asks (1.7e-6); with 200, p = 8e-7 (BENCHMARKS.md).
+/// 100 samples at a 1 % refusal rate, 16 refusals in the last 100 give p = 8e-5; with 200,
+/// p = 8e-7 (BENCHMARKS.md).
 pub const REFERENCE: u64 = 200;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -38,15 +71,19 @@ pub struct RateTest {
     pub(super) evidence: f64,
 }
 
-/// What one look saw.
+/// What one look saw, reported for the window closest to (or furthest above) its line.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLook {
     pub evidence: f64,
-    /// Recent rate over the window that gave the evidence, and that window's length.
+    /// That window's line (evidence), from the budget.
+    pub threshold: f64,
+    /// Recent rate over that window, and its length.
     pub recent_rate: f64,
     pub window_size: usize,
-    /// Windows that were tested (the budget's divisor).
-    pub windows_tested: usize,
+    /// A window whose test was due reached its line: an episode may open.
+    pub opens: bool,
+    /// Some window shows at least [`HOLD_EVIDENCE`]: an open episode stays open.
+    pub holds: bool,
 }
 
 impl RateTest {
@@ -60,10 +97,11 @@ impl RateTest {
         (take > 0).then(|| self.recent.iter().rev().take(take).filter(|(_, f)| *f).count() as f64 / take as f64)
     }
 
-    /// Counts a warm-up or absorbed sample in the reference while it has room; a sample
-    /// counted there leaves the recent flags. Returns whether it was counted.
+    /// Counts a warm-up or absorbed sample in the reference if it is one of the version's
+    /// first [`REFERENCE`] samples (`seq` from 0); a sample counted there leaves the recent
+    /// flags. Returns whether it was counted.
     pub fn offer_reference(&mut self, seq: u64, flagged: bool) -> bool {
-        if self.reference_n >= REFERENCE {
+        if self.reference_n >= REFERENCE || seq >= REFERENCE {
             return false;
         }
         self.reference_n += 1;
@@ -72,28 +110,34 @@ impl RateTest {
         true
     }
 
-    /// Records a new sample and tests every window it fills (none before the reference has
-    /// as many samples as the shortest window).
-    pub fn observe(&mut self, seq: u64, flagged: bool) -> Option<RateLook> {
+    /// Records a new sample and, after every [`LOOK_EVERY`]-th sample of the version (`seq`
+    /// counts from 0), tests the windows it fills (none before the reference has as many
+    /// samples as the shortest window).
+    pub fn observe(&mut self, seq: u64, flagged: bool, budget: &Budget) -> Option<RateLook> {
         self.recent.push_back((seq, flagged));
         if self.recent.len() > LONGEST_WINDOW {
             self.recent.pop_front();
         }
-        if self.reference_n < WINDOWS[0] as u64 {
+        if !(seq + 1).is_multiple_of(LOOK_EVERY) || self.reference_n < WINDOWS[0].length as u64 {
             return None;
         }
         let mut best: Option<RateLook> = None;
-        let mut tested = 0;
-        for &m in WINDOWS.iter().filter(|&&m| m <= self.recent.len()) {
-            tested += 1;
+        let (mut opens, mut holds) = (false, false);
+        for window in WINDOWS.iter().filter(|w| w.length <= self.recent.len()) {
+            let m = window.length;
             let k = self.recent.iter().rev().take(m).filter(|(_, f)| *f).count() as u64;
             let p = fisher_upper_tail(k, m as u64, self.reference_k, self.reference_n);
             let evidence = if p > 0.0 { -p.log10() } else { 300.0 };
-            if best.is_none_or(|b| evidence > b.evidence) {
-                best = Some(RateLook { evidence, recent_rate: k as f64 / m as f64, window_size: m, windows_tested: 0 });
+            let threshold = budget.rate_threshold(window.share, window.every);
+            let above = evidence >= threshold;
+            holds |= evidence >= HOLD_EVIDENCE;
+            opens |= above && (seq + 1).is_multiple_of(window.every);
+            if best.is_none_or(|b| evidence - threshold > b.evidence - b.threshold) {
+                let recent_rate = k as f64 / m as f64;
+                best = Some(RateLook { evidence, threshold, recent_rate, window_size: m, opens: false, holds: false });
             }
         }
-        let look = best.map(|b| RateLook { windows_tested: tested, ..b })?;
+        let look = best.map(|b| RateLook { opens, holds, ..b })?;
         self.evidence = look.evidence;
         Some(look)
     }
@@ -147,29 +191,69 @@ mod tests {
     #[test]
     fn a_reference_sample_leaves_the_recent_flags() {
         let mut test = RateTest::default();
-        test.observe(1, true);
-        test.observe(2, false);
+        test.observe(1, true, &Budget::default());
+        test.observe(2, false, &Budget::default());
         assert!(test.offer_reference(1, true));
         assert_eq!(test.recent.len(), 1);
         assert_eq!((test.reference_n, test.reference_k), (1, 1));
     }
 
     #[test]
+    fn only_the_first_samples_can_join_the_reference() {
+        let mut test = RateTest::default();
+        assert!(test.offer_reference(REFERENCE - 1, false));
+        assert!(!test.offer_reference(REFERENCE, true));
+        assert_eq!((test.reference_n, test.reference_k), (1, 0));
+    }
+
+    #[test]
+    fn windows_share_the_whole_budget_and_look_on_the_common_step() {
+        let total: f64 = WINDOWS.iter().map(|w| w.share).sum();
+        assert!((total - 1.0).abs() < 1e-12);
+        assert!(WINDOWS.iter().all(|w| w.every % LOOK_EVERY == 0 && w.length <= LONGEST_WINDOW));
+    }
+
+    #[test]
+    fn a_look_comes_every_few_samples_and_only_due_windows_open() {
+        let budget = Budget::default();
+        let mut test = RateTest::default();
+        for seq in 0..200u64 {
+            test.offer_reference(seq, false);
+        }
+        let looks: Vec<u64> = (200..240u64).filter(|&seq| test.observe(seq, false, &budget).is_some()).collect();
+        // The first look needs the window of 20 filled (seq 219, the 220th sample), then every
+        // 4th sample.
+        assert_eq!(looks, (219..240).step_by(LOOK_EVERY as usize).collect::<Vec<_>>());
+        // All refusals from now on: the episode opens on a look (after every 4th sample).
+        let mut first_open = None;
+        for seq in 240..300u64 {
+            if let Some(look) = test.observe(seq, true, &budget) {
+                if look.opens && first_open.is_none() {
+                    first_open = Some(seq);
+                    assert!(look.holds);
+                }
+            }
+        }
+        assert!(first_open.is_some_and(|seq| (seq + 1) % 4 == 0), "{first_open:?}");
+    }
+
+    #[test]
     fn a_jump_in_the_rate_gives_evidence_a_steady_rate_none() {
+        let budget = Budget::default();
         let mut test = RateTest::default();
         for seq in 0..200u64 {
             test.offer_reference(seq, seq % 10 == 0); // 10 %
         }
         let mut steady = 0.0f64;
         for seq in 200..400u64 {
-            if let Some(look) = test.observe(seq, seq % 10 == 0) {
+            if let Some(look) = test.observe(seq, seq % 10 == 0, &budget) {
                 steady = steady.max(look.evidence);
             }
         }
         assert!(steady < 2.0, "steady {steady}");
         let mut jump = 0.0f64;
         for seq in 400..440u64 {
-            if let Some(look) = test.observe(seq, seq % 2 == 0) {
+            if let Some(look) = test.observe(seq, seq % 2 == 0, &budget) {
                 jump = jump.max(look.evidence);
             }
         }

@@ -123,7 +123,7 @@ async fn refusal(
             quoted
         })
         .collect();
-    let window = rate::WINDOWS[1];
+    let window = rate::SHOWN_WINDOW;
     Ok(json!({
         "kind": "refusal",
         "content_captured": with_text,
