@@ -63,7 +63,8 @@ pub const SEMANTIC_PERSISTENCE: usize = 3;
 pub const ABSORB_T_ABOVE: f64 = -1.0;
 /// ...and the window's |length score| below this.
 pub const ABSORB_LENGTH_BELOW: f64 = 1.0;
-/// ...and the distribution and refusal tests' evidence below this (p above 1 %).
+/// ...and the distribution and refusal tests' evidence below this (p above 1 %). Evidence at
+/// or above it also keeps those tests' open episodes open.
 pub const ABSORB_EVIDENCE_BELOW: f64 = 2.0;
 /// Similarity spread floor, so a baseline of near-identical answers does not turn a tiny
 /// wording change into drift.

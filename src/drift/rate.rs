@@ -19,10 +19,12 @@
 //!   would sit 1.3 higher in evidence for a look at most 19 samples sooner.
 //! - Short windows catch a sudden jump quickly, the long one a creep of a few percent.
 //! - An episode opens on a window whose test was due; while it is open, any window with even
-//!   mild evidence ([`HOLD_EVIDENCE`]) keeps it open, so neither the long window's pauses
-//!   between tests nor a creep's evidence hovering about the line can split it in several.
+//!   mild evidence (p below 1 %, the engine's [`ABSORB_EVIDENCE_BELOW`](super::ABSORB_EVIDENCE_BELOW))
+//!   keeps it open, so neither the long window's pauses between tests nor a creep's evidence
+//!   hovering about the line can split it in several.
 
 use super::budget::Budget;
+use super::ABSORB_EVIDENCE_BELOW as HOLD_EVIDENCE;
 use statrs::function::gamma::ln_gamma;
 use std::collections::VecDeque;
 
@@ -48,9 +50,6 @@ pub const WINDOWS: [RateWindow; 3] = [
 pub const LONGEST_WINDOW: usize = 100;
 /// Samples between looks (the shortest window's `every`).
 pub const LOOK_EVERY: u64 = 4;
-/// Evidence (p below 1 %) any window must keep for an open episode to stay open: a creep's
-/// evidence hovers about the line, and one creep is one episode.
-pub const HOLD_EVIDENCE: f64 = 2.0;
 /// Recent samples over which the dashboard, the API and explanations show the recent rate.
 pub const SHOWN_WINDOW: usize = 50;
 /// Reference samples counted at most, as many as the semantic reference keeps: then it is
@@ -82,7 +81,7 @@ pub struct RateLook {
     pub window_size: usize,
     /// A window whose test was due reached its line: an episode may open.
     pub opens: bool,
-    /// Some window shows at least [`HOLD_EVIDENCE`]: an open episode stays open.
+    /// Some window shows even mild evidence (p below 1 %): an open episode stays open.
     pub holds: bool,
 }
 

@@ -232,7 +232,7 @@ fn clause_starts(sentence: &str) -> impl Iterator<Item = &str> {
     let dashes = sentence.match_indices("-- ").map(|(at, sep)| at + sep.len());
     std::iter::once(0).chain(breaks).chain(dashes).map(|at| {
         let clause = sentence[at..].trim_start();
-        ["but ", "and ", "so ", "however, "].iter().find_map(|joiner| clause.strip_prefix(joiner)).unwrap_or(clause)
+        ["but ", "and ", "so "].iter().find_map(|joiner| clause.strip_prefix(joiner)).unwrap_or(clause)
     })
 }
 
