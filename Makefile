@@ -27,12 +27,17 @@ browser-deps:
 postgres:
 	bash scripts/ensure-postgres.sh "$(PG_ADMIN_URL)"
 
+## Clippy lints the project's own code while the test build compiles it (the way `cargo clippy`
+## runs it, as the compiler of the workspace's crates), so dependencies are compiled once, not
+## once in check mode for clippy and again for the tests. `-D warnings` as for `cargo clippy`.
+WITH_CLIPPY = RUSTC_WORKSPACE_WRAPPER="$$(command -v clippy-driver)" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+
 ## The whole suite, on SQLite and on Postgres (fails if the Postgres variants cannot run).
 test: models sdk-venv postgres browser-deps
 	bash scripts/check-test-dates.sh
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
-	TEST_DATABASE_URL="$(PG_ADMIN_URL)" DRIFTBALLOON_REQUIRE_POSTGRES=1 cargo test --lib --bins --tests
+	$(WITH_CLIPPY) cargo test --no-run --lib --tests --benches
+	$(WITH_CLIPPY) TEST_DATABASE_URL="$(PG_ADMIN_URL)" DRIFTBALLOON_REQUIRE_POSTGRES=1 cargo test --lib --tests
 
 ## The performance benchmarks (ingest, spans, throughput, worker) and one table of their figures
 ## against the targets. DRIFTBALLOON_BENCH_BEFORE=<older binary> adds a before column.
@@ -45,39 +50,39 @@ bench: models
 bench-worker: models
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench worker
 
-## Detection quality end to end on real corpora (see BENCHMARKS.md): starts a release server.
+## Detection quality end to end on real corpora (BENCHMARKS.md, "Detection quality", "Behaviour drift"): starts a release server.
 bench-quality: models
 	bash scripts/quality-data.sh
 	bash scripts/compare-venv.sh .venv-compare
 	bash scripts/bench-quality.sh
 
-## Embedding throughput vs raw Python ONNX Runtime, ingest latency, peak RSS (see BENCHMARKS.md).
+## Embedding throughput vs raw Python ONNX Runtime, ingest latency, peak RSS (BENCHMARKS.md, "Embedding throughput").
 bench-throughput: models
 	bash scripts/quality-data.sh
 	bash scripts/bench-venv.sh .venv-bench
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench throughput
 
 ## One key at the defaults against every limit off, a noisy neighbour, and peak RSS with a
-## 128 MiB alert receiver answer, on both backends (see BENCHMARKS.md).
+## 128 MiB alert receiver answer, on both backends (BENCHMARKS.md, "Admission").
 bench-admission: models
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench admission
 
-## What the drift engine costs per scored sample (no server; see BENCHMARKS.md).
+## What the drift engine costs per scored sample (no server; BENCHMARKS.md, "Detector cost").
 bench-detectors:
 	cargo bench --bench detectors
 
-## Ingest throughput on both backends (see BENCHMARKS.md).
+## Ingest throughput on both backends (BENCHMARKS.md, "Ingest").
 bench-ingest:
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench ingest
 
-## Span ingest rate (OTLP protobuf, batches of 100) on both backends (see BENCHMARKS.md).
+## Span ingest rate (OTLP protobuf, batches of 100) on both backends (BENCHMARKS.md, "Span ingest").
 bench-spans: models
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench spans
 
-## Alert latency (drift event commit -> webhook receiver) and explanation cost (see BENCHMARKS.md).
+## Alert latency (drift event commit -> webhook receiver) and explanation cost (BENCHMARKS.md, "Alerts").
 bench-alerts: models
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench alerts
 
-## Dashboard page times with 1,000 prompts, 1,000,000 samples and 20,000 traces (see BENCHMARKS.md).
+## Dashboard page times with 1,000 prompts, 1,000,000 samples and 20,000 traces (BENCHMARKS.md, "Dashboard").
 bench-pages: models
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench pages

@@ -7,7 +7,8 @@
 //! Options (env): BENCH_SECONDS (default 10), BENCH_FLOOD_CLIENTS (default 600, project A in the
 //! noisy-neighbour run), DRIFTBALLOON_BENCH_BIN (another build's binary, for a before figure).
 
-#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)] // a bench uses a part of the test harness
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

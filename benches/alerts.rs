@@ -16,8 +16,11 @@
 //!
 //! `make bench-alerts` or `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench alerts`
 
-#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)] // a bench uses a part of the test harness
+#[path = "../tests/it/common/mod.rs"]
 mod common;
+#[allow(dead_code)] // a bench uses a part of the load helpers
+mod load;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -96,7 +99,7 @@ async fn run(kind: Kind, prompts: usize, baseline: usize) {
         &[
             ("DRIFTBALLOON_ALERTS_ALLOW_PRIVATE_NETWORKS", "true"),
             ("RUST_LOG", "info,driftballoon::worker=debug,tower_http=warn"),
-            common::NO_RATE_LIMIT,
+            load::NO_RATE_LIMIT,
         ],
     );
     let key = server.first_key.clone().unwrap();

@@ -9,8 +9,11 @@
 //! an aged backlog of traces (its heaviest job: spans in batches of traces), against the same
 //! rate with the pruner idle, on the same database.
 
-#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)] // a bench uses a part of the test harness
+#[path = "../tests/it/common/mod.rs"]
 mod common;
+#[allow(dead_code)] // a bench uses a part of the load helpers
+mod load;
 
 use std::time::{Duration, Instant};
 
@@ -38,12 +41,12 @@ async fn run(kind: Kind, seconds: u64, clients: usize) {
     let Some(db) = TestDb::new(kind).await else {
         return;
     };
-    let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info"), common::NO_RATE_LIMIT]);
+    let server = TestServer::start(&db, &[("RUST_LOG", "warn,driftballoon::server=info"), load::NO_RATE_LIMIT]);
     let key = server.first_key.clone().unwrap();
     let http = reqwest::Client::new();
     let url = server.url("/api/v1/logs");
     let paced_key = key.clone();
-    let (latencies, elapsed) = common::drive_clients(clients, seconds, move |client, n| {
+    let (latencies, elapsed) = load::drive_clients(clients, seconds, move |client, n| {
         let logs: Vec<_> = (0..BATCH)
             .map(|j| {
                 let i = (client * 1_000_000) + n * BATCH + j;
@@ -53,7 +56,7 @@ async fn run(kind: Kind, seconds: u64, clients: usize) {
             .collect();
         let (http, url, key) = (http.clone(), url.clone(), key.clone());
         async move {
-            common::timed_post_logs(&http, &url, &key, logs).await;
+            load::timed_post_logs(&http, &url, &key, logs).await;
         }
     })
     .await;
@@ -104,11 +107,8 @@ fn span_export(n: usize) -> Value {
 async fn prune_run(kind: Kind, spans: usize, seconds: u64) {
     let Some(db) = TestDb::new(kind).await else { return };
     // no worker: the logs stay pending, so only ingest and the pruner use the writer
-    let env = [
-        ("DRIFTBALLOON_WORKER_ENABLED", "false"),
-        common::NO_RATE_LIMIT,
-        ("RUST_LOG", "warn,driftballoon::server=info"),
-    ];
+    let env =
+        [("DRIFTBALLOON_WORKER_ENABLED", "false"), load::NO_RATE_LIMIT, ("RUST_LOG", "warn,driftballoon::server=info")];
     let mut server = TestServer::start(&db, &[&env[..], &[("DRIFTBALLOON_RETENTION_INTERVAL_SECS", "86400")]].concat());
     let key = server.first_key.clone().unwrap();
     let http = reqwest::Client::new();
@@ -161,7 +161,7 @@ async fn timed_ingest(server: &TestServer, key: &str, rate: f64, seconds: u64, c
                     let logs: Vec<_> = (0..BATCH)
                         .map(|j| json!({"prompt_name": "paced", "response_text": response(client * 1_000_000 + latencies.len() * BATCH + j)}))
                         .collect();
-                    latencies.push(common::timed_post_logs(&http, &url, &key, logs).await);
+                    latencies.push(load::timed_post_logs(&http, &url, &key, logs).await);
                     next += interval;
                     tokio::time::sleep_until(next.into()).await;
                 }

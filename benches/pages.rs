@@ -12,8 +12,11 @@
 //!
 //! `make bench-pages`, or `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench pages`
 
-#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)] // a bench uses a part of the test harness
+#[path = "../tests/it/common/mod.rs"]
 mod common;
+#[allow(dead_code)] // a bench uses a part of the load helpers
+mod load;
 
 use std::time::{Duration, Instant};
 
@@ -157,7 +160,7 @@ async fn run(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else { return };
     let (prompts, per_prompt, traces) =
         (env_number("PROMPTS", 1000), env_number("SAMPLES_PER_PROMPT", 1000), env_number("TRACES", 20_000));
-    let mut server = TestServer::start(&db, &[common::NO_RATE_LIMIT]);
+    let mut server = TestServer::start(&db, &[load::NO_RATE_LIMIT]);
     let key = server.first_key.clone().unwrap();
     server.terminate();
     // every 20th prompt is drifted
@@ -178,7 +181,7 @@ async fn run(kind: Kind) {
             .sum();
         println!("SQLite files: {:.0} MiB", size as f64 / 1048576.0);
     }
-    let server = TestServer::start(&db, &[("DRIFTBALLOON_ALERTS_ENABLED", "false"), common::NO_RATE_LIMIT]);
+    let server = TestServer::start(&db, &[("DRIFTBALLOON_ALERTS_ENABLED", "false"), load::NO_RATE_LIMIT]);
     let cookie = sign_in(&server, &key).await;
     println!("{:<40} {:>6} {:>8} {:>8} {:>8} {:>9}", "page", "status", "p50 ms", "p95 ms", "max ms", "bytes");
     for page in PAGES {

@@ -18,8 +18,11 @@
 //! "sqlite,postgres"), BENCH_SHAPES (default "genai,openinference,plain,genai+logs,max-size"), to
 //! compare two builds on one shape without waiting for the others.
 
-#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)] // a bench uses a part of the test harness
+#[path = "../tests/it/common/mod.rs"]
 mod common;
+#[allow(dead_code)] // a bench uses a part of the load helpers
+mod load;
 
 use common::{Kind, TestDb, TestServer};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
@@ -159,14 +162,14 @@ async fn run(kind: Kind, shape: Shape, seconds: u64, clients: usize) {
     };
     let server = TestServer::start(
         &db,
-        &[("RUST_LOG", "warn,driftballoon::server=info,driftballoon::store::spans=debug,driftballoon::store::group_commit=debug"), common::NO_RATE_LIMIT],
+        &[("RUST_LOG", "warn,driftballoon::server=info,driftballoon::store::spans=debug,driftballoon::store::group_commit=debug"), load::NO_RATE_LIMIT],
     );
     let key = server.first_key.clone().unwrap();
     let http = reqwest::Client::new();
     let url = server.url("/v1/traces");
     let logs_url = server.url("/v1/logs");
     let read_key = key.clone();
-    let (latencies, elapsed) = common::drive_clients(clients, seconds, move |client, n| {
+    let (latencies, elapsed) = load::drive_clients(clients, seconds, move |client, n| {
         let logs = (shape == Shape::GenaiLogs).then(|| {
             http.post(&logs_url)
                 .bearer_auth(&key)
@@ -257,7 +260,7 @@ async fn max_size_export(kind: Kind) {
     };
     let server = TestServer::start(
         &db,
-        &[("RUST_LOG", "warn,driftballoon::server=info,driftballoon::store=debug"), common::NO_RATE_LIMIT],
+        &[("RUST_LOG", "warn,driftballoon::server=info,driftballoon::store=debug"), load::NO_RATE_LIMIT],
     );
     let key = server.first_key.clone().unwrap();
     // as many genai spans as the limits allow: 10,000, or fewer when the body would pass the

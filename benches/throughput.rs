@@ -11,8 +11,11 @@
 //! time per run, default 20), BENCH_BACKENDS (default "sqlite,postgres"; Postgres needs
 //! TEST_DATABASE_URL).
 
-#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)] // a bench uses a part of the test harness
+#[path = "../tests/it/common/mod.rs"]
 mod common;
+#[allow(dead_code)] // a bench uses a part of the load helpers
+mod load;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,7 +109,7 @@ async fn run(
     let db = TestDb::new(kind).await?;
     // the embedder thread's info lines say when the float-weights session comes and goes
     let log_filter = "warn,driftballoon::server=info,driftballoon::worker::embedder_thread=info";
-    let mut env = vec![("RUST_LOG", log_filter), common::NO_RATE_LIMIT];
+    let mut env = vec![("RUST_LOG", log_filter), load::NO_RATE_LIMIT];
     if let Some(threads) = threads {
         env.push(("DRIFTBALLOON_EMBED_THREADS", threads));
     }
@@ -142,7 +145,7 @@ async fn run(
                         json!({"prompt_name": format!("bench-{}", n % PROMPTS), "response_text": texts[n % texts.len()]})
                     })
                     .collect();
-                latencies.push(common::timed_post_logs(&http, &url, &key, logs).await);
+                latencies.push(load::timed_post_logs(&http, &url, &key, logs).await);
                 i += 1;
                 next += interval;
                 tokio::time::sleep_until(next.into()).await;

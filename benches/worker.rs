@@ -9,8 +9,11 @@
 //! `make bench-worker` or `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench worker`
 //! Env: BENCH_BACKLOG (default 100000), BENCH_PROBES (default 20), BENCH_BACKENDS (default "sqlite,postgres").
 
-#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)] // a bench uses a part of the test harness
+#[path = "../tests/it/common/mod.rs"]
 mod common;
+#[allow(dead_code)] // a bench uses a part of the load helpers
+mod load;
 
 use std::time::{Duration, Instant};
 
@@ -52,7 +55,7 @@ fn summary(measure: &str, value: String, target: &str) {
 
 async fn footprint(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else { return };
-    let server = TestServer::start(&db, &[common::NO_RATE_LIMIT, ("RUST_LOG", "warn,driftballoon::server=info")]);
+    let server = TestServer::start(&db, &[load::NO_RATE_LIMIT, ("RUST_LOG", "warn,driftballoon::server=info")]);
     let key = server.first_key.clone().unwrap();
     let pid = server.child.id();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -105,7 +108,7 @@ async fn footprint(kind: Kind) {
 
 async fn fairness(kind: Kind, backlog: usize, probes: usize) {
     let Some(db) = TestDb::new(kind).await else { return };
-    let server = TestServer::start(&db, &[common::NO_RATE_LIMIT, ("RUST_LOG", "warn,driftballoon::server=info")]);
+    let server = TestServer::start(&db, &[load::NO_RATE_LIMIT, ("RUST_LOG", "warn,driftballoon::server=info")]);
     let busy = server.first_key.clone().unwrap();
     let other = common::create_key(&db, "other-team");
     post_many(
@@ -156,7 +159,7 @@ async fn poison(kind: Kind) {
     let server = TestServer::start(
         &db,
         &[
-            common::NO_RATE_LIMIT,
+            load::NO_RATE_LIMIT,
             ("RUST_LOG", "warn,driftballoon::server=info"),
             ("DRIFTBALLOON_FAULT_EMBED_TEXT", "POISON-PILL"),
         ],

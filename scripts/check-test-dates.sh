@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Refuses calendar dates and epoch timestamps written into tests/. A fixed date ages: one day it
 # falls past a retention limit, out of a time window or behind a cursor, and a test fails with
-# no change to the code (issue 29). Tests take times from tests/common/clock.rs instead. A line
+# no change to the code (issue 29). Tests take times from tests/it/common/clock.rs instead. A line
 # whose date is the subject itself (an impossible date, a model id with a date in its name, a
 # date far in the future on purpose) says so with `fixed-date:` and the reason, on that line or
 # the line above.
@@ -24,7 +24,7 @@ if [[ -n "$hits" ]]; then
 fi
 
 if [[ $found -ne 0 ]]; then
-    echo "check-test-dates: fixed dates in tests (use tests/common/clock.rs, or mark the line 'fixed-date: why')" >&2
+    echo "check-test-dates: fixed dates in tests (use tests/it/common/clock.rs, or mark the line 'fixed-date: why')" >&2
     exit 1
 fi
 echo "check-test-dates: no unmarked fixed dates in tests/"

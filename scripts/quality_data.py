@@ -98,7 +98,7 @@ MIXES = {
 }
 
 # The behaviour scenarios change later (after 200 samples) so that an offline test with a
-# reference of 100 and windows of 50 (the comparison in BENCHMARKS.md) sees clean windows first.
+# reference of 100 and windows of 50 (BENCHMARKS.md, "Against Evidently and an offline MMD test") sees clean windows first.
 BEHAVIOUR_STABLE_LEN = 170
 BEHAVIOUR_CHANGE_LEN = 150
 

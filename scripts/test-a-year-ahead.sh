@@ -3,7 +3,7 @@
 # `faketime` package, moves the clock of the server and of the Rust tests by +365 days, so any
 # test whose outcome depends on the calendar (a fixed date that retention, a time window or a
 # cursor can see) fails here today rather than in CI next year. The Python SDKs and helpers run
-# at the real clock (tests/common/mod.rs `python()` drops the preload: CPython's socket servers
+# at the real clock (tests/it/common/mod.rs `python()` drops the preload: CPython's socket servers
 # stop answering with libfaketime loaded), i.e. as clients whose clock is a year behind.
 # Not part of `make test` (it runs the whole suite a second time); run it after changing how
 # tests or the server handle time. Needs what `make test` needs (models, venv, Postgres).
@@ -15,7 +15,7 @@ fi
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export DRIFTBALLOON_REQUIRE_POSTGRES=1
 # build at the real clock first, so Cargo's freshness checks never see a file from "the past"
-cargo test --no-run --lib --bins --tests
+cargo test --no-run --lib --tests
 faketime -m -f '+365d' date
 # Left out: the alert tests whose receiver checks Standard Webhooks signatures with the
 # `standardwebhooks` package at the real clock. It refuses a message timestamped more than five
@@ -32,4 +32,4 @@ skips=()
 for name in "${verified_by_a_real_clock[@]}"; do
     skips+=(--skip "$name")
 done
-faketime -m -f '+365d' cargo test --lib --bins --tests "$@" -- "${skips[@]}"
+faketime -m -f '+365d' cargo test --lib --tests "$@" -- "${skips[@]}"

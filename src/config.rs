@@ -19,10 +19,12 @@ fn env_name(key: &str) -> String {
     }
 }
 
-#[derive(Clone, Deserialize)]
+/// Every setting, one field per key of `config/default.toml`, which documents them (the one
+/// place; `the_defaults_document_every_setting` checks each key has its comment there).
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub listen: String,
     pub log: String,
     pub body_limit_bytes: usize,
@@ -70,57 +72,21 @@ pub struct Settings {
     pub retention_batch_rows: u64,
 }
 
-/// Passwords in database URLs must never reach a log line.
-impl std::fmt::Debug for Settings {
+/// A database URL: its `Debug` (what the start-up log line prints) redacts every secret in it,
+/// so a password never reaches a log.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("database_url", &redact_url(&self.database_url))
-            .field("listen", &self.listen)
-            .field("log", &self.log)
-            .field("body_limit_bytes", &self.body_limit_bytes)
-            .field("max_logs_per_request", &self.max_logs_per_request)
-            .field("max_text_chars", &self.max_text_chars)
-            .field("request_timeout_secs", &self.request_timeout_secs)
-            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
-            .field("body_read_timeout_secs", &self.body_read_timeout_secs)
-            .field("body_min_bytes_per_sec", &self.body_min_bytes_per_sec)
-            .field("max_connections", &self.max_connections)
-            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
-            .field("db_max_connections", &self.db_max_connections)
-            .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
-            .field("config_cache_ttl_secs", &self.config_cache_ttl_secs)
-            .field("model_dir", &self.model_dir)
-            .field("worker_enabled", &self.worker_enabled)
-            .field("embed_threads", &self.embed_threads)
-            .field("embed_float_weights", &self.embed_float_weights)
-            .field("embed_speed_up_on_backlog", &self.embed_speed_up_on_backlog)
-            .field("worker_batch_size", &self.worker_batch_size)
-            .field("embed_max_batch_tokens", &self.embed_max_batch_tokens)
-            .field("worker_claim_timeout_secs", &self.worker_claim_timeout_secs)
-            .field("worker_poll_interval_ms", &self.worker_poll_interval_ms)
-            .field("worker_max_attempts", &self.worker_max_attempts)
-            .field("public_url", &self.public_url)
-            .field("alerts_enabled", &self.alerts_enabled)
-            .field("alerts_allow_private_networks", &self.alerts_allow_private_networks)
-            .field("alerts_timeout_ms", &self.alerts_timeout_ms)
-            .field("alerts_retry_base_ms", &self.alerts_retry_base_ms)
-            .field("alerts_max_attempts", &self.alerts_max_attempts)
-            .field("alerts_disable_after_secs", &self.alerts_disable_after_secs)
-            .field("alerts_poll_interval_ms", &self.alerts_poll_interval_ms)
-            .field("first_key_file", &self.first_key_file)
-            .field("key_cache_ttl_secs", &self.key_cache_ttl_secs)
-            .field("rate_limit_per_key", &self.rate_limit_per_key)
-            .field("rate_limit_burst", &self.rate_limit_burst)
-            .field("failed_auth_per_minute", &self.failed_auth_per_minute)
-            .field("max_concurrent_requests", &self.max_concurrent_requests)
-            .field("metrics_listen_addr", &self.metrics_listen_addr)
-            .field("retention_samples_days", &self.retention_samples_days)
-            .field("retention_traces_days", &self.retention_traces_days)
-            .field("retention_sessions_days", &self.retention_sessions_days)
-            .field("retention_metrics_days", &self.retention_metrics_days)
-            .field("retention_interval_secs", &self.retention_interval_secs)
-            .field("retention_batch_rows", &self.retention_batch_rows)
-            .finish()
+        std::fmt::Debug::fmt(&redact_url(&self.0), f)
     }
 }
 
@@ -199,14 +165,15 @@ impl Settings {
         if self.listen.parse::<SocketAddr>().is_err() {
             return bad("listen", &self.listen, "expected host:port, e.g. 0.0.0.0:8080");
         }
-        if !self.database_url.is_empty()
-            && !self.database_url.starts_with("sqlite:")
-            && !self.database_url.starts_with("postgres://")
-            && !self.database_url.starts_with("postgresql://")
+        let database_url = self.database_url.as_str();
+        if !database_url.is_empty()
+            && !database_url.starts_with("sqlite:")
+            && !database_url.starts_with("postgres://")
+            && !database_url.starts_with("postgresql://")
         {
             return bad(
                 "database_url",
-                &redact_url(&self.database_url),
+                &redact_url(database_url),
                 "expected empty (embedded SQLite), sqlite://FILE or postgres://...",
             );
         }
@@ -276,10 +243,10 @@ impl Settings {
 
     /// The URL sqlx connects to: the default is an SQLite file under ./data.
     pub fn effective_database_url(&self) -> String {
-        if self.database_url.is_empty() {
+        if self.database_url.as_str().is_empty() {
             "sqlite://data/driftballoon.db".to_string()
         } else {
-            self.database_url.clone()
+            self.database_url.as_str().to_string()
         }
     }
 }
@@ -327,6 +294,27 @@ mod tests {
         assert!(err.contains("DRIFTBALLOON_BODY_LIMIT_BYTES=lots"), "{err}");
         let err = load(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
         assert!(err.contains("DATABASE_URL"), "{err}");
+    }
+
+    /// `config/default.toml` is where settings are documented: every key has a comment right
+    /// above it (or above the group of keys it starts), and every key is a field of `Settings`
+    /// (loading refuses unknown keys and needs every field).
+    #[test]
+    fn the_defaults_document_every_setting() {
+        let mut undocumented = Vec::new();
+        let mut previous = "";
+        for line in DEFAULTS.lines() {
+            let is_key = line.split_once('=').is_some_and(|(k, _)| {
+                !k.trim().is_empty() && k.trim().chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            });
+            let previous_documents = previous.starts_with('#') || previous.split_once('=').is_some();
+            if is_key && !line.starts_with('#') && !previous_documents {
+                undocumented.push(line.to_string());
+            }
+            previous = line;
+        }
+        assert!(undocumented.is_empty(), "settings without a comment in config/default.toml: {undocumented:?}");
+        assert!(load(&[]).is_ok(), "config/default.toml and Settings name the same settings");
     }
 
     #[test]

@@ -145,6 +145,11 @@ named_enum! {
     DeliveryStatus { Pending = "pending", Delivered = "delivered", Failed = "failed" }
 }
 
+/// Milliseconds since the Unix epoch: the time every stored row carries.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

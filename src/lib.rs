@@ -3,17 +3,21 @@
 
 pub mod alerts;
 pub mod apikey;
+pub mod app;
 pub mod config;
+pub mod decode;
 pub mod domain;
 pub mod drift;
 pub mod embed;
 pub mod http;
+pub mod ingest;
 pub mod observe;
+pub mod ops;
 pub mod resources;
 pub mod retention;
 pub mod server;
 pub mod store;
-pub mod traces;
 pub mod ui;
 pub mod validate;
+pub mod web;
 pub mod worker;

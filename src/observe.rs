@@ -1,5 +1,5 @@
 //! Prometheus metrics. Code records through the small functions here, so every metric's name,
-//! labels and unit are in one place (and documented in the README's "Monitoring"); without an
+//! labels and unit are in one place (and documented in docs/operations.md, "Monitoring"); without an
 //! installed recorder (unit tests, the CLI) they cost nothing.
 //!
 //! Built on the `metrics` facade with `metrics-exporter-prometheus` (its HTTP listener and

@@ -23,7 +23,7 @@ pub fn embed_threads(configured: usize) -> usize {
 /// ordinary thread of the process wants the core, and a request-handling thread that wakes up
 /// takes the core from it at once. A nice value of 10 (the fallback) still left the embedder
 /// about a tenth of a contended core and let it finish its time slice first, which cost SQLite
-/// ingest with the worker busy about a seventh of its rate (BENCHMARKS.md, ninth pass).
+/// ingest with the worker busy about a seventh of its rate (BENCHMARKS.md, "Why ingest is built this way").
 /// Embedding loses nothing when ingest is quiet, and with autogroup scheduling the class only
 /// ranks the embedder against this process's own threads. Best effort: a failure is logged
 /// and changes nothing else.

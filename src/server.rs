@@ -9,13 +9,14 @@ use tokio::sync::{watch, Notify};
 
 use crate::alerts::dispatcher::{self, DispatcherSettings};
 use crate::apikey;
+use crate::app;
+use crate::app::serve::ServeSettings;
 use crate::config::{redact_url, Settings};
 use crate::domain::KeyScope;
 use crate::embed::EmbedderSettings;
-use crate::http::serve::ServeSettings;
-use crate::http::{self, AppState};
 use crate::retention::PrunerSettings;
 use crate::store::{PoolSettings, Store};
+use crate::web::AppState;
 use crate::worker::{self, EmbedderHandle, WorkerSettings};
 
 pub fn init_tracing(filter: &str) {
@@ -102,12 +103,12 @@ async fn start_metrics_listener(
         max_connections: 16,
         shutdown_grace: Duration::from_secs(1),
     };
-    let router = http::metrics_router(state.clone());
+    let router = app::metrics_router(state.clone());
     Ok(Some(tokio::spawn(async move {
         let stop = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        if let Err(e) = http::serve::serve(listener, router, serve_settings, stop).await {
+        if let Err(e) = app::serve::serve(listener, router, serve_settings, stop).await {
             tracing::error!(error = %e, "the metrics listener failed");
         }
     })))
@@ -226,7 +227,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         max_connections: serve_settings.max_connections as usize,
         shutdown_grace: grace,
     };
-    http::serve::serve(listener, http::router(state), serve_settings, shutdown).await.context("HTTP server failed")?;
+    app::serve::serve(listener, app::router(state), serve_settings, shutdown).await.context("HTTP server failed")?;
     tracing::info!("HTTP server stopped; waiting for the worker and the alert dispatcher");
     let _ = stop_background.send(true);
     // The grace period bounds the background tasks too. A batch in flight is finished or, if

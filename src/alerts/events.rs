@@ -1,6 +1,6 @@
 //! The alert payloads, one builder per event type. Every payload is
-//! `{"type", "timestamp", "data"}` (the Standard Webhooks convention); the README shows an
-//! example of each. Payloads are built once, stored in the outbox, and sent byte for byte on
+//! `{"type", "timestamp", "data"}` (the Standard Webhooks convention); docs/alerts.md,
+//! "Events", shows an example of each. Payloads are built once, stored in the outbox, and sent byte for byte on
 //! every attempt, so a retried message verifies exactly like the first.
 
 use serde_json::{json, Value};

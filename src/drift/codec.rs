@@ -4,7 +4,8 @@
 //!
 //! Why binary: the JSON of a learning baseline with 2,000 samples is about 8 MB of decimal
 //! text that is parsed and printed on every scored batch; the same state is 3 MB here and is
-//! copied, not parsed. A ready baseline (the steady state) is about 50 KB.
+//! copied, not parsed. A ready version (the steady state, with the distribution and refusal
+//! tests' state) measured 156 KB (BENCHMARKS.md, "Detector cost").
 
 use std::collections::VecDeque;
 

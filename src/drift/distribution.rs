@@ -5,7 +5,7 @@
 //! mixture of answer kinds, a narrower or wider spread; the centroid's cosine sees only the
 //! first of these, and only when the move is large.
 //!
-//! Definition (also in the README):
+//! Definition (also in docs/drift.md, "Distribution drift"):
 //! - Reference `R`: the first [`REFERENCE`] reference vectors (the warm-up samples, then the
 //!   ones the baseline absorbs). Recent window `W`: the last up to [`WINDOW`] samples that are
 //!   not in `R` (so the two never share a sample); a look needs at least [`MIN_WINDOW`].
@@ -21,7 +21,7 @@
 //! - Evidence = `-log10(p)`. A look happens every [`STEP`] samples.
 //!
 //! Cost of a look with a full reference and window: 11,175 dot products of the embedding
-//! dimension and `PERMUTATIONS x WINDOW^2 / 2` additions (measured in BENCHMARKS.md). Storage:
+//! dimension and `PERMUTATIONS x WINDOW^2 / 2` additions (measured in BENCHMARKS.md, "Detector cost"). Storage:
 //! the reference and window vectors, `(REFERENCE + WINDOW) x dimension x 4` bytes (230 KB for
 //! 384 dimensions) per prompt version.
 
@@ -44,7 +44,7 @@ pub const STEP: usize = 5;
 pub const PERMUTATIONS: usize = 200;
 /// Looks in a row whose evidence must reach the threshold before the test fires: each look
 /// fits its tail to new permutations, so one look's fitting noise cannot fire it alone. Two
-/// were not enough: on the most mixed stream of real answers (llm-answers, BENCHMARKS.md) two
+/// were not enough: on the most mixed stream of real answers (llm-answers, BENCHMARKS.md, "Three looks for the distribution test") two
 /// looks in a row once reached 4.63 against a line of 4.60.
 pub const PERSISTENCE: usize = 3;
 

@@ -1,7 +1,7 @@
 //! The drift engine: plain Rust, no I/O. One [`Baseline`] per prompt *and* prompt version
 //! learns a reference from its first samples and then scores every new sample against it.
 //!
-//! Definitions (also in the README):
+//! Definitions (also in docs/drift.md):
 //! - Each sample is an L2-normalised embedding `x` and a response length `L` (characters).
 //!   Lengths are compared as `ln(1 + L)`, so "twice as long" is the same step at any size.
 //! - Reference: the first `min_baseline_samples` samples (then `ready`), and after that every
@@ -402,7 +402,7 @@ impl Baseline {
             }
             // The refusal reference waits only for its own test: a diverse stream's semantic
             // noise pauses absorbing often, and a reference of 100 instead of 200 halves the
-            // test's power (BENCHMARKS.md). Only the version's first samples can join it.
+            // test's power (BENCHMARKS.md, "Refusal windows"). Only the version's first samples can join it.
             if !self.refusal_episode.open && self.refusals.evidence < ABSORB_EVIDENCE_BELOW {
                 self.refusals.offer_reference(oldest.seq, oldest.refusal);
             }

@@ -1,7 +1,7 @@
 //! A rate test: has the share of responses with some property (a refusal) risen above the
 //! reference's share?
 //!
-//! Definition (also in the README):
+//! Definition (also in docs/drift.md, "Refusal drift"):
 //! - Reference: counts `(k0 of n0)` over the version's first [`REFERENCE`] samples (the
 //!   warm-up, then each sample as it leaves the engine's recent window while this test is calm
 //!   and no refusal episode is open), then frozen. A sample that arrives later never counts:
@@ -40,7 +40,7 @@ pub struct RateWindow {
 }
 
 /// The windows, shortest first. Chosen by simulating 20 % and 40 % refusal creeps against a
-/// reference of 200 at reference rates of 1-2 % (BENCHMARKS.md): the window of 40 catches a
+/// reference of 200 at reference rates of 1-2 % (BENCHMARKS.md, "Refusal windows"): the window of 40 catches a
 /// 40 % creep within 40 samples, the window of 100 a 20 % creep within 100.
 pub const WINDOWS: [RateWindow; 3] = [
     RateWindow { length: 20, every: 4, share: 0.3 },
@@ -56,7 +56,7 @@ pub const SHOWN_WINDOW: usize = 50;
 /// frozen, so a slow creep of refusals that starts later is never learnt as normal, and the
 /// recent windows fill with samples it does not hold. Its size bounds the test's power: with
 /// 100 samples at a 1 % refusal rate, 16 refusals in the last 100 give p = 8e-5; with 200,
-/// p = 8e-7 (BENCHMARKS.md).
+/// p = 8e-7 (BENCHMARKS.md, "Refusal windows").
 pub const REFERENCE: u64 = 200;
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,6 +1,6 @@
 //! The refusal recogniser: does a response decline, or deflect, what it was asked?
 //!
-//! Definition (also in the README): a response is a refusal when its *opening* (the first
+//! Definition (also in docs/drift.md, "Refusal drift"): a response is a refusal when its *opening* (the first
 //! [`OPENING_CHARS`] characters, lowercased, curly apostrophes made straight, whitespace
 //! collapsed) contains one of [`REFUSAL_PHRASES`]: a first-person statement that the assistant
 //! cannot, will not or may not do the task ("i can't help with", "i'm unable to", "i must
@@ -14,7 +14,7 @@
 //! says "you cannot do X" or "I'm unable to reproduce this" further down is not a refusal. Why
 //! phrases and not a model: it costs a few microseconds, needs nothing downloaded, is the same
 //! on every server, and its precision and recall are measured on real refusals and real
-//! answers in BENCHMARKS.md. What it misses (refusals phrased without any of these, or in
+//! answers in BENCHMARKS.md, "Refusal recogniser". What it misses (refusals phrased without any of these, or in
 //! other languages) lowers recall, never the detector's false-alarm budget: the refusal-rate
 //! test compares recognised rates, so a stable prompt stays quiet whatever the recall.
 
@@ -23,7 +23,7 @@ pub const OPENING_CHARS: usize = 240;
 
 /// Phrases that mark a refusal when they occur in the opening; all lowercase, apostrophes
 /// straight. Each was checked against the non-refusal answers of the benchmark data for false
-/// hits (see BENCHMARKS.md).
+/// hits (see BENCHMARKS.md, "Refusal recogniser").
 pub const REFUSAL_PHRASES: &[&str] = &[
     // "I can't / cannot / won't ... <the task>"
     "i can't help",

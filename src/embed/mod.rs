@@ -269,7 +269,7 @@ impl Embedder {
             .with_session_config("session.intra_op.allow_spinning", "0")
             // No CPU arena: ONNX Runtime's arena keeps the largest run's buffers for the life
             // of the session (tens of MiB after one batch of long texts); plain malloc gives
-            // them back, at a cost within the noise of a run (see BENCHMARKS.md).
+            // them back, at a cost within the noise of a run (see BENCHMARKS.md, "Embedding throughput").
             .with_execution_providers(vec![ort::ep::CPU::default().with_arena_allocator(false).build()]);
         let model = TextEmbedding::try_new_from_user_defined(model, options)
             .map_err(|source| EmbedError::ModelInit { dir: dir.clone(), source })?;

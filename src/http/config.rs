@@ -7,11 +7,11 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::IngestAuth;
-use super::error::ApiResult;
-use super::AppState;
 use crate::domain::{BaselineStatus, PromptStatus, PromptVersion};
 use crate::store::PromptConfigRow;
+use crate::web::auth::IngestAuth;
+use crate::web::error::ApiResult;
+use crate::web::AppState;
 
 /// Every prompt's config, by prompt name.
 #[derive(Debug, Serialize, ToSchema)]

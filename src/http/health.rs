@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult};
-use super::AppState;
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {

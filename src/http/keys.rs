@@ -10,15 +10,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::auth::Auth;
-use super::body::Valid;
-use super::error::{ApiError, ApiResult};
-use super::query::ApiPath;
-use super::AppState;
 use crate::apikey;
 use crate::domain::KeyScope;
 use crate::store::ApiKeyRow;
 use crate::validate::{Fields, FromJson, Problems};
+use crate::web::auth::Auth;
+use crate::web::body::Valid;
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::query::ApiPath;
+use crate::web::AppState;
 
 /// A key as listed: never the key itself, which is shown only when it is created.
 #[derive(Debug, Serialize, ToSchema)]

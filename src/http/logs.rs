@@ -8,13 +8,13 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::auth::IngestAuth;
-use super::body::JsonBody;
-use super::error::{ApiError, ApiResult, ProblemBody};
-use super::AppState;
-use crate::store::NewLog;
+use crate::ingest::NewSample;
 use crate::validate::limits::{MAX_MODEL_CHARS, MAX_NAME_CHARS};
 use crate::validate::{schemas, Fields, Problems, ValidationError};
+use crate::web::auth::IngestAuth;
+use crate::web::body::JsonBody;
+use crate::web::error::{ApiError, ApiResult, ProblemBody};
+use crate::web::AppState;
 
 /// A batch of model responses to store and check for drift.
 #[derive(Debug, ToSchema)]
@@ -64,8 +64,8 @@ pub async fn post_logs(
 ) -> ApiResult<(StatusCode, Json<LogsAccepted>)> {
     let limits = BatchLimits { max_logs: state.settings.max_logs_per_request, max_text: state.settings.max_text_chars };
     let batch = LogBatch::read(&body, limits).map_err(with_log_fields)?;
-    let logs: Vec<NewLog> = batch.logs.into_iter().map(LogEntry::into_new_log).collect();
-    let ids = state.store.insert_logs(owner.project_id, logs).await?;
+    let logs: Vec<NewSample> = batch.logs.into_iter().map(LogEntry::into_new_log).collect();
+    let ids = state.store.insert_samples(owner.project_id, logs).await?;
     state.samples_arrived.notify_one();
     crate::observe::ingest_accepted("logs", ids.len());
     Ok((StatusCode::ACCEPTED, Json(LogsAccepted { status: "accepted", count: ids.len(), log_ids: ids })))
@@ -127,8 +127,8 @@ impl LogEntry {
         Some(LogEntry { prompt_name: prompt_name?, response_text: response_text?, input_text, model })
     }
 
-    fn into_new_log(self) -> NewLog {
-        NewLog {
+    fn into_new_log(self) -> NewSample {
+        NewSample {
             prompt_name: self.prompt_name,
             response_text: self.response_text,
             input_text: self.input_text,

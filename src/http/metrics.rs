@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::{Auth, IngestAuth};
-use super::body::Valid;
-use super::error::ApiResult;
-use super::query::{FromQuery, QueryFields, ValidQuery};
-use super::AppState;
 use crate::validate::limits::{MAX_ID_CHARS, MAX_METRIC_FIELDS, MAX_NAME_CHARS};
 use crate::validate::{schemas, Fields, FromJson, Problems};
+use crate::web::auth::{Auth, IngestAuth};
+use crate::web::body::Valid;
+use crate::web::error::ApiResult;
+use crate::web::query::{FromQuery, QueryFields, ValidQuery};
+use crate::web::AppState;
 
 /// Custom metrics of one session; each field's latest value wins.
 #[derive(Debug, Deserialize, ToSchema)]

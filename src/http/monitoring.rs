@@ -7,9 +7,9 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::ErrorCode;
-use super::AppState;
 use crate::observe;
+use crate::web::error::ErrorCode;
+use crate::web::AppState;
 
 /// Middleware: request duration by method, route template and status; requests in flight;
 /// ingest requests refused whole, by their error code.
@@ -44,7 +44,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 /// The scrape: database gauges measured now, then everything rendered.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let Some(handle) = state.prometheus.as_ref() else {
-        return super::ApiError::not_found("metrics are served on `metrics_listen_addr`").into_response();
+        return crate::web::ApiError::not_found("metrics are served on `metrics_listen_addr`").into_response();
     };
     match state.store.database_gauges().await {
         Ok(gauges) => observe::set_database_gauges(&gauges),

@@ -16,9 +16,9 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, RefOr, Response};
 use utoipa::OpenApi;
 
-use super::error::{ErrorBody, ValidationErrorBody};
-use super::model_configs::{IndividualTarget, ModelVariant, TargetingRule};
-use super::templates::AbVariant;
+use crate::ops::model_configs::{IndividualTarget, ModelVariant, TargetingRule};
+use crate::ops::templates::AbVariant;
+use crate::web::error::{ErrorBody, ValidationErrorBody};
 
 /// Paths that need no key.
 pub const PUBLIC_PATHS: &[&str] = &["/health", "/healthz", "/readyz"];

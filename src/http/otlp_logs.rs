@@ -1,25 +1,29 @@
 //! `POST /v1/logs`: OTLP/HTTP log export, protobuf or JSON (gzip accepted), answered in the
-//! request's encoding, with the same auth, limits and duplicate handling as `/v1/traces`. GenAI
+//! request's encoding, with the same auth, limits and duplicate handling as `/v1/traces` (see `otlp`). GenAI
 //! content events among the records give their LLM call's drift sample (see
 //! `store::log_records`); every record can be read back with its trace.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use prost::Message;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::auth::IngestAuth;
-use super::body::{parse_json, read_body};
-use super::error::{ApiError, ApiResult};
-use super::traces::{request_encoding, Encoding, OtlpProtobuf};
-use super::AppState;
-use crate::traces::{otlp_logs, IngestOptions};
+use super::otlp::{self, OtlpBody, OtlpProtobuf, Signal};
+use crate::decode::otlp_logs;
+use crate::ingest::IngestOptions;
 use crate::validate::limits::MAX_OTLP_LOG_RECORDS;
+use crate::web::auth::IngestAuth;
+use crate::web::{ApiError, ApiResult, AppState};
+
+const LOG_RECORDS: Signal = Signal {
+    json_field: "resourceLogs",
+    snake_field: "resource_logs",
+    items: "log_records",
+    max_items: MAX_OTLP_LOG_RECORDS,
+    too_many_code: "too_many_log_records",
+};
 
 /// OTLP/HTTP JSON (`ExportLogsServiceRequest`, lowerCamelCase field names, ids in hex). Every
 /// field is optional in OTLP: `{}` is an empty export.
@@ -79,32 +83,16 @@ pub async fn ingest(
     IngestAuth(owner): IngestAuth,
     request: Request,
 ) -> ApiResult<Response> {
-    let encoding = request_encoding(request.headers())?;
-    let body = read_body(request, &state).await?;
-    let options =
-        IngestOptions { capture_content: owner.capture_content, max_text_chars: state.settings.max_text_chars };
-
-    if encoding == Encoding::Protobuf {
-        let export = otlp_logs::decode_protobuf(&body).map_err(|m| ApiError::bad_request("invalid_protobuf", m))?;
-        let answer = store(&state, owner.project_id, &export, options).await?.encode_to_vec();
-        return Ok(
-            ([(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"))], answer).into_response()
-        );
-    }
-    let value = parse_json(&body)?;
-    if !value.is_object() {
-        return Err(ApiError::bad_request("invalid_otlp_json", "an OTLP/JSON log export is an object"));
-    }
-    if value.get("resource_logs").is_some() && value.get("resourceLogs").is_none() {
-        // serde would ignore the unknown key and store nothing; say why instead.
-        return Err(ApiError::bad_request(
-            "invalid_otlp_json",
-            "OTLP/JSON field names are lowerCamelCase: send resourceLogs, not resource_logs",
-        ));
-    }
-    let export = otlp_logs::decode_json(value).map_err(|m| ApiError::bad_request("invalid_otlp_json", m))?;
+    let options = otlp::ingest_options(&state, &owner);
+    let (protobuf, export) = match otlp::read(request, &state, &LOG_RECORDS).await? {
+        OtlpBody::Protobuf(body) => (true, otlp::from_protobuf(otlp_logs::decode_protobuf(&body))?),
+        OtlpBody::Json(value) if value.is_object() => (false, otlp::from_json(otlp_logs::decode_json(value))?),
+        OtlpBody::Json(_) => {
+            return Err(ApiError::bad_request("invalid_otlp_json", "an OTLP/JSON log export is an object"));
+        }
+    };
     let answer = store(&state, owner.project_id, &export, options).await?;
-    Ok(Json(OtlpLogsResult::from(answer)).into_response())
+    Ok(otlp::answer::<_, OtlpLogsResult>(protobuf, answer))
 }
 
 /// Stores an export's valid records; the answer names the ones rejected.
@@ -114,20 +102,7 @@ async fn store(
     export: &ExportLogsServiceRequest,
     options: IngestOptions,
 ) -> ApiResult<ExportLogsServiceResponse> {
-    let count = otlp_logs::record_count(export);
-    if count > MAX_OTLP_LOG_RECORDS {
-        // refused whole, as an over-size span export is: storing part would leave calls without
-        // the content that joins them
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_log_records",
-            format!(
-                "an export may hold at most {MAX_OTLP_LOG_RECORDS} log records; this one holds {count}: \
-                 export smaller batches"
-            ),
-        )
-        .with_details(json!({"max_log_records": MAX_OTLP_LOG_RECORDS, "log_records": count})));
-    }
+    otlp::check_size(&LOG_RECORDS, otlp_logs::record_count(export))?;
     let decoded = otlp_logs::records(export, options);
     if !decoded.records.is_empty() {
         let stored = state.store.insert_log_records(project_id, &decoded.records, options).await?;

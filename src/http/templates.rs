@@ -1,184 +1,16 @@
-//! Prompt templates and prompt A/B tests. The Fallom SDK reads `GET /prompts` and
-//! `GET /prompt-ab-tests`; management REST publishes numbered versions at
-//! `/api/v1/prompt-templates` and `/api/v1/prompt-ab-tests`.
+//! The API's handlers for templates: each reads its request and calls its operation in
+//! `crate::ops::templates`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::ToSchema;
 
-use super::auth::{Auth, IngestAuth};
-use super::body::{JsonBody, Valid};
-use super::error::{ApiError, ApiResult};
-use super::query::ApiPath;
-use super::AppState;
-use crate::store::{PromptAbTestRow, PromptTemplateRow};
-use crate::validate::limits::{MAX_NAME_CHARS, MAX_TEMPLATE_CHARS, MAX_VERSION};
-use crate::validate::shared::{check_key, check_weights};
-use crate::validate::{schemas, Fields, FromJson, Problems};
-
-/// A new version of a prompt template (`{{variable}}` placeholders).
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct TemplatePublish {
-    /// No `/ ? # % \` or white space: SDKs put keys into URL paths as they are.
-    #[schema(schema_with = schemas::key)]
-    pub key: String,
-    /// May be empty (`""` for none).
-    #[schema(schema_with = schemas::template)]
-    pub system_prompt: String,
-    #[schema(schema_with = schemas::required_template)]
-    pub user_template: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TemplateView {
-    pub key: String,
-    pub version: i64,
-    pub system_prompt: String,
-    pub user_template: String,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TemplateList {
-    /// The latest version of each template.
-    pub prompt_templates: Vec<TemplateView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TemplateDetail {
-    pub key: String,
-    /// Oldest first.
-    pub versions: Vec<TemplateView>,
-}
-
-/// What `GET /prompts` serves the SDK: every version of every template, oldest first per key.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SdkPrompts {
-    pub prompts: Vec<TemplateView>,
-}
-
-/// One arm of a prompt A/B test: a template, optionally pinned to a version.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AbVariant {
-    #[schema(schema_with = schemas::name)]
-    pub prompt_key: String,
-    /// Absent or null = the template's latest version.
-    #[schema(schema_with = schemas::optional_version)]
-    pub prompt_version: Option<i64>,
-    /// Percent; the weights of a test sum to 100.
-    #[schema(schema_with = schemas::weight)]
-    pub weight: serde_json::Number,
-}
-
-/// A new version of a prompt A/B test; every template it names must exist.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct AbTestPublish {
-    #[schema(schema_with = schemas::key)]
-    pub key: String,
-    /// 1 to 100 variants; weights sum to 100.
-    #[schema(schema_with = schemas::ab_variants)]
-    pub variants: Vec<AbVariant>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AbTestView {
-    pub key: String,
-    pub version: i64,
-    pub variants: Vec<AbVariant>,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AbTestList {
-    /// The latest version of each test.
-    pub prompt_ab_tests: Vec<AbTestView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AbTestDetail {
-    pub key: String,
-    /// Oldest first.
-    pub versions: Vec<AbTestView>,
-}
-
-impl From<&PromptTemplateRow> for TemplateView {
-    fn from(t: &PromptTemplateRow) -> Self {
-        TemplateView {
-            key: t.key.clone(),
-            version: t.version,
-            system_prompt: t.system_prompt.clone(),
-            user_template: t.user_template.clone(),
-            created_at: t.created_at,
-        }
-    }
-}
-
-impl From<&PromptAbTestRow> for AbTestView {
-    /// Variants were validated before they were stored, so they parse.
-    fn from(t: &PromptAbTestRow) -> Self {
-        AbTestView {
-            key: t.key.clone(),
-            version: t.version,
-            variants: serde_json::from_str(&t.variants).unwrap_or_default(),
-            created_at: t.created_at,
-        }
-    }
-}
-
-impl FromJson for TemplatePublish {
-    const WHAT: &'static str = "prompt template";
-
-    fn read(value: &Value, problems: &mut Problems) -> Option<Self> {
-        let f = Fields::of(value, "", problems)?;
-        let key = check_key(&f, problems);
-        // An empty system prompt is legitimate; the field must still be a string.
-        let system_prompt = match f.get("system_prompt") {
-            None => {
-                problems.push("system_prompt", "is required (use \"\" for none)");
-                None
-            }
-            Some(_) => f.optional_str("system_prompt", MAX_TEMPLATE_CHARS, problems),
-        };
-        let user_template = f.required_str("user_template", MAX_TEMPLATE_CHARS, problems);
-        Some(TemplatePublish { key: key?, system_prompt: system_prompt?, user_template: user_template? })
-    }
-}
-
-impl AbTestPublish {
-    /// Reads the test; each variant must name a template of `templates` (and the version, if
-    /// pinned): a variant the SDK cannot resolve would raise in the app.
-    fn read(value: &Value, templates: &[PromptTemplateRow]) -> Result<AbTestPublish, crate::validate::ValidationError> {
-        let mut problems = Problems::default();
-        let read = Fields::of(value, "", &mut problems).and_then(|f| {
-            let key = check_key(&f, &mut problems);
-            let mut variants = Vec::new();
-            if let Some(list) = f.required_array("variants", usize::MAX, &mut problems) {
-                check_weights(list, &mut problems, |v, problems| {
-                    let prompt_key = v.required_str("prompt_key", MAX_NAME_CHARS, problems);
-                    let version = v.optional_int("prompt_version", 1, MAX_VERSION, problems);
-                    let Some(prompt_key) = prompt_key else { return };
-                    let exists =
-                        templates.iter().any(|t| t.key == prompt_key && version.is_none_or(|n| t.version == n));
-                    if !exists {
-                        let what = version.map_or(String::new(), |n| format!(" version {n}"));
-                        problems.push(
-                            v.path("prompt_key"),
-                            format!("no prompt template `{prompt_key}`{what} in this project"),
-                        );
-                    }
-                    if let Some(Value::Number(weight)) = v.get("weight") {
-                        variants.push(AbVariant { prompt_key, prompt_version: version, weight: weight.clone() });
-                    }
-                });
-            }
-            Some(AbTestPublish { key: key?, variants })
-        });
-        problems.finish("prompt A/B test", read)
-    }
-}
+use crate::ops::templates as ops;
+use crate::ops::templates::*;
+use crate::web::auth::{Auth, IngestAuth};
+use crate::web::body::{JsonBody, Valid};
+use crate::web::query::ApiPath;
+use crate::web::{ApiResult, AppState};
 
 /// The Fallom SDK's template sync: every version of every template, oldest first per key, so
 /// the SDK ends up with the latest as current and still finds versions an A/B test pins.
@@ -187,8 +19,7 @@ impl AbTestPublish {
     responses((status = 200, body = SdkPrompts))
 )]
 pub async fn sdk_prompts(State(state): State<AppState>, IngestAuth(owner): IngestAuth) -> ApiResult<Json<SdkPrompts>> {
-    let templates = state.store.prompt_templates(owner.project_id, None).await?;
-    Ok(Json(SdkPrompts { prompts: templates.iter().map(TemplateView::from).collect() }))
+    ops::sdk_prompts(&state, &owner).await.map(Json)
 }
 
 /// The Fallom SDK's A/B test sync: the latest version of every prompt A/B test.
@@ -197,7 +28,7 @@ pub async fn sdk_prompts(State(state): State<AppState>, IngestAuth(owner): Inges
     responses((status = 200, body = AbTestList))
 )]
 pub async fn sdk_ab_tests(State(state): State<AppState>, IngestAuth(owner): IngestAuth) -> ApiResult<Json<AbTestList>> {
-    list_ab_tests(State(state), Auth(owner)).await
+    ops::sdk_ab_tests(&state, &owner).await.map(Json)
 }
 
 /// Publishes the next version of a prompt template.
@@ -211,9 +42,7 @@ pub async fn publish_template(
     Auth(owner): Auth,
     Valid(t): Valid<TemplatePublish>,
 ) -> ApiResult<(StatusCode, Json<TemplateView>)> {
-    let stored =
-        state.store.publish_prompt_template(owner.project_id, &t.key, &t.system_prompt, &t.user_template).await?;
-    Ok((StatusCode::CREATED, Json((&stored).into())))
+    ops::publish_template(&state, &owner, t).await.map(|(status, body)| (status, Json(body)))
 }
 
 /// The latest version of each template.
@@ -222,16 +51,7 @@ pub async fn publish_template(
     responses((status = 200, body = TemplateList))
 )]
 pub async fn list_templates(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<TemplateList>> {
-    let templates = state.store.prompt_templates(owner.project_id, None).await?;
-    // Rows come ordered by key, then version: the last of each key is its latest.
-    let mut latest: Vec<&PromptTemplateRow> = Vec::new();
-    for t in &templates {
-        match latest.last_mut() {
-            Some(last) if last.key == t.key => *last = t,
-            _ => latest.push(t),
-        }
-    }
-    Ok(Json(TemplateList { prompt_templates: latest.into_iter().map(TemplateView::from).collect() }))
+    ops::list_templates(&state, &owner).await.map(Json)
 }
 
 /// One template with all its versions.
@@ -245,11 +65,7 @@ pub async fn template_detail(
     Auth(owner): Auth,
     ApiPath(key): ApiPath<String>,
 ) -> ApiResult<Json<TemplateDetail>> {
-    let versions = state.store.prompt_templates(owner.project_id, Some(&key)).await?;
-    if versions.is_empty() {
-        return Err(ApiError::not_found(format!("no prompt template with key `{key}` in this project")));
-    }
-    Ok(Json(TemplateDetail { key, versions: versions.iter().map(TemplateView::from).collect() }))
+    ops::template_detail(&state, &owner, key).await.map(Json)
 }
 
 /// Publishes the next version of a prompt A/B test.
@@ -263,11 +79,7 @@ pub async fn publish_ab_test(
     Auth(owner): Auth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<AbTestView>)> {
-    let templates = state.store.prompt_templates(owner.project_id, None).await?;
-    let test = AbTestPublish::read(&body, &templates)?;
-    let variants = serde_json::to_string(&test.variants).map_err(|_| ApiError::internal())?;
-    let stored = state.store.publish_prompt_ab_test(owner.project_id, &test.key, &variants).await?;
-    Ok((StatusCode::CREATED, Json((&stored).into())))
+    ops::publish_ab_test(&state, &owner, body).await.map(|(status, body)| (status, Json(body)))
 }
 
 /// The latest version of each prompt A/B test.
@@ -276,8 +88,7 @@ pub async fn publish_ab_test(
     responses((status = 200, body = AbTestList))
 )]
 pub async fn list_ab_tests(State(state): State<AppState>, Auth(owner): Auth) -> ApiResult<Json<AbTestList>> {
-    let tests = state.store.prompt_ab_tests(owner.project_id, None).await?;
-    Ok(Json(AbTestList { prompt_ab_tests: tests.iter().map(AbTestView::from).collect() }))
+    ops::list_ab_tests(&state, &owner).await.map(Json)
 }
 
 /// One prompt A/B test with all its versions.
@@ -291,9 +102,5 @@ pub async fn ab_test_detail(
     Auth(owner): Auth,
     ApiPath(key): ApiPath<String>,
 ) -> ApiResult<Json<AbTestDetail>> {
-    let versions = state.store.prompt_ab_tests(owner.project_id, Some(&key)).await?;
-    if versions.is_empty() {
-        return Err(ApiError::not_found(format!("no prompt A/B test with key `{key}` in this project")));
-    }
-    Ok(Json(AbTestDetail { key, versions: versions.iter().map(AbTestView::from).collect() }))
+    ops::ab_test_detail(&state, &owner, key).await.map(Json)
 }

@@ -16,10 +16,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::logs::{NewLog, SampleInserter};
-use super::spans::{NewSpan, SpansStored};
+use super::new_samples::SampleInserter;
+use super::spans::SpansStored;
 use super::{Store, StoreError, StoreResult};
-use crate::traces::IngestOptions;
+use crate::ingest::IngestOptions;
+use crate::ingest::NewSample;
+use crate::ingest::NewSpan;
 
 /// Most rows written in one group; the rest wait for the next commit (bounds the writer hold).
 const MAX_GROUP_ROWS: usize = 2_000;
@@ -33,7 +35,7 @@ const QUEUE_DEPTH: usize = 1_024;
 /// One request's log batch, and where its answer goes.
 struct LogsJob {
     project_id: i64,
-    logs: Vec<NewLog>,
+    logs: Vec<NewSample>,
     reply: oneshot::Sender<StoreResult<Vec<i64>>>,
 }
 
@@ -122,7 +124,7 @@ impl GroupCommit {
         GroupCommit { jobs }
     }
 
-    pub(super) async fn insert_logs(&self, project_id: i64, logs: Vec<NewLog>) -> StoreResult<Vec<i64>> {
+    pub(super) async fn insert_samples(&self, project_id: i64, logs: Vec<NewSample>) -> StoreResult<Vec<i64>> {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Logs(LogsJob { project_id, logs, reply })).await?;
         answer.await.unwrap_or_else(|_| Err(stopped()))
@@ -239,7 +241,7 @@ async fn write_log_batches_together(
     let mut ids_per_batch = vec![Vec::new(); batches.len()];
     let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
     for (project_id, members) in by_project {
-        let logs: Vec<&NewLog> = members.iter().flat_map(|&i| batches[i].logs.iter()).collect();
+        let logs: Vec<&NewSample> = members.iter().flat_map(|&i| batches[i].logs.iter()).collect();
         let samples = inserters.entry(project_id).or_insert_with(SampleInserter::new);
         let ids = match samples.insert_many_in(&mut savepoint, project_id, &logs).await {
             Ok(ids) => ids,

@@ -17,41 +17,10 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::logs::SampleInserter;
+use super::new_samples::SampleInserter;
 use super::spans::{json_column, resource_id, resources_by_id, span_from_row, SPAN_COLUMNS};
 use super::{Backend, Params, Store, StoreError, StoreResult};
-use crate::traces::{sample_of, IngestOptions};
-
-/// A validated log record, ready to store.
-#[derive(Debug, Clone, Default)]
-pub struct NewLogRecord {
-    pub trace_id: Option<String>,
-    pub span_id: Option<String>,
-    pub time_ms: i64,
-    pub severity_number: Option<i64>,
-    pub severity_text: Option<String>,
-    pub event_name: Option<String>,
-    pub body: Option<Value>,
-    pub attributes: Map<String, Value>,
-    pub scope_name: Option<String>,
-    /// Shared by the records of one resource block and stored once, as for spans.
-    pub resource: Option<Arc<Map<String, Value>>>,
-    /// The messages a GenAI content event carries, whole (bodies are stored bounded).
-    pub request_text: Option<String>,
-    pub response_text: Option<String>,
-    /// Identity for duplicates: an exporter's retry of a stored record is skipped.
-    pub content_hash: String,
-}
-
-impl NewLogRecord {
-    /// The LLM call (trace id, span id) whose content this record carries, if it carries any.
-    fn call(&self) -> Option<(&str, &str)> {
-        if self.request_text.is_none() && self.response_text.is_none() {
-            return None;
-        }
-        Some((self.trace_id.as_deref()?, self.span_id.as_deref()?))
-    }
-}
+use crate::ingest::{sample_of, IngestOptions, NewLogRecord, NewSample, NewSpan};
 
 /// What a log export did.
 #[derive(Debug, Default)]
@@ -100,7 +69,7 @@ pub(super) type LoggedContent = (Option<String>, Option<String>);
 const TRACES_PER_LOOKUP: usize = 500;
 
 /// The content stored in log records for each of these calls that has any: the first request
-/// found and every response, in time order (as `traces::content::genai_event_content` reads
+/// found and every response, in time order (as `decode::content::genai_event_content` reads
 /// events). One statement per [`TRACES_PER_LOOKUP`] traces, however many calls.
 pub(super) async fn logged_contents(
     tx: &mut AnyConnection,
@@ -150,10 +119,10 @@ pub(super) async fn logged_contents(
 /// A new LLM span without content of its own whose content was logged before it: the span as
 /// it is stored, with that content and the sample it gives. The caller holds the call lock.
 pub(super) fn with_logged_content(
-    span: &super::NewSpan,
+    span: &NewSpan,
     (request, response): LoggedContent,
     max_text_chars: usize,
-) -> super::NewSpan {
+) -> NewSpan {
     let mut joined = span.clone();
     joined.request_text = request;
     joined.response_text = response;
@@ -378,7 +347,7 @@ async fn attach_sample(
     samples: &mut SampleInserter,
     project_id: i64,
     span_row_id: i64,
-    sample: &super::NewLog,
+    sample: &NewSample,
 ) -> StoreResult<()> {
     let sample_id = samples.insert_many_in(tx, project_id, &[sample]).await?[0];
     let linked = sqlx::query("UPDATE spans SET sample_id = $1 WHERE id = $2 AND sample_id IS NULL")

@@ -13,9 +13,9 @@ mod gauges;
 mod group_commit;
 mod keys;
 mod log_records;
-mod logs;
 mod metrics;
 mod model_configs;
+mod new_samples;
 mod prompts;
 mod retention;
 mod samples;
@@ -42,8 +42,7 @@ pub use dashboard::{OverviewQuery, OverviewRow, OverviewSort, OverviewStatus, Sc
 pub use drift_events::DriftEventRow;
 pub use error::{Error as StoreError, StoreResult};
 pub use keys::{ApiKeyRow, KeyOwner};
-pub use log_records::{LogRecordRow, LogRecordsStored, NewLogRecord};
-pub use logs::NewLog;
+pub use log_records::{LogRecordRow, LogRecordsStored};
 pub use metrics::SessionMetricRow;
 pub use model_configs::{ModelConfigRow, ModelConfigVersion, SessionAssignment};
 pub use prompts::{PromptConfigRow, PromptPatch, PromptRow};
@@ -53,7 +52,7 @@ pub use scoring::{
     vector_from_bytes, BaselineUpdate, ExplainedSample, ExplainedSet, FinishedSample, NewDriftEvent, ProjectInfo,
     ScoringGroup, ScoringTx, StoredBaseline, UnscoredSample,
 };
-pub use spans::{NewSpan, SpanFilter, SpanRow, SpansStored, TokenUsage, TraceStatus, TraceSummaryRow};
+pub use spans::{SpanFilter, SpanRow, SpansStored, TraceStatus, TraceSummaryRow};
 pub use summary::VariantSummaryRow;
 pub use templates::{PromptAbTestRow, PromptTemplateRow};
 pub use ui_sessions::UiSession;
@@ -201,9 +200,7 @@ enum Role {
     Write,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub use crate::domain::now_ms;
 
 impl Store {
     /// Connects, creating an SQLite file (and its folder) on first use, and brings the schema

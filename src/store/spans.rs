@@ -12,56 +12,13 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::log_records::{logged_contents, with_logged_content};
-use super::logs::{NewLog, SampleInserter};
+use super::new_samples::SampleInserter;
 use super::{
     get_enum, sqlite_inserted_rows, values_placeholders, Backend, Params, Store, StoreResult, SQLITE_INSERT_ANSWER,
 };
 use crate::domain::{SpanSource, SpanStatus};
-use crate::traces::IngestOptions;
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TokenUsage {
-    pub input: Option<i64>,
-    pub output: Option<i64>,
-    pub total: Option<i64>,
-}
-
-/// A validated span, ready to store. `sample` is the drift sample its response becomes.
-#[derive(Debug, Clone, Default)]
-pub struct NewSpan {
-    pub trace_id: String,
-    pub span_id: String,
-    pub parent_span_id: Option<String>,
-    /// Which wire format it came in.
-    pub source: SpanSource,
-    pub session_id: Option<String>,
-    pub customer_id: Option<String>,
-    pub config_key: Option<String>,
-    pub name: String,
-    pub kind: Option<String>,
-    pub model: Option<String>,
-    pub start_ms: i64,
-    pub end_ms: i64,
-    pub duration_ms: i64,
-    pub status: SpanStatus,
-    pub error_message: Option<String>,
-    pub time_to_first_token_ms: Option<i64>,
-    pub is_streaming: Option<bool>,
-    pub usage: TokenUsage,
-    pub request_text: Option<String>,
-    pub response_text: Option<String>,
-    pub metadata: Option<Value>,
-    pub tags: Option<Value>,
-    pub prompt_key: Option<String>,
-    pub prompt_version: Option<i64>,
-    pub prompt_ab_test_key: Option<String>,
-    pub prompt_variant_index: Option<i64>,
-    pub attributes: Map<String, Value>,
-    /// The OTLP resource the span came with, shared by the spans of one export's resource
-    /// block; stored once (see [`resource_id`]) and read back once per answer.
-    pub resource: Option<Arc<Map<String, Value>>>,
-    pub sample: Option<NewLog>,
-}
+use crate::ingest::IngestOptions;
+use crate::ingest::{NewSample, NewSpan, TokenUsage};
 
 /// What a batch insert did.
 #[derive(Debug, Default)]
@@ -597,7 +554,7 @@ impl Store {
         let mut rollups = TraceRollups::default();
         // Drift samples first, so each new span row is written once, already pointing at its
         // sample: linking them afterwards wrote every span row, content and all, a second time.
-        let contents: Vec<&NewLog> = spans.iter().filter_map(|s| s.sample.as_ref()).collect();
+        let contents: Vec<&NewSample> = spans.iter().filter_map(|s| s.sample.as_ref()).collect();
         let mut new_samples = samples.insert_many_in(tx, project_id, &contents).await?.into_iter();
         let sample_ids: Vec<Option<i64>> =
             spans.iter().map(|s| s.sample.as_ref().and_then(|_| new_samples.next())).collect();

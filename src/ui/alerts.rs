@@ -10,17 +10,15 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth;
 use super::forms::{field, problems_of};
 use super::layout::{self, api_error_page, csrf_field, field_problems, layout, page, pager, time};
+use super::owner;
 use super::session::{redirect, PostedForm, SignedIn};
 use crate::domain::{AlertEventType, ChannelKind};
-use crate::http::alerts::{self as api, AlertChannel, NewAlertChannel};
-use crate::http::body::Valid;
-use crate::http::prompts::Page;
-use crate::http::query::{ApiPath, ValidQuery};
-use crate::http::AppState;
+use crate::ops::alerts::{self as op, AlertChannel, NewAlertChannel};
+use crate::ops::prompts::Page;
 use crate::validate::{FromJson, Problem};
+use crate::web::AppState;
 
 const NAV: &str = "/ui/alerts";
 const DELIVERIES_PAGE: i64 = 25;
@@ -96,8 +94,8 @@ pub async fn list(State(state): State<AppState>, signed_in: SignedIn) -> Respons
 }
 
 async fn render_list(state: &AppState, signed_in: &SignedIn, form: &ChannelForm, problems: &[Problem]) -> Response {
-    let channels = match api::list(State(state.clone()), auth(signed_in)).await {
-        Ok(list) => list.0.channels,
+    let channels = match op::list(state, &owner(signed_in)).await {
+        Ok(list) => list.channels,
         Err(e) => return api_error_page(e),
     };
     let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
@@ -170,8 +168,8 @@ pub async fn create(State(state): State<AppState>, posted: PostedForm) -> Respon
         Ok(new) => new,
         Err(e) => return render_list(&state, &signed_in, &form, &e.problems).await,
     };
-    let created = match api::create(State(state.clone()), auth(&signed_in), Valid(new)).await {
-        Ok((_, created)) => created.0,
+    let created = match op::create(&state, &owner(&signed_in), new).await {
+        Ok((_, created)) => created,
         Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
             return render_list(&state, &signed_in, &form, &problems_of(&e)).await
         }
@@ -210,17 +208,13 @@ pub async fn detail(
 ) -> Response {
     let Some(id) = channel_id(&id) else { return no_such_channel() };
     let before = params.before.as_deref().and_then(|b| b.parse().ok()).filter(|n: &i64| *n > 0);
+    let caller = owner(&signed_in);
     let read = tokio::try_join!(
-        api::detail(State(state.clone()), auth(&signed_in), ApiPath(id)),
-        api::deliveries(
-            State(state.clone()),
-            auth(&signed_in),
-            ApiPath(id),
-            ValidQuery(Page { limit: DELIVERIES_PAGE, before })
-        ),
+        op::detail(&state, &caller, id),
+        op::deliveries(&state, &caller, id, Page { limit: DELIVERIES_PAGE, before }),
     );
     let (c, deliveries) = match read {
-        Ok((c, d)) => (c.0, d.0),
+        Ok((c, d)) => (c, d),
         Err(e) => return api_error_page(e),
     };
     let notice = match params.notice.as_deref() {
@@ -283,11 +277,11 @@ pub async fn act(
 ) -> Response {
     let Some(id) = channel_id(&id) else { return no_such_channel() };
     let signed_in = posted.signed_in;
-    let (st, who, path) = (State(state), auth(&signed_in), ApiPath(id));
+    let (st, who, path) = (&state, &owner(&signed_in), id);
     let done = match verb.as_str() {
-        "test" => api::test(st, who, path).await.map(|_| "test"),
-        "enable" => api::enable(st, who, path).await.map(|_| "enabled"),
-        "disable" => api::disable(st, who, path).await.map(|_| "disabled"),
+        "test" => op::test(st, who, path).await.map(|_| "test"),
+        "enable" => op::enable(st, who, path).await.map(|_| "enabled"),
+        "disable" => op::disable(st, who, path).await.map(|_| "disabled"),
         _ => return layout::error_page(StatusCode::NOT_FOUND, "There is no such action on a channel."),
     };
     match done {

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use crate::http::ApiError;
 use crate::validate::Problem;
+use crate::web::ApiError;
 
 /// Rows of a repeating group of fields: `{name}{i}` for each of `names`, e.g. `variant_model_0`,
 /// `variant_weight_0`, .... Each row holds the values in the order of `names`. Trailing rows

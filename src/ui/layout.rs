@@ -6,9 +6,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 
-use crate::http::ApiError;
 use crate::store::{StoreError, UiSession};
 use crate::validate::Problem;
+use crate::web::ApiError;
 
 /// The screens in the header's navigation: (path, label).
 const NAV: &[(&str, &str)] = &[

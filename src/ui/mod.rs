@@ -26,9 +26,8 @@ use serde::Deserialize;
 
 use crate::apikey;
 use crate::domain::KeyScope;
-use crate::http::auth::Auth;
-use crate::http::AppState;
 use crate::store::{now_ms, KeyOwner};
+use crate::web::AppState;
 use session::{redirect, PostedForm, SignedIn};
 
 pub fn routes() -> Router<AppState> {
@@ -80,12 +79,14 @@ pub fn prompt_href(name: &str) -> String {
 
 /// What the REST handlers the dashboard calls see: the session's project, as a key would.
 /// The session's rights for the REST handlers: only admin keys can sign in (see [`sign_in`]).
-fn auth(signed_in: &SignedIn) -> Auth {
-    Auth(KeyOwner {
+/// The caller an operation sees for a signed-in dashboard user: the session's project, as
+/// its admin (signing in takes an admin key).
+fn owner(signed_in: &SignedIn) -> KeyOwner {
+    KeyOwner {
         project_id: signed_in.session.project_id,
         capture_content: signed_in.session.capture_content,
         scope: KeyScope::Admin,
-    })
+    }
 }
 
 async fn sign_in_form() -> Response {

@@ -12,14 +12,10 @@ use super::charts::{bar_chart, Bar};
 use super::forms::{field, indexed_rows, number_or_text};
 use super::layout::{self, api_error_page, csrf_field, field_problems, layout, page, time};
 use super::session::{redirect, PostedForm, SignedIn};
-use super::{auth, encode};
-use crate::http::body::Valid;
-use crate::http::model_configs::{
-    self as api, ModelConfigDetail, ModelConfigPublish, ModelConfigSummary, SummaryParams,
-};
-use crate::http::query::{ApiPath, ValidQuery};
-use crate::http::AppState;
+use super::{encode, owner};
+use crate::ops::model_configs::{self as op, ModelConfigDetail, ModelConfigPublish, ModelConfigSummary, SummaryParams};
 use crate::validate::{FromJson, Problem};
+use crate::web::AppState;
 
 /// Variant rows the publish form offers beyond the ones it is filled with.
 const SPARE_VARIANT_ROWS: usize = 2;
@@ -101,8 +97,8 @@ async fn render_list(
     problems: &[Problem],
     status: StatusCode,
 ) -> Response {
-    let configs = match api::list(State(state.clone()), auth(signed_in)).await {
-        Ok(list) => list.0.model_configs,
+    let configs = match op::list(state, &owner(signed_in)).await {
+        Ok(list) => list.model_configs,
         Err(e) => return api_error_page(e),
     };
     let body = html! {
@@ -145,17 +141,13 @@ async fn render_detail(
     problems: &[Problem],
     status: StatusCode,
 ) -> Response {
+    let caller = owner(signed_in);
     let read = tokio::try_join!(
-        api::detail(State(state.clone()), auth(signed_in), ApiPath(key.to_string())),
-        api::summary(
-            State(state.clone()),
-            auth(signed_in),
-            ApiPath(key.to_string()),
-            ValidQuery(SummaryParams { version: None })
-        ),
+        op::detail(state, &caller, key.to_string()),
+        op::summary(state, &caller, key.to_string(), SummaryParams { version: None }),
     );
     let (detail, summary) = match read {
-        Ok((d, s)) => (d.0, s.0),
+        Ok((d, s)) => (d, s),
         Err(e) => return api_error_page(e),
     };
     let filled = PublishForm::of(&detail);
@@ -311,7 +303,7 @@ pub async fn publish(State(state): State<AppState>, posted: PostedForm) -> Respo
         }
     };
     let key = config.key.clone();
-    match api::publish(State(state), auth(&signed_in), Valid(config)).await {
+    match op::publish(&state, &owner(&signed_in), config).await {
         Ok(_) => redirect(&config_href(&key)),
         Err(e) => api_error_page(e),
     }

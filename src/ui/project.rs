@@ -7,13 +7,12 @@ use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 
-use super::auth;
 use super::layout::{self, api_error_page, csrf_field, layout, page};
+use super::owner;
 use super::session::{redirect, PostedForm, SignedIn};
-use crate::http::body::Valid;
-use crate::http::project::{self as api, ProjectPatch};
-use crate::http::AppState;
+use crate::ops::project::{self as op, ProjectPatch};
 use crate::store::RetentionPatch;
+use crate::web::AppState;
 
 const NAV: &str = "/ui/project";
 
@@ -24,8 +23,8 @@ pub struct ProjectParams {
 }
 
 pub async fn show(State(state): State<AppState>, signed_in: SignedIn, Query(params): Query<ProjectParams>) -> Response {
-    let settings = match api::get(State(state), auth(&signed_in)).await {
-        Ok(s) => s.0,
+    let settings = match op::get(&state, &owner(&signed_in)).await {
+        Ok(s) => s,
         Err(e) => return api_error_page(e),
     };
     let body = html! {
@@ -68,7 +67,7 @@ pub async fn show(State(state): State<AppState>, signed_in: SignedIn, Query(para
     page(StatusCode::OK, layout("Project", Some(&signed_in.session), NAV, body))
 }
 
-fn retention_rows(s: &api::ProjectSettings) -> [(&'static str, &'static str, i64, i64); 4] {
+fn retention_rows(s: &op::ProjectSettings) -> [(&'static str, &'static str, i64, i64); 4] {
     let (r, d) = (&s.retention, &s.retention_defaults);
     [
         ("samples_days", "Logged responses (samples)", r.samples_days, d.samples_days),
@@ -79,7 +78,7 @@ fn retention_rows(s: &api::ProjectSettings) -> [(&'static str, &'static str, i64
 }
 
 /// The posted retention fields, as the API's body reads them (so its checks and messages apply).
-fn retention_patch(fields: &[(String, String)]) -> Result<Option<RetentionPatch>, crate::http::ApiError> {
+fn retention_patch(fields: &[(String, String)]) -> Result<Option<RetentionPatch>, crate::web::ApiError> {
     let mut body = serde_json::Map::new();
     for (name, value) in fields.iter().filter(|(n, _)| n.ends_with("_days")) {
         let value = value.trim();
@@ -106,7 +105,7 @@ pub async fn save(State(state): State<AppState>, posted: PostedForm) -> Response
     };
     // a checkbox is posted only when ticked
     let patch = ProjectPatch { capture_content: Some(fields.iter().any(|(n, _)| n == "capture_content")), retention };
-    match api::patch(State(state), auth(&signed_in), Valid(patch)).await {
+    match op::patch(&state, &owner(&signed_in), patch).await {
         Ok(_) => redirect(&format!("{NAV}?notice=saved")),
         Err(e) => api_error_page(e),
     }

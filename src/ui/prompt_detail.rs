@@ -20,12 +20,11 @@ use super::session::{redirect, PostedForm, SignedIn};
 use crate::domain::{BaselineStatus, DriftKind, PromptStatus, PromptVersion};
 use crate::drift::budget::Budget;
 use crate::drift::{distribution, WINDOW};
-use crate::http::body::Valid;
-use crate::http::prompts::PromptSettingsPatch;
-use crate::http::query::ApiPath;
-use crate::http::AppState;
+use crate::ops;
+use crate::ops::prompts::PromptSettingsPatch;
 use crate::store::{BaselineRow, DriftEventRow, PromptRow, SampleCounts, SampleRow, ScorePoint};
 use crate::validate::{FromJson, Problem};
+use crate::web::AppState;
 
 /// Scored samples in the charts.
 const CHART_POINTS: i64 = 300;
@@ -174,8 +173,7 @@ pub async fn save_settings(State(state): State<AppState>, Path(name): Path<Strin
         }
     };
     let notice = if patch.status.is_some() { "handled" } else { "saved" };
-    let changed =
-        crate::http::prompts::patch(State(state), super::auth(&signed_in), ApiPath(name.clone()), Valid(patch)).await;
+    let changed = ops::prompts::patch(&state, &super::owner(&signed_in), name.clone(), patch).await;
     match changed {
         Ok(_) => redirect(&format!("{}?notice={notice}", prompt_href(&name))),
         Err(e) => api_error_page(e),
@@ -209,7 +207,7 @@ pub async fn confirm_reset(State(state): State<AppState>, signed_in: SignedIn, P
 
 pub async fn reset(State(state): State<AppState>, Path(name): Path<String>, posted: PostedForm) -> Response {
     let signed_in = posted.signed_in;
-    match crate::http::prompts::reset_baseline(State(state), super::auth(&signed_in), ApiPath(name.clone())).await {
+    match ops::prompts::reset_baseline(&state, &super::owner(&signed_in), name.clone()).await {
         Ok(_) => redirect(&format!("{}?notice=reset", prompt_href(&name))),
         Err(e) => api_error_page(e),
     }

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use super::charts::{self, Drifting};
 use super::layout::{layout, page, score, store_error_page};
 use super::session::SignedIn;
-use crate::http::AppState;
 use crate::store::{DriftEventRow, OverviewQuery, OverviewRow, OverviewSort, OverviewStatus};
+use crate::web::AppState;
 
 /// Prompts per page of the overview.
 const PAGE_SIZE: i64 = 50;

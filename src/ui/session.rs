@@ -12,8 +12,8 @@ use axum::Form;
 use rand::RngCore;
 
 use crate::apikey;
-use crate::http::AppState;
 use crate::store::UiSession;
+use crate::web::AppState;
 
 pub const COOKIE_NAME: &str = "db_session";
 /// How long a sign-in lasts.

@@ -11,12 +11,10 @@ use serde_json::{json, Value};
 use super::forms::{field, indexed_rows, number_or_text, problems_of};
 use super::layout::{self, api_error_page, csrf_field, field_problems, layout, page, time};
 use super::session::{redirect, PostedForm, SignedIn};
-use super::{auth, encode};
-use crate::http::body::{JsonBody, Valid};
-use crate::http::query::ApiPath;
-use crate::http::templates::{self as api, AbTestView, TemplatePublish, TemplateView};
-use crate::http::AppState;
+use super::{encode, owner};
+use crate::ops::templates::{self as op, AbTestView, TemplatePublish, TemplateView};
 use crate::validate::{FromJson, Problem};
+use crate::web::AppState;
 
 const NAV: &str = "/ui/templates";
 /// A/B variant rows offered beyond the filled ones, and read from a post at most.
@@ -58,12 +56,10 @@ pub async fn index(State(state): State<AppState>, signed_in: SignedIn) -> Respon
 }
 
 async fn render_index(state: &AppState, signed_in: &SignedIn, invalid: Invalid<'_>) -> Response {
-    let read = tokio::try_join!(
-        api::list_templates(State(state.clone()), auth(signed_in)),
-        api::list_ab_tests(State(state.clone()), auth(signed_in)),
-    );
+    let caller = owner(signed_in);
+    let read = tokio::try_join!(op::list_templates(state, &caller), op::list_ab_tests(state, &caller));
     let (templates, tests) = match read {
-        Ok((t, a)) => (t.0.prompt_templates, a.0.prompt_ab_tests),
+        Ok((t, a)) => (t.prompt_templates, a.prompt_ab_tests),
         Err(e) => return api_error_page(e),
     };
     let (template_form, template_problems, ab_form, ab_problems) = match invalid {
@@ -205,7 +201,7 @@ pub async fn publish_template(State(state): State<AppState>, posted: PostedForm)
         Ok(t) => t,
         Err(e) => return render_index(&state, &signed_in, Invalid::Template(&form, &e.problems)).await,
     };
-    match api::publish_template(State(state), auth(&signed_in), Valid(template)).await {
+    match op::publish_template(&state, &owner(&signed_in), template).await {
         Ok(_) => redirect(&template_href(&form.key)),
         Err(e) => api_error_page(e),
     }
@@ -231,7 +227,7 @@ pub async fn publish_ab_test(State(state): State<AppState>, posted: PostedForm) 
         .collect();
     let body = json!({"key": form.key, "variants": variants});
     // The API checks the named templates exist, so its own handler validates.
-    match api::publish_ab_test(State(state.clone()), auth(&signed_in), JsonBody(body)).await {
+    match op::publish_ab_test(&state, &owner(&signed_in), body).await {
         Ok(_) => redirect(&ab_test_href(&form.key)),
         Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
             render_index(&state, &signed_in, Invalid::AbTest(&form, &problems_of(&e))).await
@@ -241,8 +237,8 @@ pub async fn publish_ab_test(State(state): State<AppState>, posted: PostedForm) 
 }
 
 pub async fn template_detail(State(state): State<AppState>, signed_in: SignedIn, Path(key): Path<String>) -> Response {
-    let detail = match api::template_detail(State(state), auth(&signed_in), ApiPath(key.clone())).await {
-        Ok(d) => d.0,
+    let detail = match op::template_detail(&state, &owner(&signed_in), key.clone()).await {
+        Ok(d) => d,
         Err(e) => return api_error_page(e),
     };
     let latest: Option<&TemplateView> = detail.versions.last();
@@ -270,8 +266,8 @@ pub async fn template_detail(State(state): State<AppState>, signed_in: SignedIn,
 }
 
 pub async fn ab_test_detail(State(state): State<AppState>, signed_in: SignedIn, Path(key): Path<String>) -> Response {
-    let detail = match api::ab_test_detail(State(state), auth(&signed_in), ApiPath(key.clone())).await {
-        Ok(d) => d.0,
+    let detail = match op::ab_test_detail(&state, &owner(&signed_in), key.clone()).await {
+        Ok(d) => d,
         Err(e) => return api_error_page(e),
     };
     let latest = detail.versions.last();

@@ -11,12 +11,11 @@ use maud::{html, Markup};
 
 use super::layout::{api_error_page, layout, page, pager, time};
 use super::session::SignedIn;
-use super::{auth, encode};
+use super::{encode, owner};
 use crate::domain::SpanStatus;
-use crate::http::query::{ApiPath, ValidQuery};
-use crate::http::traces::{self as api, SpanPageParams, SpanView, TraceDetail, TraceListParams, TraceLogPage};
-use crate::http::AppState;
+use crate::ops::traces::{self as op, SpanPageParams, SpanView, TraceDetail, TraceListParams, TraceLogPage};
 use crate::store::TraceStatus;
+use crate::web::AppState;
 
 const NAV: &str = "/ui/traces";
 const PAGE_SIZE: i64 = 50;
@@ -59,7 +58,7 @@ impl TraceFilters {
             Some("OK") => Some(TraceStatus::Ok),
             _ => None,
         };
-        let before = text("before").and_then(|b| api::trace_cursor(&b));
+        let before = text("before").and_then(|b| op::trace_cursor(&b));
         let params = TraceListParams {
             config_key: text("config_key"),
             session_id: text("session_id"),
@@ -101,8 +100,8 @@ pub async fn list(
     let params = filters.params.take().expect("read sets the parameters");
     let paging = params.before.is_some();
     let found = if filters.problems.is_empty() {
-        match api::list(State(state), auth(&signed_in), ValidQuery(params)).await {
-            Ok(page) => Some(page.0),
+        match op::list(&state, &owner(&signed_in), params).await {
+            Ok(page) => Some(page),
             Err(e) => return api_error_page(e),
         }
     } else {
@@ -211,23 +210,20 @@ pub async fn detail(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let capture = signed_in.session.capture_content;
-    let after = q.get("after").and_then(|a| api::span_cursor(a));
+    let after = q.get("after").and_then(|a| op::span_cursor(a));
     let span_page = SpanPageParams { limit: SPANS_PAGE, after };
     let href = format!("{NAV}/{}", encode(&trace_id));
-    let trace =
-        match api::detail(State(state.clone()), auth(&signed_in), ApiPath(trace_id.clone()), ValidQuery(span_page))
-            .await
-        {
-            Ok(t) => t.0,
-            Err(e) => return api_error_page(e),
-        };
-    let logs_after = q.get("logs_after").and_then(|a| api::span_cursor(a));
+    let trace = match op::detail(&state, &owner(&signed_in), trace_id.clone(), span_page).await {
+        Ok(t) => t,
+        Err(e) => return api_error_page(e),
+    };
+    let logs_after = q.get("logs_after").and_then(|a| op::span_cursor(a));
     let log_page = SpanPageParams { limit: LOG_RECORDS_PAGE, after: logs_after };
     let logs = if trace.log_record_count == 0 {
         None
     } else {
-        match api::logs(State(state), auth(&signed_in), ApiPath(trace_id.clone()), ValidQuery(log_page)).await {
-            Ok(page) => Some(page.0),
+        match op::logs(&state, &owner(&signed_in), trace_id.clone(), log_page).await {
+            Ok(page) => Some(page),
             Err(e) => return api_error_page(e),
         }
     };
