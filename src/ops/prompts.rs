@@ -1,4 +1,4 @@
-//! Dashboard REST for prompts: list, detail, settings, baseline reset, drift events, samples.
+//! Prompts: list, detail, settings, baseline reset, drift events, samples.
 //! Names in paths are percent-decoded by axum, so any Unicode name works (`/` as `%2F`).
 
 use std::collections::HashMap;

@@ -1,8 +1,6 @@
-//! `POST /v1/traces` takes three formats on one path, told apart by content type and shape:
-//! OTLP/HTTP protobuf (`application/x-protobuf`), OTLP/HTTP JSON (an object with
-//! `resourceSpans`) and the Fallom SDK's JSON span (anything else that is JSON). OTLP clients
-//! get their answer in the encoding they sent. Dashboards read traces back under
-//! `/api/v1/traces`.
+//! Trace reads, for `/api/v1/traces` and the dashboard's trace pages: the trace list with its
+//! filters and cursor, one trace with a page of its spans, and a trace's OTLP log records.
+//! Ingest (`POST /v1/traces`) is `http::otlp_traces`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
