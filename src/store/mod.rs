@@ -14,6 +14,7 @@ mod group_commit;
 mod keys;
 mod log_records;
 mod metrics;
+mod migrations;
 mod model_configs;
 mod new_samples;
 mod prompts;
@@ -30,7 +31,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
 pub use alerts::{
@@ -56,9 +56,6 @@ pub use spans::{SpanFilter, SpanRow, SpansStored, TraceStatus, TraceSummaryRow};
 pub use summary::VariantSummaryRow;
 pub use templates::{PromptAbTestRow, PromptTemplateRow};
 pub use ui_sessions::UiSession;
-
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -293,11 +290,7 @@ impl Store {
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&self.write).await?;
+        migrations::migrator(self.backend).await?.run(&self.write).await?;
         Ok(())
     }
 
