@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run build test models bench bench-admission bench-worker bench-ingest bench-spans bench-quality bench-throughput bench-alerts bench-pages bench-detectors sdk-venv postgres browser-deps
+.PHONY: run build test models bench bench-admission bench-worker bench-ingest bench-spans bench-quality bench-throughput bench-alerts bench-pages bench-detectors bench-overload sdk-venv postgres browser-deps
 
 ## Start the server on the embedded SQLite default (./data/driftballoon.db), port 8080.
 run: models
@@ -66,6 +66,12 @@ bench-throughput: models
 ## 128 MiB alert receiver answer, on both backends (BENCHMARKS.md, "Admission").
 bench-admission: models
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench admission
+
+## Ingest at 10x the worker's rate for 10 minutes with a change half way, with and without
+## overload sampling (BENCHMARKS.md, "Overload").
+bench-overload: models
+	bash scripts/quality-data.sh
+	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench overload
 
 ## What the drift engine costs per scored sample (no server; BENCHMARKS.md, "Detector cost").
 bench-detectors:

@@ -49,6 +49,7 @@ pub struct Settings {
     pub worker_claim_timeout_secs: u64,
     pub worker_poll_interval_ms: u64,
     pub worker_max_attempts: u64,
+    pub worker_max_scoring_delay_secs: u64,
     pub public_url: String,
     pub alerts_enabled: bool,
     pub alerts_allow_private_networks: bool,

@@ -90,8 +90,9 @@ named_enum! {
 
 named_enum! {
     /// A sample's way through the worker: `pending` (waiting for its embedding) -> `embedded`
-    /// (waiting to be scored in arrival order) -> `done`; `failed` = could not be embedded.
-    SampleState { Pending = "pending", Embedded = "embedded", Done = "done", Failed = "failed" }
+    /// (waiting to be scored in arrival order) -> `done`; `failed` = could not be embedded;
+    /// `skipped` = stored but left out of scoring while the worker was overloaded (never scored).
+    SampleState { Pending = "pending", Embedded = "embedded", Done = "done", Failed = "failed", Skipped = "skipped" }
 }
 
 named_enum! {

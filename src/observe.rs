@@ -70,6 +70,14 @@ fn describe() {
         Unit::Seconds,
         "Duration of one model run over a batch of samples"
     );
+    describe_counter!(
+        "driftballoon_samples_skipped_total",
+        "Samples stored but left out of scoring while the worker sampled an overload"
+    );
+    describe_gauge!(
+        "driftballoon_prompt_sampling_rate",
+        "Share of a prompt's recent samples kept for scoring (set once it was sampled; 1 = all)"
+    );
     describe_counter!("driftballoon_samples_failed_total", "Samples given up on after repeated embedding failures");
     describe_counter!("driftballoon_drift_events_total", "Drift events detected, by kind");
     describe_gauge!("driftballoon_prompts_drifted", "Prompts whose status is drifted");
@@ -173,6 +181,15 @@ pub fn rate_limited() {
 pub fn embedded(samples: usize, model_run: Duration) {
     counter!("driftballoon_embeddings_total").increment(samples as u64);
     histogram!("driftballoon_embedding_batch_duration_seconds").record(model_run.as_secs_f64());
+}
+
+pub fn samples_skipped(samples: u64) {
+    counter!("driftballoon_samples_skipped_total").increment(samples);
+}
+
+/// Set when a prompt's rate changes; 1 again once its overload is over.
+pub fn sampling_rate(prompt_id: i64, rate: f64) {
+    gauge!("driftballoon_prompt_sampling_rate", "prompt_id" => prompt_id.to_string()).set(rate);
 }
 
 pub fn samples_failed(samples: usize) {

@@ -196,6 +196,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             claim_timeout: Duration::from_secs(settings.worker_claim_timeout_secs),
             poll_interval: Duration::from_millis(settings.worker_poll_interval_ms),
             max_attempts: settings.worker_max_attempts as i64,
+            sampling: worker::SamplingSettings {
+                max_delay: Duration::from_secs(settings.worker_max_scoring_delay_secs),
+                min_per_prompt: settings.worker_batch_size,
+            },
         };
         worker::spawn(store.clone(), embedder, worker_settings, samples_arrived.clone(), background_stopped.clone())
     });

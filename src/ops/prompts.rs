@@ -94,6 +94,9 @@ pub struct PromptView {
     /// Expected false alarms of the distribution and refusal detectors per 100,000 stable
     /// samples of a version.
     pub false_alarm_budget: f64,
+    /// Share of the prompt's recent samples kept for scoring: 1 = every sample is scored;
+    /// below 1 while the worker samples an overload (the others are stored as `skipped`).
+    pub sampling_rate: f64,
     pub versions: VersionBaselines,
     pub latest_scores: LatestScores,
     /// The newest drift event while `status` is `drifted`, else null.
@@ -114,6 +117,8 @@ pub struct SampleCountsView {
     pub pending: i64,
     pub done: i64,
     pub failed: i64,
+    /// Stored but left out of scoring while the worker sampled an overload; never scored.
+    pub skipped: i64,
 }
 
 /// The single-prompt view: the prompt and its sample counts.
@@ -348,6 +353,7 @@ fn prompt_view(p: &PromptRow, baselines: &[&BaselineRow], latest_event: Option<&
         length_drift_threshold: p.length_drift_threshold,
         auto_switch_enabled: p.auto_switch_enabled,
         false_alarm_budget: p.false_alarm_budget,
+        sampling_rate: p.sampling_rate,
         versions: VersionBaselines { a: of(PromptVersion::A).into(), b: of(PromptVersion::B).into() },
         latest_scores: LatestScores {
             semantic_score: active.and_then(|b| b.semantic_score),
@@ -389,12 +395,12 @@ pub async fn detail(state: &AppState, owner: &KeyOwner, name: String) -> ApiResu
 /// for `pending == 0` then sees the state that processing produced).
 async fn prompt_detail(state: &AppState, project_id: i64, name: &str) -> ApiResult<PromptDetail> {
     let id = find_prompt(state, project_id, name).await?.id;
-    let SampleCounts { total, pending, done, failed } = state.store.sample_counts(id).await?;
+    let SampleCounts { total, pending, done, failed, skipped } = state.store.sample_counts(id).await?;
     let p = find_prompt(state, project_id, name).await?;
     let baselines = state.store.baselines(project_id, Some(p.id)).await?;
     let latest = state.store.drift_events(p.id, 1, 0).await?;
     let prompt = prompt_view(&p, &baselines.iter().collect::<Vec<_>>(), latest.first());
-    Ok(PromptDetail { prompt, samples: SampleCountsView { total, pending, done, failed } })
+    Ok(PromptDetail { prompt, samples: SampleCountsView { total, pending, done, failed, skipped } })
 }
 
 /// Changes a prompt's settings; every problem is listed in one 422.

@@ -20,6 +20,7 @@ mod new_samples;
 mod prompts;
 mod retention;
 mod samples;
+mod sampling;
 mod scoring;
 mod spans;
 mod summary;
@@ -48,6 +49,7 @@ pub use model_configs::{ModelConfigRow, ModelConfigVersion, SessionAssignment};
 pub use prompts::{PromptConfigRow, PromptPatch, PromptRow};
 pub use retention::{Pruned, RetentionOverrides, RetentionPatch};
 pub use samples::{SampleCounts, SampleRow};
+pub use sampling::PromptBacklog;
 pub use scoring::{
     vector_from_bytes, BaselineUpdate, ExplainedSample, ExplainedSet, FinishedSample, NewDriftEvent, ProjectInfo,
     ScoringGroup, ScoringTx, StoredBaseline, UnscoredSample,

@@ -25,13 +25,16 @@ pub struct PromptRow {
     pub auto_switch_enabled: bool,
     /// Expected false alarms of the statistical detectors per 100,000 stable samples.
     pub false_alarm_budget: f64,
+    /// Share of the prompt's recent samples kept for scoring: below 1 while the worker samples
+    /// an overload (see `worker::sampling`), else 1.
+    pub sampling_rate: f64,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 pub(super) const PROMPT_COLUMNS: &str = "p.id, p.project_id, p.name, p.active_prompt, p.status, \
      p.min_baseline_samples, p.drift_threshold, p.length_drift_threshold, p.auto_switch_enabled, p.false_alarm_budget, \
-     p.created_at, p.updated_at";
+     p.sampling_rate, p.created_at, p.updated_at";
 
 impl PromptRow {
     pub(super) fn from_row(r: &AnyRow) -> StoreResult<Self> {
@@ -46,6 +49,7 @@ impl PromptRow {
             length_drift_threshold: r.try_get("length_drift_threshold")?,
             auto_switch_enabled: get_bool(r, "auto_switch_enabled")?,
             false_alarm_budget: r.try_get("false_alarm_budget")?,
+            sampling_rate: r.try_get("sampling_rate")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
         })

@@ -81,7 +81,7 @@ impl Pruned {
         match self {
             Pruned::Samples => &["DELETE FROM samples WHERE id IN (SELECT s.id FROM samples s \
                  WHERE s.project_id = $1 AND s.received_at < $2 \
-                 AND (s.state = 'failed' OR (s.state = 'done' AND s.similarity IS NOT NULL)) \
+                 AND (s.state IN ('failed', 'skipped') OR (s.state = 'done' AND s.similarity IS NOT NULL)) \
                  AND NOT EXISTS (SELECT 1 FROM drift_events e WHERE e.sample_id = s.id) \
                  ORDER BY s.received_at LIMIT $3)"],
             // spans first, while the trace rows still say which traces the batch holds

@@ -34,6 +34,8 @@ pub struct SampleCounts {
     pub pending: i64,
     pub done: i64,
     pub failed: i64,
+    /// Left out of scoring under overload.
+    pub skipped: i64,
 }
 
 /// `per_version` (a query with `'{v}'` where the version goes, ordered by id descending) run
@@ -116,6 +118,7 @@ impl Store {
                 SampleState::Pending | SampleState::Embedded => counts.pending += n,
                 SampleState::Done => counts.done += n,
                 SampleState::Failed => counts.failed += n,
+                SampleState::Skipped => counts.skipped += n,
             }
         }
         Ok(counts)

@@ -288,7 +288,17 @@ fn summary(data: &PromptData) -> Markup {
                     }
                 }
             }
-            div { dt { "Samples" } dd { (c.total) " (" (c.pending) " pending, " (c.done) " done, " (c.failed) " failed)" } }
+            div { dt { "Samples" } dd { (c.total) " (" (c.pending) " pending, " (c.done) " done, " (c.failed) " failed, " (c.skipped) " skipped)" } }
+            div {
+                dt { "Scoring" }
+                dd {
+                    @if p.sampling_rate < 1.0 {
+                        (format!("{:.1}", 100.0 * p.sampling_rate)) " % of recent samples: the worker is sampling an overload (the others are stored as skipped)"
+                    } @else {
+                        "every sample"
+                    }
+                }
+            }
             div { dt { "Thresholds" } dd { "semantic below " (p.drift_threshold) ", length beyond ±" (p.length_drift_threshold) } }
             div { dt { "False-alarm budget" } dd { (p.false_alarm_budget) " per 100,000 stable samples (distribution and refusal detectors)" } }
             div { dt { "Auto-switch" } dd { @if p.auto_switch_enabled { "on (to the other version when drift is detected)" } @else { "off" } } }

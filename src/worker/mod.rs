@@ -12,6 +12,7 @@
 
 mod embedder_thread;
 pub mod explain;
+mod sampling;
 mod scoring;
 
 use std::collections::BTreeSet;
@@ -22,6 +23,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use embedder_thread::{embed_batch, EmbedderHandle};
+use sampling::Sampler;
+pub use sampling::SamplingSettings;
 pub use scoring::score_prompt;
 use scoring::score_prompt_in;
 
@@ -33,6 +36,7 @@ pub struct WorkerSettings {
     pub claim_timeout: Duration,
     pub poll_interval: Duration,
     pub max_attempts: i64,
+    pub sampling: SamplingSettings,
 }
 
 /// A claimed batch after the model: one vector or error per sample, in the same order.
@@ -73,10 +77,12 @@ async fn claim_loop(
     let claim_ms = settings.claim_timeout.as_millis() as i64;
     let mut cursor = ClaimCursor::default();
     let mut busy = false;
+    let mut sampler = Sampler::new(settings.sampling.clone());
     loop {
         if *shutdown.borrow() {
             return;
         }
+        sampler.pass_if_due(&store).await;
         let claimed = match store.claim_pending(settings.batch_size, claim_ms, &mut cursor).await {
             Ok(c) => c,
             Err(e) => {
@@ -85,6 +91,7 @@ async fn claim_loop(
             }
         };
         if claimed.is_empty() {
+            sampler.throughput.idle();
             // Idle: finish anything embedded but not scored (e.g. after a crash), then wait.
             rescore_leftovers(&store).await;
             if std::mem::take(&mut busy) {
@@ -99,6 +106,7 @@ async fn claim_loop(
             continue;
         }
         busy = true;
+        sampler.throughput.claimed(claimed.len(), std::time::Instant::now());
         let vectors = embed_each(&embedder, &claimed).await;
         if done.send(Embedded { samples: claimed, vectors }).await.is_err() {
             return;

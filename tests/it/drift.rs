@@ -117,7 +117,8 @@ both_backends!(dashboard_rest, |db: TestDb| async move {
     let ids = log_all(&server, &key, name, &answers(support_answer, 0..35)).await;
     let detail = server.wait_processed(&key, name).await;
     assert_eq!(detail["name"], name);
-    assert_eq!(detail["samples"], json!({"total": 35, "pending": 0, "done": 35, "failed": 0}));
+    assert_eq!(detail["samples"], json!({"total": 35, "pending": 0, "done": 35, "failed": 0, "skipped": 0}));
+    assert_eq!(detail["sampling_rate"], 1.0, "quiet traffic is scored in full");
 
     let (status, list) = server.get(&key, "/api/v1/prompts").await;
     assert_eq!(status, 200);

@@ -24,6 +24,7 @@ mod otlp_limits;
 mod otlp_logs;
 mod protection;
 mod retention;
+mod sampling;
 mod scopes;
 mod sdk;
 mod ui;

@@ -1,0 +1,255 @@
+//! Overload sampling: detection stays current when samples arrive faster than the worker can
+//! score them.
+//!
+//! Without it the backlog, and with it the time until a change is detected, grows without bound
+//! under overload. With it, the worker keeps each prompt's backlog to about what it can score
+//! within `max_delay` (its measured throughput times `max_delay`, shared between the prompts
+//! that have work, a prompt that needs less leaving the rest to the others), and thins the new
+//! arrivals beyond that:
+//! - Every pass looks at each prompt's *undecided* samples: pending, unclaimed, newer than the
+//!   prompt's `sampled_through` mark. When queued plus undecided fit the prompt's target,
+//!   nothing happens (quiet traffic is scored in full). Otherwise it keeps a uniform random
+//!   subset of the undecided samples, as many as fit (none when the queue is already full), marks
+//!   the others `skipped`, and moves the mark past them, so no sample is decided on twice.
+//! - The choice depends only on counts, never on content: the scored samples of each prompt
+//!   version are a content-blind subsample of its stream, so on a stable stream the detectors'
+//!   windows hold the same distribution as without sampling and their false-alarm budgets hold.
+//! - A skipped sample stays stored (text, model, tokens) and shows in counts and exports, but is
+//!   never embedded or scored, not even later: scoring keeps arrival order, and scoring it late
+//!   would put old behaviour into a current window.
+//! - The prompt's sampling rate (kept / seen over the passes of the last [`RATE_WINDOW`]) is in
+//!   its row (API, dashboard) and on `/metrics`; it returns to 1 when a whole window passes
+//!   without thinning.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::store::{PromptBacklog, Store, StoreResult};
+
+/// How often the worker looks at the backlogs (it also looks before claiming after an idle
+/// wait).
+const PASS_INTERVAL: Duration = Duration::from_millis(250);
+/// The reported sampling rate covers the thinning passes of this long.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// Until the worker has measured its own throughput (samples a second while busy).
+const PRIOR_SAMPLES_PER_SEC: f64 = 50.0;
+/// Weight of the newest measurement in the throughput's moving average.
+const THROUGHPUT_SMOOTHING: f64 = 0.2;
+
+#[derive(Debug, Clone)]
+pub struct SamplingSettings {
+    /// About how long a sample may wait to be scored before new arrivals are thinned; zero
+    /// turns sampling off (every sample is scored, however long the backlog grows).
+    pub max_delay: Duration,
+    /// No prompt's target is below this many samples (one worker batch): with very many busy
+    /// prompts the delay bound then stretches rather than a prompt being starved.
+    pub min_per_prompt: usize,
+}
+
+/// The worker's rate of getting through samples while busy, measured claim to claim (the
+/// pipeline's pace: the slower of the model and the writer).
+#[derive(Debug, Default)]
+pub(super) struct Throughput {
+    per_sec: Option<f64>,
+    last_claim: Option<(Instant, usize)>,
+}
+
+impl Throughput {
+    /// A batch of `claimed` samples was claimed at `now`, right after the previous batch.
+    pub(super) fn claimed(&mut self, claimed: usize, now: Instant) {
+        if let Some((at, previous)) = self.last_claim {
+            let seconds = now.duration_since(at).as_secs_f64();
+            if seconds > 0.0 {
+                let rate = previous as f64 / seconds;
+                self.per_sec = Some(match self.per_sec {
+                    Some(old) => old + THROUGHPUT_SMOOTHING * (rate - old),
+                    None => rate,
+                });
+            }
+        }
+        self.last_claim = Some((now, claimed));
+    }
+
+    /// The worker went idle: the next claim starts a new measurement.
+    pub(super) fn idle(&mut self) {
+        self.last_claim = None;
+    }
+
+    fn per_sec(&self) -> f64 {
+        self.per_sec.unwrap_or(PRIOR_SAMPLES_PER_SEC)
+    }
+}
+
+/// Each prompt's target backlog: `capacity` samples shared out so that a prompt wanting less
+/// than an equal share gets what it wants and leaves the rest to the others (water filling),
+/// none below `floor`. `demands` are (prompt, samples waiting); the answer is in the same order.
+fn targets(demands: &[(i64, usize)], capacity: usize, floor: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..demands.len()).collect();
+    order.sort_by_key(|&i| demands[i].1);
+    let mut targets = vec![0; demands.len()];
+    let mut left = capacity;
+    for (rank, &i) in order.iter().enumerate() {
+        let share = left / (demands.len() - rank);
+        let target = demands[i].1.min(share).max(floor);
+        targets[i] = target;
+        left = left.saturating_sub(target);
+    }
+    targets
+}
+
+/// How many of `undecided` new samples to keep when `queued` already wait and the prompt's
+/// target is `target`: all of them while everything fits, else what fits.
+fn keep_count(target: usize, queued: usize, undecided: usize) -> usize {
+    if queued + undecided <= target {
+        undecided
+    } else {
+        target.saturating_sub(queued).min(undecided)
+    }
+}
+
+/// One prompt's thinning passes within [`RATE_WINDOW`]: (when, kept, seen).
+type Passes = VecDeque<(Instant, u64, u64)>;
+
+pub(super) struct Sampler {
+    settings: SamplingSettings,
+    pub(super) throughput: Throughput,
+    last_pass: Option<Instant>,
+    /// Prompts whose rate is below 1, with their recent passes. Loaded from the store on the
+    /// first pass, so a rate left below 1 by a previous run also returns to 1.
+    lowered: Option<HashMap<i64, Passes>>,
+    rng: StdRng,
+}
+
+impl Sampler {
+    pub(super) fn new(settings: SamplingSettings) -> Sampler {
+        Sampler {
+            settings,
+            throughput: Throughput::default(),
+            last_pass: None,
+            lowered: None,
+            rng: StdRng::from_entropy(),
+        }
+    }
+
+    /// Thins the backlogs if it is time to look; errors are logged (sampling is retried on the
+    /// next pass, and until then samples are simply scored).
+    pub(super) async fn pass_if_due(&mut self, store: &Store) {
+        if self.settings.max_delay.is_zero() || self.last_pass.is_some_and(|at| at.elapsed() < PASS_INTERVAL) {
+            return;
+        }
+        self.last_pass = Some(Instant::now());
+        if let Err(e) = self.pass(store).await {
+            tracing::warn!(error = %e, "overload sampling pass failed; will look again");
+        }
+    }
+
+    async fn pass(&mut self, store: &Store) -> StoreResult<()> {
+        if self.lowered.is_none() {
+            let lowered = store.prompts_sampled_below_full().await?;
+            self.lowered = Some(lowered.into_iter().map(|id| (id, Passes::new())).collect());
+        }
+        let backlogs = store.backlogs().await?;
+        let capacity = (self.throughput.per_sec() * self.settings.max_delay.as_secs_f64()) as usize;
+        let demands: Vec<(i64, usize)> =
+            backlogs.iter().map(|b| (b.prompt_id, (b.queued + b.undecided).max(0) as usize)).collect();
+        let targets = targets(&demands, capacity, self.settings.min_per_prompt);
+        let now = Instant::now();
+        for (backlog, target) in backlogs.iter().zip(targets) {
+            let (queued, undecided) = (backlog.queued.max(0) as usize, backlog.undecided.max(0) as usize);
+            if undecided == 0 || queued + undecided <= target {
+                continue;
+            }
+            self.thin(store, backlog, keep_count(target, queued, undecided), now).await?;
+        }
+        self.restore_full_rates(store, now).await
+    }
+
+    /// Keeps a uniform random `keep` of the prompt's undecided samples and skips the others.
+    async fn thin(&mut self, store: &Store, backlog: &PromptBacklog, keep: usize, now: Instant) -> StoreResult<()> {
+        let ids = store.undecided_samples(backlog.prompt_id, backlog.sampled_through).await?;
+        let Some(&through) = ids.last() else { return Ok(()) };
+        let keep = keep.min(ids.len());
+        let mut skip_mask = vec![true; ids.len()];
+        for kept in rand::seq::index::sample(&mut self.rng, ids.len(), keep) {
+            skip_mask[kept] = false;
+        }
+        let skip: Vec<i64> = ids.iter().zip(&skip_mask).filter(|(_, skip)| **skip).map(|(id, _)| *id).collect();
+        let lowered = self.lowered.get_or_insert_with(HashMap::new);
+        let passes = lowered.entry(backlog.prompt_id).or_default();
+        passes.push_back((now, keep as u64, ids.len() as u64));
+        while passes.front().is_some_and(|(at, _, _)| now.duration_since(*at) > RATE_WINDOW) {
+            passes.pop_front();
+        }
+        let (kept, seen) = passes.iter().fold((0, 0), |(k, s), (_, kept, seen)| (k + kept, s + seen));
+        let rate = kept as f64 / seen.max(1) as f64;
+        if let Some(skipped) =
+            store.thin_backlog(backlog.prompt_id, backlog.sampled_through, through, &skip, rate).await?
+        {
+            crate::observe::samples_skipped(skipped);
+            crate::observe::sampling_rate(backlog.prompt_id, rate);
+            tracing::debug!(prompt_id = backlog.prompt_id, kept = keep, skipped, rate, "thinned an overloaded backlog");
+        }
+        Ok(())
+    }
+
+    /// A prompt with no thinning for a whole [`RATE_WINDOW`] is back to full scoring.
+    async fn restore_full_rates(&mut self, store: &Store, now: Instant) -> StoreResult<()> {
+        let Some(lowered) = &mut self.lowered else { return Ok(()) };
+        let recovered: Vec<i64> = lowered
+            .iter()
+            .filter(|(_, passes)| passes.back().is_none_or(|(at, _, _)| now.duration_since(*at) > RATE_WINDOW))
+            .map(|(id, _)| *id)
+            .collect();
+        for prompt_id in recovered {
+            store.set_sampling_rate(prompt_id, 1.0).await?;
+            crate::observe::sampling_rate(prompt_id, 1.0);
+            lowered.remove(&prompt_id);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_traffic_is_kept_whole() {
+        assert_eq!(keep_count(1000, 10, 200), 200);
+        assert_eq!(keep_count(1000, 0, 1000), 1000);
+    }
+
+    #[test]
+    fn an_overload_keeps_what_fits_and_nothing_once_the_queue_is_full() {
+        assert_eq!(keep_count(1000, 900, 500), 100);
+        assert_eq!(keep_count(1000, 1000, 500), 0);
+        assert_eq!(keep_count(1000, 1200, 500), 0);
+    }
+
+    #[test]
+    fn a_prompt_wanting_little_leaves_the_capacity_to_the_busy_one() {
+        let t = targets(&[(1, 100_000), (2, 5), (3, 40)], 3000, 64);
+        assert_eq!(t, vec![3000 - 64 - 64, 64, 64]);
+        let t = targets(&[(1, 100_000), (2, 100_000)], 3000, 64);
+        assert_eq!(t, vec![1500, 1500]);
+        // the floor wins over the bound when very many prompts are busy
+        assert_eq!(targets(&[(1, 1000), (2, 1000)], 10, 64), vec![64, 64]);
+    }
+
+    #[test]
+    fn throughput_is_measured_claim_to_claim_and_restarts_after_idle() {
+        let mut t = Throughput::default();
+        let start = Instant::now();
+        assert_eq!(t.per_sec(), PRIOR_SAMPLES_PER_SEC);
+        t.claimed(64, start);
+        t.claimed(64, start + Duration::from_millis(500));
+        assert!((t.per_sec() - 128.0).abs() < 1e-9);
+        t.idle();
+        // the idle gap is not counted as slow work
+        t.claimed(64, start + Duration::from_secs(60));
+        assert!((t.per_sec() - 128.0).abs() < 1e-9);
+    }
+}
