@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run build test models bench bench-admission bench-worker bench-ingest bench-spans bench-quality bench-throughput bench-alerts bench-pages bench-detectors bench-overload sdk-venv postgres browser-deps
+.PHONY: run build test models bench bench-admission bench-worker bench-ingest bench-spans bench-quality bench-throughput bench-alerts bench-pages bench-detectors bench-overload bench-otlp-compare sdk-venv postgres browser-deps
 
 ## Start the server on the embedded SQLite default (./data/driftballoon.db), port 8080.
 run: models
@@ -72,6 +72,12 @@ bench-admission: models
 bench-overload: models
 	bash scripts/quality-data.sh
 	TEST_DATABASE_URL="$(PG_ADMIN_URL)" cargo bench --bench overload
+
+## OTLP span ingest side by side with Arize Phoenix in one run (BENCHMARKS.md, "Against Phoenix").
+bench-otlp-compare: models
+	bash scripts/quality-data.sh
+	bash scripts/phoenix-venv.sh .venv-phoenix
+	PG_ADMIN_URL="$(PG_ADMIN_URL)" bash scripts/bench-otlp-compare.sh
 
 ## What the drift engine costs per scored sample (no server; BENCHMARKS.md, "Detector cost").
 bench-detectors:

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{repo_root, Kind, TestDb, TestServer};
+use common::{Kind, TestDb, TestServer};
 use serde_json::{json, Value};
 
 const PROMPT: &str = "overload";
@@ -28,16 +28,6 @@ const BATCH: usize = 100;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
-
-fn stream(name: &str) -> Vec<String> {
-    let path = repo_root().join("bench-data/streams").join(name);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("{} missing: run scripts/quality-data.sh", path.display()))
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 fn now_ms() -> i64 {
@@ -88,7 +78,7 @@ async fn run(kind: Kind, mode: &'static str, minutes: f64, overload: f64) -> Run
     }
     let server = Arc::new(TestServer::start(&db, &env));
     let key = server.first_key.clone().unwrap();
-    let (before, after) = (Arc::new(stream("en-people.txt")), Arc::new(stream("en-computers.txt")));
+    let (before, after) = (Arc::new(load::stream("en-people.txt")), Arc::new(load::stream("en-computers.txt")));
     let worker_rate = warm_up(&server, &key, &before).await;
 
     // One sender at `overload` times the worker's rate, batches evenly spaced.

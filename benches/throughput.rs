@@ -34,15 +34,7 @@ fn env_or(name: &str, default: &str) -> String {
 /// Real texts: short ones are single fortunes (about 20 words); long ones join consecutive
 /// fortunes until they reach 200 words (about 256 tokens, the model's limit).
 fn corpus() -> (Vec<String>, Vec<String>) {
-    let read = |name: &str| -> Vec<String> {
-        let path = repo_root().join("bench-data/streams").join(name);
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("{} missing: run scripts/quality-data.sh", path.display()))
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect()
-    };
+    let read = load::stream;
     let short = read("en-people.txt");
     let mut long = Vec::new();
     let mut current = String::new();

@@ -9,6 +9,17 @@ use serde_json::Value;
 /// name it so a figure never depends on a changed default.
 pub const NO_RATE_LIMIT: (&str, &str) = ("DRIFTBALLOON_RATE_LIMIT_PER_KEY", "0");
 
+/// The lines of one real-text stream of `bench-data/streams/` (from scripts/quality-data.sh).
+pub fn stream(name: &str) -> Vec<String> {
+    let path = crate::common::repo_root().join("bench-data/streams").join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run scripts/quality-data.sh", path.display()))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Benchmarks: posts one batch, asserts 202, returns how long the request took.
 pub async fn timed_post_logs(http: &reqwest::Client, url: &str, key: &str, logs: Vec<Value>) -> Duration {
     let started = Instant::now();

@@ -9,6 +9,10 @@
 //! Batches are shared fairly between projects and prompts (`store::ClaimCursor`), and a sample
 //! that cannot be embedded fails alone: when a batch fails, its samples are embedded one by one,
 //! the good ones go on, and the bad one's claim is released to be retried a little later.
+//!
+//! Beside them the *sampler* (`sampling`) keeps each prompt's backlog within what the worker
+//! scores in `worker_max_scoring_delay_secs`, thinning new arrivals under overload, from the
+//! pace the claimer reports.
 
 mod embedder_thread;
 pub mod explain;
@@ -23,8 +27,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use embedder_thread::{embed_batch, EmbedderHandle};
-use sampling::Sampler;
 pub use sampling::SamplingSettings;
+use sampling::Throughput;
 pub use scoring::score_prompt;
 use scoring::score_prompt_in;
 
@@ -58,10 +62,15 @@ pub fn spawn(
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let (done_tx, done_rx) = mpsc::channel::<Embedded>(1);
+    let throughput = Arc::new(std::sync::Mutex::new(Throughput::default()));
+    let sampler = sampling::spawn(store.clone(), settings.sampling.clone(), throughput.clone(), shutdown.clone());
     let writer = tokio::spawn(write_loop(store.clone(), embedder.model_id().to_string(), settings.clone(), done_rx));
     tokio::spawn(async move {
-        claim_loop(store, embedder, settings, wake, shutdown, done_tx).await;
+        claim_loop(store, embedder, settings, wake, shutdown, done_tx, &throughput).await;
         let _ = writer.await;
+        if let Some(sampler) = sampler {
+            let _ = sampler.await;
+        }
         tracing::info!("embedding worker stopped");
     })
 }
@@ -73,16 +82,15 @@ async fn claim_loop(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
     done: mpsc::Sender<Embedded>,
+    throughput: &std::sync::Mutex<Throughput>,
 ) {
     let claim_ms = settings.claim_timeout.as_millis() as i64;
     let mut cursor = ClaimCursor::default();
     let mut busy = false;
-    let mut sampler = Sampler::new(settings.sampling.clone());
     loop {
         if *shutdown.borrow() {
             return;
         }
-        sampler.pass_if_due(&store).await;
         let claimed = match store.claim_pending(settings.batch_size, claim_ms, &mut cursor).await {
             Ok(c) => c,
             Err(e) => {
@@ -91,7 +99,7 @@ async fn claim_loop(
             }
         };
         if claimed.is_empty() {
-            sampler.throughput.idle();
+            throughput.lock().expect("throughput lock").idle();
             // Idle: finish anything embedded but not scored (e.g. after a crash), then wait.
             rescore_leftovers(&store).await;
             if std::mem::take(&mut busy) {
@@ -106,7 +114,7 @@ async fn claim_loop(
             continue;
         }
         busy = true;
-        sampler.throughput.claimed(claimed.len(), std::time::Instant::now());
+        throughput.lock().expect("throughput lock").claimed(claimed.len(), std::time::Instant::now());
         let vectors = embed_each(&embedder, &claimed).await;
         if done.send(Embedded { samples: claimed, vectors }).await.is_err() {
             return;

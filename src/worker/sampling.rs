@@ -22,15 +22,18 @@
 //!   without thinning.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::store::{PromptBacklog, Store, StoreResult};
 
-/// How often the worker looks at the backlogs (it also looks before claiming after an idle
-/// wait).
+/// How often the sampler looks at the backlogs. It runs beside the claim loop, not in it: a
+/// pass that waits for the database writer must not leave the model without work.
 const PASS_INTERVAL: Duration = Duration::from_millis(250);
 /// The reported sampling rate covers the thinning passes of this long.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -113,10 +116,39 @@ fn keep_count(target: usize, queued: usize, undecided: usize) -> usize {
 /// One prompt's thinning passes within [`RATE_WINDOW`]: (when, kept, seen).
 type Passes = VecDeque<(Instant, u64, u64)>;
 
-pub(super) struct Sampler {
+/// Starts the sampler; the claim loop reports its pace into `throughput`. Does nothing when
+/// sampling is off. It stops when `shutdown` turns true.
+pub(super) fn spawn(
+    store: Store,
     settings: SamplingSettings,
-    pub(super) throughput: Throughput,
-    last_pass: Option<Instant>,
+    throughput: Arc<Mutex<Throughput>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    if settings.max_delay.is_zero() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut sampler = Sampler::new(settings);
+        let mut ticks = tokio::time::interval(PASS_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let per_sec = throughput.lock().expect("throughput lock").per_sec();
+            if let Err(e) = sampler.pass(&store, per_sec).await {
+                tracing::warn!(error = %e, "overload sampling pass failed; will look again");
+            }
+        }
+    }))
+}
+
+struct Sampler {
+    settings: SamplingSettings,
     /// Prompts whose rate is below 1, with their recent passes. Loaded from the store on the
     /// first pass, so a rate left below 1 by a previous run also returns to 1.
     lowered: Option<HashMap<i64, Passes>>,
@@ -124,35 +156,19 @@ pub(super) struct Sampler {
 }
 
 impl Sampler {
-    pub(super) fn new(settings: SamplingSettings) -> Sampler {
-        Sampler {
-            settings,
-            throughput: Throughput::default(),
-            last_pass: None,
-            lowered: None,
-            rng: StdRng::from_entropy(),
-        }
+    fn new(settings: SamplingSettings) -> Sampler {
+        Sampler { settings, lowered: None, rng: StdRng::from_entropy() }
     }
 
-    /// Thins the backlogs if it is time to look; errors are logged (sampling is retried on the
-    /// next pass, and until then samples are simply scored).
-    pub(super) async fn pass_if_due(&mut self, store: &Store) {
-        if self.settings.max_delay.is_zero() || self.last_pass.is_some_and(|at| at.elapsed() < PASS_INTERVAL) {
-            return;
-        }
-        self.last_pass = Some(Instant::now());
-        if let Err(e) = self.pass(store).await {
-            tracing::warn!(error = %e, "overload sampling pass failed; will look again");
-        }
-    }
-
-    async fn pass(&mut self, store: &Store) -> StoreResult<()> {
+    /// Thins every backlog over its target, given the worker's pace. On an error the next pass
+    /// tries again (until then samples are simply scored).
+    async fn pass(&mut self, store: &Store, per_sec: f64) -> StoreResult<()> {
         if self.lowered.is_none() {
             let lowered = store.prompts_sampled_below_full().await?;
             self.lowered = Some(lowered.into_iter().map(|id| (id, Passes::new())).collect());
         }
         let backlogs = store.backlogs().await?;
-        let capacity = (self.throughput.per_sec() * self.settings.max_delay.as_secs_f64()) as usize;
+        let capacity = (per_sec * self.settings.max_delay.as_secs_f64()) as usize;
         let demands: Vec<(i64, usize)> =
             backlogs.iter().map(|b| (b.prompt_id, (b.queued + b.undecided).max(0) as usize)).collect();
         let targets = targets(&demands, capacity, self.settings.min_per_prompt);
