@@ -16,6 +16,18 @@ fn metric(text: &str, sample: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+async fn metrics_text(server: &TestServer) -> String {
+    server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap()
+}
+
+/// The values of every `driftballoon_prompt_sampling_rate` gauge in the Prometheus text.
+fn sampling_gauges(text: &str) -> Vec<f64> {
+    text.lines()
+        .filter(|l| l.starts_with("driftballoon_prompt_sampling_rate{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+        .collect()
+}
+
 async fn prompt(server: &TestServer, key: &str) -> Value {
     let (status, body) = server.get(key, &format!("/api/v1/prompts/{PROMPT}")).await;
     assert_eq!(status, 200, "{body}");
@@ -57,15 +69,11 @@ both_backends!(an_overload_is_sampled_and_full_scoring_returns, |db: TestDb| asy
     // Until the backlog is gone, watch the rate in the API and on /metrics.
     let started = Instant::now();
     let (mut lowest_rate, mut lowest_gauge) = (1.0_f64, 1.0_f64);
-    let metrics_text = loop {
+    let last_scrape = loop {
         let body = prompt(&server, &key).await;
         lowest_rate = lowest_rate.min(body["sampling_rate"].as_f64().unwrap());
-        let text = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        let gauges: Vec<f64> = text
-            .lines()
-            .filter(|l| l.starts_with("driftballoon_prompt_sampling_rate{"))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
-            .collect();
+        let text = metrics_text(&server).await;
+        let gauges = sampling_gauges(&text);
         lowest_gauge = gauges.into_iter().fold(lowest_gauge, f64::min);
         if body["samples"]["pending"] == 0 {
             break text;
@@ -83,7 +91,7 @@ both_backends!(an_overload_is_sampled_and_full_scoring_returns, |db: TestDb| asy
     assert_eq!(done + skipped, sent as i64, "{counts}");
     assert!(lowest_rate < 1.0, "the API showed the sampling rate ({lowest_rate})");
     assert!(lowest_gauge < 1.0, "/metrics showed the sampling rate ({lowest_gauge})");
-    assert_eq!(metric(&metrics_text, "driftballoon_samples_skipped_total"), Some(skipped as f64));
+    assert_eq!(metric(&last_scrape, "driftballoon_samples_skipped_total"), Some(skipped as f64));
 
     // The subsample is content-blind (even and odd arrivals carry different answers) and spread
     // over the whole burst, not its oldest or newest part.
@@ -118,8 +126,7 @@ both_backends!(an_overload_is_sampled_and_full_scoring_returns, |db: TestDb| asy
     assert_eq!(after["samples"]["done"], done + 50, "{after}");
     assert_eq!(after["samples"]["skipped"], skipped, "{after}");
     assert_eq!(after["sampling_rate"], 1.0);
-    let text = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    let gauges: Vec<&str> = text.lines().filter(|l| l.starts_with("driftballoon_prompt_sampling_rate{")).collect();
-    assert!(!gauges.is_empty() && gauges.iter().all(|l| l.ends_with(" 1")), "{gauges:?}");
+    let gauges = sampling_gauges(&metrics_text(&server).await);
+    assert!(!gauges.is_empty() && gauges.iter().all(|&rate| rate == 1.0), "{gauges:?}");
     server.assert_no_server_errors();
 });
