@@ -6,12 +6,15 @@
 # in each database and the rates are given as ratios to Phoenix's.
 #   scripts/bench-otlp-compare.sh            (needs `make models`, scripts/quality-data.sh,
 #                                             scripts/phoenix-venv.sh .venv-phoenix)
-# Env: BENCH_SECONDS (30), BENCH_CONNECTIONS (4), PG_ADMIN_URL (the local Postgres).
+# Env: BENCH_SECONDS (30), BENCH_CONNECTIONS (4), PG_ADMIN_URL (the local Postgres),
+# BENCH_TARGETS ("sqlite,postgres,phoenix"; a subset skips the others and their ratios).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${BENCH_SECONDS:-30}"
 connections="${BENCH_CONNECTIONS:-4}"
 pg_admin="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+targets=",${BENCH_TARGETS:-sqlite,postgres,phoenix},"
+wanted() { [[ "$targets" == *",$1,"* ]]; }
 py=.venv-phoenix/bin/python
 [ -x "$py" ] || { echo "run scripts/phoenix-venv.sh .venv-phoenix first" >&2; exit 1; }
 cargo build --release --quiet
@@ -57,32 +60,42 @@ EOF
   rm -rf "$dir"
 }
 
-sqlite_dir=$(mktemp -d)
-run_ours sqlite "sqlite://$sqlite_dir/bench.db"
-rm -rf "$sqlite_dir"
-pg_db="bench_otlp_$$"
-psql -q "$pg_admin" -c "CREATE DATABASE $pg_db"
-run_ours postgres "${pg_admin%/*}/$pg_db"
-psql -q "$pg_admin" -c "DROP DATABASE $pg_db"
-"$py" scripts/otlp_compare.py phoenix --seconds "$seconds" --connections "$connections" --settle-cap 300 \
-  > "$results/phoenix.json"
+if wanted sqlite; then
+  sqlite_dir=$(mktemp -d)
+  run_ours sqlite "sqlite://$sqlite_dir/bench.db"
+  rm -rf "$sqlite_dir"
+fi
+if wanted postgres; then
+  pg_db="bench_otlp_$$"
+  psql -q "$pg_admin" -c "CREATE DATABASE $pg_db"
+  run_ours postgres "${pg_admin%/*}/$pg_db"
+  psql -q "$pg_admin" -c "DROP DATABASE $pg_db"
+fi
+if wanted phoenix; then
+  "$py" scripts/otlp_compare.py phoenix --seconds "$seconds" --connections "$connections" --settle-cap 300 \
+    > "$results/phoenix.json"
+fi
 
 "$py" - "$results" <<'EOF'
 import json, sys
 from pathlib import Path
-r = {n: json.loads((Path(sys.argv[1]) / f"{n}.json").read_text()) for n in ("sqlite", "postgres", "phoenix")}
-ph = r["phoenix"]
-ph_window = ph["stored_spans_per_s"]
-ph_sustained = ph["stored_final_spans_per_s_incl_drain"]
+r = {p.stem: json.loads(p.read_text()) for p in Path(sys.argv[1]).glob("*.json")}
+ph = r.get("phoenix")
+ph_window = ph["stored_spans_per_s"] if ph else None
+ph_sustained = ph["stored_final_spans_per_s_incl_drain"] if ph else None
+ratio = lambda ours, theirs: f"{ours / max(theirs, 1e-9):,.0f}x" if theirs is not None else "-"
 print("| server | stored spans/s | drift samples | peak RSS | vs Phoenix (stored in the window) | vs Phoenix (incl. its drain) |")
 print("|---|---:|---:|---:|---:|---:|")
 for n in ("sqlite", "postgres"):
+    if n not in r:
+        continue
     o = r[n]
     print(f"| driftballoon, {n} | {o['stored_per_s']:,.0f} | {o['samples']:,} of {o['stored']:,} spans | "
-          f"{o['peak_rss_mib']:.0f} MiB | {o['stored_per_s'] / max(ph_window, 1e-9):,.0f}x | "
-          f"{o['stored_per_s'] / max(ph_sustained, 1e-9):,.0f}x |")
-print(f"| Phoenix {ph['phoenix_version']}, SQLite | {ph_window:,.1f} in the window; {ph_sustained:,.1f} "
-      f"including its drain ({ph['stored_final']:,} stored, {ph['settle_s']} s after the window) | | | | |")
+          f"{o['peak_rss_mib']:.0f} MiB | {ratio(o['stored_per_s'], ph_window)} | "
+          f"{ratio(o['stored_per_s'], ph_sustained)} |")
+if ph:
+    print(f"| Phoenix {ph['phoenix_version']}, SQLite | {ph_window:,.1f} in the window; {ph_sustained:,.1f} "
+          f"including its drain ({ph['stored_final']:,} stored, {ph['settle_s']} s after the window) | | | | |")
 print()
 print(json.dumps(r, indent=1))
 EOF
