@@ -23,6 +23,7 @@ mod retention;
 mod samples;
 mod sampling;
 mod scoring;
+mod span_attributes;
 mod spans;
 mod summary;
 mod templates;

@@ -13,6 +13,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::log_records::{logged_contents, with_logged_content};
 use super::new_samples::SampleInserter;
+use super::span_attributes;
 use super::{
     get_enum, sqlite_inserted_rows, values_placeholders, Backend, Params, Store, StoreResult, SQLITE_INSERT_ANSWER,
 };
@@ -83,7 +84,8 @@ pub(super) const SPAN_COLUMNS: &str =
     "id, trace_id, span_id, parent_span_id, source, session_id, customer_id, config_key, name, \
     kind, model, start_ms, end_ms, duration_ms, status, error_message, time_to_first_token_ms, is_streaming, \
     input_tokens, output_tokens, total_tokens, request_text, response_text, metadata, tags, prompt_key, \
-    prompt_version, prompt_ab_test_key, prompt_variant_index, attributes, sample_id, received_at, resource_id";
+    prompt_version, prompt_ab_test_key, prompt_variant_index, attributes, content_refs, sample_id, received_at, \
+    resource_id";
 
 /// The rollup rows a batch changes, one per trace, merged into `traces` with one upsert.
 #[derive(Default)]
@@ -204,6 +206,15 @@ pub(super) fn span_from_row(r: &AnyRow) -> StoreResult<SpanRow> {
         Some(Value::Object(map)) => map,
         _ => Map::new(),
     };
+    let request_text: Option<String> = r.try_get("request_text")?;
+    let response_text: Option<String> = r.try_get("response_text")?;
+    let content_refs: Option<String> = r.try_get("content_refs")?;
+    let attributes = span_attributes::from_stored(
+        attributes,
+        content_refs.as_deref(),
+        request_text.as_deref(),
+        response_text.as_deref(),
+    );
     let span = NewSpan {
         trace_id: r.try_get("trace_id")?,
         span_id: r.try_get("span_id")?,
@@ -227,8 +238,8 @@ pub(super) fn span_from_row(r: &AnyRow) -> StoreResult<SpanRow> {
             output: r.try_get("output_tokens")?,
             total: r.try_get("total_tokens")?,
         },
-        request_text: r.try_get("request_text")?,
-        response_text: r.try_get("response_text")?,
+        request_text,
+        response_text,
         metadata: json_column(r.try_get("metadata")?),
         tags: json_column(r.try_get("tags")?),
         prompt_key: r.try_get("prompt_key")?,
@@ -295,9 +306,9 @@ pub(super) async fn resources_by_id(
     Ok(resources)
 }
 
-/// Columns of a span row, and rows per INSERT: 33 x 100 = 3,300 parameters, well under both
+/// Columns of a span row, and rows per INSERT: 34 x 100 = 3,400 parameters, well under both
 /// databases' limits.
-const SPAN_COLUMNS_WRITTEN: usize = 33;
+const SPAN_COLUMNS_WRITTEN: usize = 34;
 const SPAN_ROWS_PER_INSERT: usize = 100;
 
 /// Inserts the spans (each pointing at its drift sample, if any) with multi-row statements,
@@ -332,7 +343,7 @@ async fn insert_span_rows<'s>(
                 config_key, name, kind, model, start_ms, end_ms, duration_ms, status, error_message, \
                 time_to_first_token_ms, is_streaming, input_tokens, output_tokens, total_tokens, request_text, \
                 response_text, metadata, tags, prompt_key, prompt_version, prompt_ab_test_key, \
-                prompt_variant_index, attributes, received_at, resource_id, sample_id) \
+                prompt_variant_index, attributes, content_refs, received_at, resource_id, sample_id) \
              VALUES {} {}",
             values_placeholders(backend, chunk.len(), SPAN_COLUMNS_WRITTEN),
             match backend {
@@ -344,6 +355,7 @@ async fn insert_span_rows<'s>(
         let mut query = sqlx::query(&sql);
         for &i in chunk {
             let s = spans[i];
+            let (attributes, content_refs) = span_attributes::to_stored(s);
             query = query
                 .bind(project_id)
                 .bind(&s.trace_id)
@@ -374,7 +386,8 @@ async fn insert_span_rows<'s>(
                 .bind(s.prompt_version)
                 .bind(s.prompt_ab_test_key.as_deref())
                 .bind(s.prompt_variant_index)
-                .bind(Value::Object(s.attributes.clone()).to_string())
+                .bind(attributes)
+                .bind(content_refs)
                 .bind(received_at)
                 .bind(resource_ids[i])
                 .bind(sample_ids[i]);
