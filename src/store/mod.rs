@@ -51,7 +51,7 @@ pub use model_configs::{ModelConfigRow, ModelConfigVersion, SessionAssignment};
 pub use prompts::{PromptConfigRow, PromptPatch, PromptRow};
 pub use retention::{Pruned, RetentionOverrides, RetentionPatch};
 pub use samples::{SampleCounts, SampleRow};
-pub use sampling::{PromptBacklog, SamplingRates};
+pub use sampling::PromptBacklog;
 pub use scoring::{
     vector_from_bytes, BaselineUpdate, ExplainedSample, ExplainedSet, FinishedSample, NewDriftEvent, ProjectInfo,
     ScoringGroup, ScoringTx, StoredBaseline, UnscoredSample,

@@ -5,20 +5,17 @@
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use sqlx::{AnyConnection, Row};
 
 use super::prompts::{get_or_create_prompts, PromptHandle};
 use super::{
     now_ms, sqlite_inserted_rows, values_placeholders, Backend, Params, Store, StoreResult, SQLITE_INSERT_ANSWER,
 };
-use crate::domain::SampleState;
 use crate::ingest::NewSample;
 
-/// Columns of one sample row and rows per INSERT statement: 10 x 250 = 2,500 parameters, far
+/// Columns of one sample row and rows per INSERT statement: 8 x 250 = 2,000 parameters, far
 /// below both databases' limits, and statements small enough to plan quickly.
-const COLUMNS: usize = 10;
+const COLUMNS: usize = 8;
 const ROWS_PER_INSERT: usize = 250;
 
 /// Inserts pending samples inside a caller's transaction, looking each prompt up (or creating
@@ -26,12 +23,11 @@ const ROWS_PER_INSERT: usize = 250;
 pub(super) struct SampleInserter {
     prompts: HashMap<String, PromptHandle>,
     received_at: i64,
-    rng: StdRng,
 }
 
 impl SampleInserter {
     pub(super) fn new() -> Self {
-        SampleInserter { prompts: HashMap::new(), received_at: now_ms(), rng: StdRng::from_entropy() }
+        SampleInserter { prompts: HashMap::new(), received_at: now_ms() }
     }
 
     pub(super) fn received_at(&self) -> i64 {
@@ -59,7 +55,7 @@ impl SampleInserter {
         for chunk in logs.chunks(ROWS_PER_INSERT) {
             let sql = format!(
                 "INSERT INTO samples (project_id, prompt_id, prompt_version, input_text, response_text, model, \
-                                      response_length, received_at, state, processed_at) VALUES {}{}",
+                                      response_length, received_at) VALUES {}{}",
                 values_placeholders(backend, chunk.len(), COLUMNS),
                 match backend {
                     Backend::Sqlite => SQLITE_INSERT_ANSWER,
@@ -67,13 +63,8 @@ impl SampleInserter {
                 }
             );
             let mut query = sqlx::query(&sql);
-            let mut skipped = 0;
             for log in chunk.iter().map(Borrow::borrow) {
                 let prompt = &self.prompts[&log.prompt_name];
-                // Overload sampling's first cut (worker::sampling): a uniform random share
-                // of an overloaded prompt's arrivals is stored as skipped right away.
-                let queued = prompt.ingest_keep_rate >= 1.0 || self.rng.gen::<f64>() < prompt.ingest_keep_rate;
-                skipped += u64::from(!queued);
                 query = query
                     .bind(project_id)
                     .bind(prompt.id)
@@ -82,11 +73,8 @@ impl SampleInserter {
                     .bind(log.response_text.as_str())
                     .bind(log.model.as_deref())
                     .bind(log.response_text.chars().count() as i64)
-                    .bind(self.received_at)
-                    .bind(if queued { SampleState::Pending } else { SampleState::Skipped }.as_str())
-                    .bind((!queued).then_some(self.received_at));
+                    .bind(self.received_at);
             }
-            crate::observe::samples_skipped(skipped);
             match backend {
                 Backend::Sqlite => {
                     // `samples.id` is AUTOINCREMENT and this transaction holds the write lock,
@@ -162,16 +150,13 @@ impl Store {
         // every row found its prompt.
         let sql = format!(
             "WITH batch (ord, prompt_name, input_text, response_text, model, response_length) AS (VALUES {}), \
-             matched AS (SELECT b.*, p.id AS prompt_id, p.active_prompt, \
-                                (p.ingest_keep_rate >= 1 OR random() < p.ingest_keep_rate) AS queued \
-                         FROM batch b JOIN prompts p ON p.project_id = {project} AND p.name = b.prompt_name) \
+             matched AS (SELECT b.*, p.id AS prompt_id, p.active_prompt FROM batch b \
+                         JOIN prompts p ON p.project_id = {project} AND p.name = b.prompt_name) \
              INSERT INTO samples (project_id, prompt_id, prompt_version, input_text, response_text, model, \
-                                  response_length, received_at, state, processed_at) \
+                                  response_length, received_at) \
              SELECT {project}, prompt_id, active_prompt, input_text, response_text, model, response_length, \
-                    {received_at}, CASE WHEN queued THEN 'pending' ELSE 'skipped' END, \
-                    CASE WHEN queued THEN NULL ELSE {received_at} END \
-             FROM matched WHERE (SELECT COUNT(*) FROM matched) = {} ORDER BY ord \
-             RETURNING id, state",
+                    {received_at} FROM matched WHERE (SELECT COUNT(*) FROM matched) = {} ORDER BY ord \
+             RETURNING id",
             rows.join(", "),
             logs.len()
         );
@@ -191,8 +176,6 @@ impl Store {
             return Ok(None);
         }
         let mut ids = rows.iter().map(|r| r.try_get::<i64, _>("id")).collect::<Result<Vec<_>, _>>()?;
-        let skipped = rows.iter().filter(|r| r.try_get::<String, _>("state").is_ok_and(|s| s == "skipped")).count();
-        crate::observe::samples_skipped(skipped as u64);
         ids.sort_unstable();
         Ok(Some(ids))
     }

@@ -82,8 +82,6 @@ pub struct PromptPatch {
 pub(super) struct PromptHandle {
     pub id: i64,
     pub active_prompt: PromptVersion,
-    /// The chance a new sample is queued for scoring (below 1 only under overload).
-    pub ingest_keep_rate: f64,
 }
 
 /// Names per lookup or insert statement, well under both backends' parameter limits.
@@ -129,7 +127,7 @@ async fn find_prompts(
     for chunk in names.chunks(NAMES_PER_STATEMENT) {
         let mut params = Params::new(Backend::of(tx));
         let sql = format!(
-            "SELECT id, name, active_prompt, ingest_keep_rate FROM prompts WHERE project_id = {} AND name IN ({})",
+            "SELECT id, name, active_prompt FROM prompts WHERE project_id = {} AND name IN ({})",
             params.next(),
             params.list(chunk.len())
         );
@@ -138,11 +136,7 @@ async fn find_prompts(
             query = query.bind(*name);
         }
         for row in query.fetch_all(&mut *tx).await? {
-            let handle = PromptHandle {
-                id: row.try_get("id")?,
-                active_prompt: get_enum(&row, "active_prompt")?,
-                ingest_keep_rate: row.try_get("ingest_keep_rate")?,
-            };
+            let handle = PromptHandle { id: row.try_get("id")?, active_prompt: get_enum(&row, "active_prompt")? };
             found.insert(row.try_get("name")?, handle);
         }
     }

@@ -18,21 +18,6 @@ pub struct PromptBacklog {
     /// Pending, unclaimed samples above `sampled_through`: not decided on yet.
     pub undecided: i64,
     pub sampling_rate: f64,
-    /// The chance that ingest queues a new sample (see `worker::sampling`).
-    pub ingest_keep_rate: f64,
-}
-
-/// A prompt's two sampling rates, as the sampler sets them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SamplingRates {
-    /// The share of recent arrivals kept for scoring (the API's and the gauge's `sampling_rate`).
-    pub reported: f64,
-    /// The chance that ingest queues a new sample; the others are stored as skipped at once.
-    pub ingest_keep: f64,
-}
-
-impl SamplingRates {
-    pub const FULL: SamplingRates = SamplingRates { reported: 1.0, ingest_keep: 1.0 };
 }
 
 /// Waiting samples not yet decided on: pending, unclaimed (or claim expired), above the mark.
@@ -49,11 +34,11 @@ impl Store {
     /// index), which sampling keeps short.
     pub async fn backlogs(&self) -> StoreResult<Vec<PromptBacklog>> {
         let sql = format!(
-            "SELECT s.prompt_id, p.sampled_through, p.sampling_rate, p.ingest_keep_rate, COUNT(*) AS waiting, \
+            "SELECT s.prompt_id, p.sampled_through, p.sampling_rate, COUNT(*) AS waiting, \
                  SUM(CASE WHEN {UNDECIDED} THEN 1 ELSE 0 END) AS undecided \
              FROM samples s JOIN prompts p ON p.id = s.prompt_id \
              WHERE s.state IN ('pending', 'embedded') \
-             GROUP BY s.prompt_id, p.sampled_through, p.sampling_rate, p.ingest_keep_rate"
+             GROUP BY s.prompt_id, p.sampled_through, p.sampling_rate"
         );
         let rows = sqlx::query(&sql).bind(now_ms()).fetch_all(&self.read).await?;
         rows.iter()
@@ -66,7 +51,6 @@ impl Store {
                     queued: waiting - undecided,
                     undecided,
                     sampling_rate: r.try_get("sampling_rate")?,
-                    ingest_keep_rate: r.try_get("ingest_keep_rate")?,
                 })
             })
             .collect()
@@ -83,25 +67,23 @@ impl Store {
     }
 
     /// Decides a prompt's samples up to `through`: those in `skip` become `skipped`, the rest
-    /// stay queued; the mark moves from `from` to `through` and the prompt's rates are set, in
-    /// one transaction. Returns how many were skipped, or None when the mark was no longer
-    /// `from` (another replica decided these samples first: nothing is changed).
+    /// stay queued; the mark moves from `from` to `through` and the prompt's sampling rate is
+    /// set to `rate`, in one transaction. Returns how many were skipped, or None when the mark
+    /// was no longer `from` (another replica decided these samples first: nothing is changed).
     pub async fn thin_backlog(
         &self,
         prompt_id: i64,
         from: i64,
         through: i64,
         skip: &[i64],
-        rates: SamplingRates,
+        rate: f64,
     ) -> StoreResult<Option<u64>> {
         let mut tx = self.begin_write().await?;
         let moved = sqlx::query(
-            "UPDATE prompts SET sampled_through = $1, sampling_rate = $2, ingest_keep_rate = $3 \
-             WHERE id = $4 AND sampled_through = $5",
+            "UPDATE prompts SET sampled_through = $1, sampling_rate = $2 WHERE id = $3 AND sampled_through = $4",
         )
         .bind(through)
-        .bind(rates.reported)
-        .bind(rates.ingest_keep)
+        .bind(rate)
         .bind(prompt_id)
         .bind(from)
         .execute(&mut *tx)
@@ -125,20 +107,16 @@ impl Store {
         Ok(Some(skipped))
     }
 
-    /// The prompts sampled below full (either rate under 1), with their ingest keep rate.
-    pub async fn prompts_sampled_below_full(&self) -> StoreResult<Vec<(i64, f64)>> {
-        let rows =
-            sqlx::query("SELECT id, ingest_keep_rate FROM prompts WHERE sampling_rate < 1 OR ingest_keep_rate < 1")
-                .fetch_all(&self.read)
-                .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    /// The prompts whose sampling rate is below 1.
+    pub async fn prompts_sampled_below_full(&self) -> StoreResult<Vec<i64>> {
+        let rows = sqlx::query("SELECT id FROM prompts WHERE sampling_rate < 1").fetch_all(&self.read).await?;
+        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, sqlx::Error>>()?)
     }
 
-    /// Sets a prompt's rates (both back to 1 when the load has dropped).
-    pub async fn set_sampling_rates(&self, prompt_id: i64, rates: SamplingRates) -> StoreResult<()> {
-        sqlx::query("UPDATE prompts SET sampling_rate = $1, ingest_keep_rate = $2 WHERE id = $3")
-            .bind(rates.reported)
-            .bind(rates.ingest_keep)
+    /// Sets a prompt's reported sampling rate (back to 1 when the load has dropped).
+    pub async fn set_sampling_rate(&self, prompt_id: i64, rate: f64) -> StoreResult<()> {
+        sqlx::query("UPDATE prompts SET sampling_rate = $1 WHERE id = $2")
+            .bind(rate)
             .bind(prompt_id)
             .execute(&self.write)
             .await?;

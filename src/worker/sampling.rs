@@ -17,18 +17,9 @@
 //! - A skipped sample stays stored (text, model, tokens) and shows in counts and exports, but is
 //!   never embedded or scored, not even later: scoring keeps arrival order, and scoring it late
 //!   would put old behaviour into a current window.
-//! - Thinning alone wrote almost every sample of an overloaded prompt twice (stored pending,
-//!   then updated to skipped): near the ingest ceiling a second write for most samples. So the
-//!   sampler also gives ingest a keep rate per prompt, about twice the share it keeps: ingest
-//!   stores a uniform random share of the new samples as skipped at once (a coin per sample,
-//!   blind to content like the rest), and the thinning pass picks the exact number that fits
-//!   from the others. Twice, so that the pass still has spare samples to choose from when the
-//!   load grows. When a pass needs no thinning the keep rate doubles, back to 1 within a few
-//!   passes of the load dropping.
-//! - The prompt's sampling rate (kept / arrived over the passes of the last [`RATE_WINDOW`],
-//!   arrivals estimated from what the pass saw and the keep rate ingest used) is in its row
-//!   (API, dashboard) and on `/metrics`; it returns to 1 when a whole window passes without
-//!   anything skipped.
+//! - The prompt's sampling rate (kept / seen over the passes of the last [`RATE_WINDOW`]) is in
+//!   its row (API, dashboard) and on `/metrics`; it returns to 1 when a whole window passes
+//!   without thinning.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -39,7 +30,7 @@ use rand::SeedableRng;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::store::{PromptBacklog, SamplingRates, Store, StoreResult};
+use crate::store::{PromptBacklog, Store, StoreResult};
 
 /// How often the sampler looks at the backlogs. It runs beside the claim loop, not in it: a
 /// pass that waits for the database writer must not leave the model without work.
@@ -122,73 +113,27 @@ fn keep_count(target: usize, queued: usize, undecided: usize) -> usize {
     }
 }
 
-/// The lowest keep rate ingest is given: a prompt whose queue is full still sends a few samples
-/// to each pass, so the pass sees the stream and raises the rate when room comes back.
-const MIN_INGEST_KEEP: f64 = 1.0 / 1024.0;
+/// Kept samples may join a prompt's queue this much faster than its share of the worker's pace.
+const KEEP_PACE_HEADROOM: f64 = 1.25;
+/// A pass after a longer gap (a slow database) is paced as if after this long.
+const MAX_PACED_GAP: Duration = Duration::from_secs(2);
 
-/// One thinning pass of a prompt: when, how many samples it kept, how many arrived (what it saw,
-/// divided by the keep rate ingest used), and whether it skipped any.
-#[derive(Debug, Clone, Copy)]
-struct Pass {
-    at: Instant,
-    kept: f64,
-    arrived: f64,
-    skipped_any: bool,
+/// How many of `room_keep` (what fits the queue) a pass keeps: no more than the prompt's share
+/// of the worker's pace since the last pass (with some headroom), so the kept samples are spread
+/// over time like the traffic. Filling the room at once kept a pass's worth of samples, then none
+/// while the worker scored them (a batch can be the whole queue), leaving stretches of the
+/// stream with no scored sample. A prompt with nothing queued gets what fits at once: the worker
+/// would otherwise wait.
+fn paced_keep(room_keep: usize, queued: usize, share_per_sec: f64, since_last_pass: Duration) -> usize {
+    if queued == 0 {
+        return room_keep;
+    }
+    let paced = (KEEP_PACE_HEADROOM * share_per_sec * since_last_pass.as_secs_f64()).ceil() as usize;
+    room_keep.min(paced.max(1))
 }
 
-/// A prompt sampled below full: its recent passes (within [`RATE_WINDOW`]) and the keep rate
-/// ingest uses now.
-#[derive(Debug)]
-struct Lowered {
-    passes: VecDeque<Pass>,
-    ingest_keep: f64,
-}
-
-impl Lowered {
-    fn new(ingest_keep: f64) -> Lowered {
-        Lowered { passes: VecDeque::new(), ingest_keep }
-    }
-
-    /// Records a pass that kept `kept` of the `seen` samples ingest had queued; returns the
-    /// rates to publish.
-    fn record(&mut self, now: Instant, kept: usize, seen: usize) -> SamplingRates {
-        let arrived = seen as f64 / self.ingest_keep;
-        self.passes.push_back(Pass {
-            at: now,
-            kept: kept as f64,
-            arrived,
-            skipped_any: kept < seen || self.ingest_keep < 1.0,
-        });
-        while self.passes.front().is_some_and(|p| now.duration_since(p.at) > RATE_WINDOW) {
-            self.passes.pop_front();
-        }
-        self.ingest_keep = next_ingest_keep(self.ingest_keep, kept, seen);
-        SamplingRates { reported: self.reported(), ingest_keep: self.ingest_keep }
-    }
-
-    /// Kept over arrived in the window, at most 1.
-    fn reported(&self) -> f64 {
-        let (kept, arrived) = self.passes.iter().fold((0.0, 0.0), |(k, a), p| (k + p.kept, a + p.arrived));
-        if arrived <= 0.0 {
-            1.0
-        } else {
-            (kept / arrived).min(1.0)
-        }
-    }
-
-    /// Nothing skipped, by ingest or a pass, for a whole window.
-    fn recovered(&self, now: Instant) -> bool {
-        self.ingest_keep >= 1.0 && self.passes.iter().all(|p| !p.skipped_any || now.duration_since(p.at) > RATE_WINDOW)
-    }
-}
-
-/// Ingest's next keep rate after a pass kept `kept` of the `seen` it had queued at `current`:
-/// twice the share of arrivals kept (so the pass has spare samples to choose from), doubling
-/// when the pass skipped nothing, never below [`MIN_INGEST_KEEP`] nor above 1.
-fn next_ingest_keep(current: f64, kept: usize, seen: usize) -> f64 {
-    let next = if seen == 0 || kept >= seen { 2.0 * current } else { 2.0 * current * kept as f64 / seen as f64 };
-    next.clamp(MIN_INGEST_KEEP, 1.0)
-}
+/// One prompt's thinning passes within [`RATE_WINDOW`]: (when, kept, seen).
+type Passes = VecDeque<(Instant, u64, u64)>;
 
 /// Starts the sampler; the claim loop reports its pace into `throughput`. Does nothing when
 /// sampling is off. It stops when `shutdown` turns true.
@@ -223,41 +168,45 @@ pub(super) fn spawn(
 
 struct Sampler {
     settings: SamplingSettings,
-    /// Prompts sampled below full. Loaded from the store on the first pass, so rates left below
-    /// 1 by a previous run also return to 1.
-    lowered: Option<HashMap<i64, Lowered>>,
+    /// Prompts whose rate is below 1, with their recent passes. Loaded from the store on the
+    /// first pass, so a rate left below 1 by a previous run also returns to 1.
+    lowered: Option<HashMap<i64, Passes>>,
     rng: StdRng,
+    last_pass: Option<Instant>,
 }
 
 impl Sampler {
     fn new(settings: SamplingSettings) -> Sampler {
-        Sampler { settings, lowered: None, rng: StdRng::from_entropy() }
+        Sampler { settings, lowered: None, rng: StdRng::from_entropy(), last_pass: None }
     }
 
-    /// Thins every backlog over its target, given the worker's pace, and moves the ingest keep
-    /// rates. On an error the next pass tries again (until then samples are simply scored).
+    /// Thins every backlog over its target, given the worker's pace. On an error the next pass
+    /// tries again (until then samples are simply scored).
     async fn pass(&mut self, store: &Store, per_sec: f64) -> StoreResult<()> {
         if self.lowered.is_none() {
             let lowered = store.prompts_sampled_below_full().await?;
-            self.lowered = Some(lowered.into_iter().map(|(id, keep)| (id, Lowered::new(keep))).collect());
+            self.lowered = Some(lowered.into_iter().map(|id| (id, Passes::new())).collect());
         }
         let backlogs = store.backlogs().await?;
         let capacity = (per_sec * self.settings.max_delay.as_secs_f64()) as usize;
         let demands: Vec<(i64, usize)> =
             backlogs.iter().map(|b| (b.prompt_id, (b.queued + b.undecided).max(0) as usize)).collect();
         let targets = targets(&demands, capacity, self.settings.min_per_prompt);
+        let all_targets = targets.iter().sum::<usize>().max(1) as f64;
         let now = Instant::now();
-        let mut passed = Vec::new();
+        let since_last_pass = self.last_pass.map_or(PASS_INTERVAL, |at| now.duration_since(at)).min(MAX_PACED_GAP);
+        self.last_pass = Some(now);
         for (backlog, target) in backlogs.iter().zip(targets) {
             let (queued, undecided) = (backlog.queued.max(0) as usize, backlog.undecided.max(0) as usize);
-            let lowered = self.lowered.as_ref().is_some_and(|l| l.contains_key(&backlog.prompt_id));
-            if undecided == 0 || (queued + undecided <= target && !lowered) {
+            if undecided == 0 || queued + undecided <= target {
                 continue;
             }
-            self.thin(store, backlog, keep_count(target, queued, undecided), now).await?;
-            passed.push(backlog.prompt_id);
+            // the prompt's share of the worker's pace, in samples a second
+            let share_per_sec = per_sec * target as f64 / all_targets;
+            let keep = paced_keep(keep_count(target, queued, undecided), queued, share_per_sec, since_last_pass);
+            self.thin(store, backlog, keep, now).await?;
         }
-        self.raise_idle_rates(store, &passed, now).await
+        self.restore_full_rates(store, now).await
     }
 
     /// Keeps a uniform random `keep` of the prompt's undecided samples and skips the others.
@@ -271,41 +220,33 @@ impl Sampler {
         }
         let skip: Vec<i64> = ids.iter().zip(&skip_mask).filter(|(_, skip)| **skip).map(|(id, _)| *id).collect();
         let lowered = self.lowered.get_or_insert_with(HashMap::new);
-        let prompt = lowered.entry(backlog.prompt_id).or_insert_with(|| Lowered::new(backlog.ingest_keep_rate));
-        let rates = prompt.record(now, keep, ids.len());
+        let passes = lowered.entry(backlog.prompt_id).or_default();
+        passes.push_back((now, keep as u64, ids.len() as u64));
+        while passes.front().is_some_and(|(at, _, _)| now.duration_since(*at) > RATE_WINDOW) {
+            passes.pop_front();
+        }
+        let (kept, seen) = passes.iter().fold((0, 0), |(k, s), (_, kept, seen)| (k + kept, s + seen));
+        let rate = kept as f64 / seen.max(1) as f64;
         if let Some(skipped) =
-            store.thin_backlog(backlog.prompt_id, backlog.sampled_through, through, &skip, rates).await?
+            store.thin_backlog(backlog.prompt_id, backlog.sampled_through, through, &skip, rate).await?
         {
             crate::observe::samples_skipped(skipped);
-            crate::observe::sampling_rate(backlog.prompt_id, rates.reported);
-            tracing::debug!(
-                prompt_id = backlog.prompt_id,
-                kept = keep,
-                skipped,
-                ?rates,
-                "thinned an overloaded backlog"
-            );
+            crate::observe::sampling_rate(backlog.prompt_id, rate);
+            tracing::debug!(prompt_id = backlog.prompt_id, kept = keep, skipped, rate, "thinned an overloaded backlog");
         }
         Ok(())
     }
 
-    /// A prompt sampled below full that needed no pass this time (nothing new was queued) has
-    /// ingest's keep rate doubled; once it is 1 and a whole [`RATE_WINDOW`] skipped nothing, a
-    /// prompt is back to full scoring.
-    async fn raise_idle_rates(&mut self, store: &Store, passed: &[i64], now: Instant) -> StoreResult<()> {
+    /// A prompt with no thinning for a whole [`RATE_WINDOW`] is back to full scoring.
+    async fn restore_full_rates(&mut self, store: &Store, now: Instant) -> StoreResult<()> {
         let Some(lowered) = &mut self.lowered else { return Ok(()) };
-        let mut recovered = Vec::new();
-        for (&prompt_id, prompt) in lowered.iter_mut() {
-            if prompt.recovered(now) {
-                recovered.push(prompt_id);
-            } else if prompt.ingest_keep < 1.0 && !passed.contains(&prompt_id) {
-                prompt.ingest_keep = next_ingest_keep(prompt.ingest_keep, 0, 0);
-                let rates = SamplingRates { reported: prompt.reported(), ingest_keep: prompt.ingest_keep };
-                store.set_sampling_rates(prompt_id, rates).await?;
-            }
-        }
+        let recovered: Vec<i64> = lowered
+            .iter()
+            .filter(|(_, passes)| passes.back().is_none_or(|(at, _, _)| now.duration_since(*at) > RATE_WINDOW))
+            .map(|(id, _)| *id)
+            .collect();
         for prompt_id in recovered {
-            store.set_sampling_rates(prompt_id, SamplingRates::FULL).await?;
+            store.set_sampling_rate(prompt_id, 1.0).await?;
             crate::observe::sampling_rate(prompt_id, 1.0);
             lowered.remove(&prompt_id);
         }
@@ -331,6 +272,16 @@ mod tests {
     }
 
     #[test]
+    fn kept_samples_join_the_queue_at_the_workers_pace() {
+        // room for 64, the prompt's share is 40 a second, a quarter second since the last pass
+        assert_eq!(paced_keep(64, 64, 40.0, Duration::from_millis(250)), 13);
+        // less room than pace: what fits
+        assert_eq!(paced_keep(5, 64, 40.0, Duration::from_millis(250)), 5);
+        // nothing queued: fill the room at once, the worker is waiting
+        assert_eq!(paced_keep(64, 0, 40.0, Duration::from_millis(250)), 64);
+    }
+
+    #[test]
     fn a_prompt_wanting_little_leaves_the_capacity_to_the_busy_one() {
         let t = targets(&[(1, 100_000), (2, 5), (3, 40)], 3000, 64);
         assert_eq!(t, vec![3000 - 64 - 64, 64, 64]);
@@ -338,40 +289,6 @@ mod tests {
         assert_eq!(t, vec![1500, 1500]);
         // the floor wins over the bound when very many prompts are busy
         assert_eq!(targets(&[(1, 1000), (2, 1000)], 10, 64), vec![64, 64]);
-    }
-
-    #[test]
-    fn ingest_keeps_twice_the_share_that_fits_and_recovers_by_doubling() {
-        // a pass kept 100 of 1,000 queued at a keep rate of 0.5: 5 % of arrivals fit
-        assert!((next_ingest_keep(0.5, 100, 1000) - 0.1).abs() < 1e-12);
-        // nothing fits: the floor, so passes still see the stream
-        assert_eq!(next_ingest_keep(0.5, 0, 1000), MIN_INGEST_KEEP);
-        // everything fit, or nothing was queued: doubled, up to 1
-        assert_eq!(next_ingest_keep(0.25, 40, 40), 0.5);
-        assert_eq!(next_ingest_keep(0.75, 0, 0), 1.0);
-    }
-
-    #[test]
-    fn the_reported_rate_counts_what_ingest_skipped() {
-        let now = Instant::now();
-        let mut prompt = Lowered::new(0.1);
-        // 100 queued of about 1,000 arrivals, 50 kept: 5 % of arrivals
-        let rates = prompt.record(now, 50, 100);
-        assert!((rates.reported - 0.05).abs() < 1e-12, "{rates:?}");
-        assert!((rates.ingest_keep - 0.1).abs() < 1e-12, "{rates:?}");
-        assert!(!prompt.recovered(now));
-        // the load drops: nothing skipped, ingest keeps everything again, and after a whole
-        // window the prompt is back to full scoring
-        let mut later = now;
-        while prompt.ingest_keep < 1.0 {
-            later += Duration::from_millis(250);
-            prompt.record(later, 10, 10);
-        }
-        assert!(!prompt.recovered(later), "the window still holds skipping passes");
-        let after_window = later + RATE_WINDOW + Duration::from_millis(1);
-        prompt.record(after_window, 10, 10);
-        assert!(prompt.recovered(after_window));
-        assert_eq!(prompt.reported(), 1.0);
     }
 
     #[test]
