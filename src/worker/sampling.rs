@@ -115,6 +115,11 @@ fn keep_count(target: usize, queued: usize, undecided: usize) -> usize {
 
 /// Kept samples may join a prompt's queue this much faster than its share of the worker's pace.
 const KEEP_PACE_HEADROOM: f64 = 1.25;
+/// Only queues shorter than this many worker batches are paced: there one claimed batch is a
+/// large part of the queue, and filling the room at once leaves the gaps `paced_keep` is about.
+/// A longer queue (the default bound holds a minute of work) frees room a batch at a time, and a
+/// burst that fits it is kept whole, as the docs promise.
+const PACED_BELOW_BATCHES: usize = 4;
 /// A pass after a longer gap (a slow database) is paced as if after this long.
 const MAX_PACED_GAP: Duration = Duration::from_secs(2);
 
@@ -203,7 +208,12 @@ impl Sampler {
             }
             // the prompt's share of the worker's pace, in samples a second
             let share_per_sec = per_sec * target as f64 / all_targets;
-            let keep = paced_keep(keep_count(target, queued, undecided), queued, share_per_sec, since_last_pass);
+            let room = keep_count(target, queued, undecided);
+            let keep = if target < PACED_BELOW_BATCHES * self.settings.min_per_prompt {
+                paced_keep(room, queued, share_per_sec, since_last_pass)
+            } else {
+                room
+            };
             self.thin(store, backlog, keep, now).await?;
         }
         self.restore_full_rates(store, now).await
