@@ -20,6 +20,7 @@ use crate::ingest::{IngestOptions, NewSpan};
 use crate::store::SpansStored;
 use crate::validate::limits::MAX_OTLP_SPANS;
 use crate::web::auth::IngestAuth;
+use crate::web::error::ApiError;
 use crate::web::{ApiResult, AppState};
 
 const SPANS: Signal = Signal {
@@ -87,15 +88,33 @@ impl From<ExportTraceServiceResponse> for OtlpExportResult {
     }
 }
 
+/// Turns an OTLP export into spans (and the ids it rejects) on a blocking thread: decoding and
+/// content extraction take milliseconds of CPU for a large export, and on the async runtime
+/// they held up the SQLite group-commit task between its statements (its transaction stayed
+/// open while a worker thread decoded), so the single writer idled.
+async fn decode_off_runtime<F>(decode: F, options: IngestOptions) -> ApiResult<otlp_spans::Decoded>
+where
+    F: FnOnce() -> ApiResult<ExportTraceServiceRequest> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let export = decode()?;
+        otlp::check_size(&SPANS, otlp_spans::span_count(&export))?;
+        Ok(otlp_spans::spans(&export, options))
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "span decoding panicked");
+        ApiError::internal()
+    })?
+}
+
 /// Stores an OTLP export's valid spans; the answer names the ones rejected.
 async fn store_otlp(
     state: &AppState,
     project_id: i64,
-    export: &ExportTraceServiceRequest,
+    decoded: otlp_spans::Decoded,
     options: IngestOptions,
 ) -> ApiResult<ExportTraceServiceResponse> {
-    otlp::check_size(&SPANS, otlp_spans::span_count(export))?;
-    let decoded = otlp_spans::spans(export, options);
     store(state, project_id, decoded.spans, options).await?;
     crate::observe::ingest_rejected_items("spans", "invalid_id", decoded.rejected.len());
     Ok(otlp_spans::response(&decoded.rejected))
@@ -143,13 +162,14 @@ pub async fn ingest(
     let options = otlp::ingest_options(&state, &owner);
     match otlp::read(request, &state, &SPANS).await? {
         OtlpBody::Protobuf(body) => {
-            let export = otlp::from_protobuf(otlp_spans::decode_protobuf(&body))?;
-            let answer = store_otlp(&state, owner.project_id, &export, options).await?;
+            let decoded =
+                decode_off_runtime(move || otlp::from_protobuf(otlp_spans::decode_protobuf(&body)), options).await?;
+            let answer = store_otlp(&state, owner.project_id, decoded, options).await?;
             Ok(otlp::answer::<_, OtlpExportResult>(true, answer))
         }
         OtlpBody::Json(value) if value.get(SPANS.json_field).is_some() => {
-            let export = otlp::from_json(otlp_spans::decode_json(value))?;
-            let answer = store_otlp(&state, owner.project_id, &export, options).await?;
+            let decoded = decode_off_runtime(move || otlp::from_json(otlp_spans::decode_json(value)), options).await?;
+            let answer = store_otlp(&state, owner.project_id, decoded, options).await?;
             Ok(otlp::answer::<_, OtlpExportResult>(false, answer))
         }
         OtlpBody::Json(value) => {
