@@ -82,7 +82,7 @@ impl Job {
         let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
         let (project_id, failed, answer) = match self {
             Job::Logs(LogsJob { project_id, logs, reply }) => {
-                let samples = inserters.entry(project_id).or_insert_with(SampleInserter::new);
+                let samples = inserters.entry(project_id).or_insert_with(|| store.sample_inserter());
                 let result = samples.insert_many_in(&mut savepoint, project_id, &logs).await;
                 (project_id, result.is_err(), answer_later(reply, result))
             }
@@ -186,7 +186,7 @@ async fn write_group(store: &Store, group: Vec<Job>) {
         // benches/spans.rs reads the debug line below for the writer's hold times
         let held = std::time::Instant::now();
         let mut inserters: HashMap<i64, SampleInserter> = HashMap::new();
-        match write_log_batches_together(&mut tx, &log_batches, &mut inserters).await? {
+        match write_log_batches_together(store, &mut tx, &log_batches, &mut inserters).await? {
             Some(ids) => {
                 for (batch, ids) in log_batches.drain(..).zip(ids) {
                     answers.push(answer_later(batch.reply, Ok(ids)));
@@ -227,6 +227,7 @@ async fn write_group(store: &Store, group: Vec<Job>) {
 /// 250 rows; returns each batch's ids. `None` means a statement failed and everything written
 /// here was rolled back: the caller then writes each batch alone.
 async fn write_log_batches_together(
+    store: &Store,
     tx: &mut AnyConnection,
     batches: &[LogsJob],
     inserters: &mut HashMap<i64, SampleInserter>,
@@ -242,7 +243,7 @@ async fn write_log_batches_together(
     let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
     for (project_id, members) in by_project {
         let logs: Vec<&NewSample> = members.iter().flat_map(|&i| batches[i].logs.iter()).collect();
-        let samples = inserters.entry(project_id).or_insert_with(SampleInserter::new);
+        let samples = inserters.entry(project_id).or_insert_with(|| store.sample_inserter());
         let ids = match samples.insert_many_in(&mut savepoint, project_id, &logs).await {
             Ok(ids) => ids,
             Err(e) => {

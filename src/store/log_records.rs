@@ -189,7 +189,7 @@ impl Store {
         let held = std::time::Instant::now();
         self.lock_calls(&mut tx, project_id, records.iter().filter_map(NewLogRecord::call)).await?;
         let mut resources: HashMap<usize, i64> = HashMap::new();
-        let mut samples = SampleInserter::new();
+        let mut samples = self.sample_inserter();
         let mut outcome = LogRecordsStored::default();
         let mut calls_with_new_content: BTreeSet<(&str, &str)> = BTreeSet::new();
         for r in records {

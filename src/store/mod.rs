@@ -12,6 +12,7 @@ mod drift_events;
 mod error;
 mod gauges;
 mod group_commit;
+mod ingest_keep;
 mod keys;
 mod log_records;
 mod metrics;
@@ -44,6 +45,7 @@ pub use claims::{ClaimCursor, ClaimedSample};
 pub use dashboard::{OverviewQuery, OverviewRow, OverviewSort, OverviewStatus, ScorePoint};
 pub use drift_events::DriftEventRow;
 pub use error::{Error as StoreError, StoreResult};
+pub use ingest_keep::IngestKeep;
 pub use keys::{ApiKeyRow, KeyOwner};
 pub use log_records::{LogRecordRow, LogRecordsStored};
 pub use metrics::SessionMetricRow;
@@ -94,6 +96,8 @@ pub struct Store {
     /// SQLite: the task that commits concurrent log batches together (None on Postgres, whose
     /// writers commit in parallel, and inside that task itself).
     group_commit: Option<group_commit::GroupCommit>,
+    /// Overload sampling's keep probabilities at ingest, shared by every clone of the store.
+    ingest_keep: IngestKeep,
 }
 
 pub struct PoolSettings {
@@ -260,13 +264,21 @@ impl Store {
                     read: pool_options(pool.max_connections, Role::Read).connect_with(options.clone()).await?,
                     outbox: Default::default(),
                     group_commit: None,
+                    ingest_keep: IngestKeep::default(),
                 };
                 store.group_commit = Some(group_commit::GroupCommit::start(store.clone()));
                 store
             }
             Backend::Postgres => {
                 let shared = pool_options(pool.max_connections, Role::Write).connect_with(options).await?;
-                Store { backend, read: shared.clone(), write: shared, outbox: Default::default(), group_commit: None }
+                Store {
+                    backend,
+                    read: shared.clone(),
+                    write: shared,
+                    outbox: Default::default(),
+                    group_commit: None,
+                    ingest_keep: IngestKeep::default(),
+                }
             }
         };
         if backend == Backend::Sqlite {

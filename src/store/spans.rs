@@ -12,7 +12,6 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::log_records::{logged_contents, with_logged_content};
-use super::new_samples::SampleInserter;
 use super::span_attributes;
 use super::{
     get_enum, sqlite_inserted_rows, values_placeholders, Backend, Params, Store, StoreResult, SQLITE_INSERT_ANSWER,
@@ -562,7 +561,7 @@ impl Store {
                 None => None,
             });
         }
-        let mut samples = SampleInserter::new();
+        let mut samples = self.sample_inserter();
         let mut outcome = SpansStored::default();
         let mut rollups = TraceRollups::default();
         // Drift samples first, so each new span row is written once, already pointing at its

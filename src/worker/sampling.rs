@@ -17,9 +17,15 @@
 //! - A skipped sample stays stored (text, model, tokens) and shows in counts and exports, but is
 //!   never embedded or scored, not even later: scoring keeps arrival order, and scoring it late
 //!   would put old behaviour into a current window.
-//! - The prompt's sampling rate (kept / seen over the passes of the last [`RATE_WINDOW`]) is in
-//!   its row (API, dashboard) and on `/metrics`; it returns to 1 when a whole window passes
-//!   without thinning.
+//! - Most of an overload never reaches the passes: each thinning pass also sets the prompt's
+//!   keep probability at ingest ([`crate::store::IngestKeep`]) so that about [`INGEST_HEADROOM`]
+//!   times the prompt's share of the worker's pace is queued, and the rest is stored `skipped`
+//!   at once (a coin per sample, blind to content like the passes). The passes then choose among
+//!   those, so marking the excess `skipped` no longer rewrites every sample on the writer. The
+//!   probability returns to 1 as soon as a prompt's queue has room for all its new arrivals.
+//! - The prompt's sampling rate (kept / seen over the passes of the last [`RATE_WINDOW`], the
+//!   samples skipped at ingest counted as seen) is in its row (API, dashboard) and on
+//!   `/metrics`; it returns to 1 when a whole window passes without thinning.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -137,6 +143,24 @@ fn paced_keep(room_keep: usize, queued: usize, share_per_sec: f64, since_last_pa
     room_keep.min(paced.max(1))
 }
 
+/// An overloaded prompt's samples are queued at ingest at this many times its share of the
+/// worker's pace: enough that a pass always has more to choose from than it keeps (the pace is
+/// an estimate, and arrivals vary between passes), few enough that the passes' rewrites of the
+/// excess are a small cost.
+const INGEST_HEADROOM: f64 = 4.0;
+/// The ingest keep probability never goes below this (a bound on how stale a rate can starve a
+/// prompt whose traffic falls: it is set again on the next pass anyway).
+const MIN_INGEST_KEEP: f64 = 1e-4;
+
+/// The keep probability at ingest that queues about [`INGEST_HEADROOM`] times `share_per_sec`
+/// when samples arrive at `arrivals_per_sec` (at most 1).
+fn ingest_keep(share_per_sec: f64, arrivals_per_sec: f64) -> f64 {
+    if arrivals_per_sec <= 0.0 {
+        return 1.0;
+    }
+    (INGEST_HEADROOM * share_per_sec / arrivals_per_sec).clamp(MIN_INGEST_KEEP, 1.0)
+}
+
 /// One prompt's thinning passes within [`RATE_WINDOW`]: (when, kept, seen).
 type Passes = VecDeque<(Instant, u64, u64)>;
 
@@ -178,11 +202,13 @@ struct Sampler {
     lowered: Option<HashMap<i64, Passes>>,
     rng: StdRng,
     last_pass: Option<Instant>,
+    /// When each prompt's new arrivals were last decided on (its mark moved).
+    last_thinned: HashMap<i64, Instant>,
 }
 
 impl Sampler {
     fn new(settings: SamplingSettings) -> Sampler {
-        Sampler { settings, lowered: None, rng: StdRng::from_entropy(), last_pass: None }
+        Sampler { settings, lowered: None, rng: StdRng::from_entropy(), last_pass: None, last_thinned: HashMap::new() }
     }
 
     /// Thins every backlog over its target, given the worker's pace. On an error the next pass
@@ -201,8 +227,13 @@ impl Sampler {
         let now = Instant::now();
         let since_last_pass = self.last_pass.map_or(PASS_INTERVAL, |at| now.duration_since(at)).min(MAX_PACED_GAP);
         self.last_pass = Some(now);
+        let ingest = store.ingest_keep();
         for (backlog, target) in backlogs.iter().zip(targets) {
             let (queued, undecided) = (backlog.queued.max(0) as usize, backlog.undecided.max(0) as usize);
+            if (undecided == 0 && queued == 0) || (undecided > 0 && queued + undecided <= target) {
+                // room for every new arrival: queue them all again
+                ingest.set(backlog.prompt_id, 1.0);
+            }
             if undecided == 0 || queued + undecided <= target {
                 continue;
             }
@@ -214,15 +245,39 @@ impl Sampler {
             } else {
                 room
             };
-            self.thin(store, backlog, keep, now).await?;
+            // arrivals since the mark last moved, counting those the ingest coin skipped
+            let since = self.last_thinned.get(&backlog.prompt_id).map_or(since_last_pass, |at| now.duration_since(*at));
+            let ingest_before = ingest.probability(backlog.prompt_id);
+            let arrived = undecided as f64 / ingest_before;
+            let arrivals_per_sec = arrived / since.as_secs_f64().max(0.001);
+            if self.thin(store, backlog, keep, arrived.round() as u64, now).await? {
+                self.last_thinned.insert(backlog.prompt_id, now);
+                ingest.set(backlog.prompt_id, ingest_keep(share_per_sec, arrivals_per_sec));
+            }
+        }
+        // a prompt with nothing waiting any more queues everything again
+        let waiting: std::collections::HashSet<i64> = backlogs.iter().map(|b| b.prompt_id).collect();
+        for prompt_id in ingest.lowered().into_iter().filter(|id| !waiting.contains(id)) {
+            ingest.set(prompt_id, 1.0);
+            self.last_thinned.remove(&prompt_id);
         }
         self.restore_full_rates(store, now).await
     }
 
-    /// Keeps a uniform random `keep` of the prompt's undecided samples and skips the others.
-    async fn thin(&mut self, store: &Store, backlog: &PromptBacklog, keep: usize, now: Instant) -> StoreResult<()> {
+    /// Keeps a uniform random `keep` of the prompt's undecided samples and skips the others;
+    /// `arrived` is how many samples came in with them (the ones skipped at ingest included), for
+    /// the reported rate. False when nothing was decided (another replica was first, or the
+    /// samples were claimed meanwhile).
+    async fn thin(
+        &mut self,
+        store: &Store,
+        backlog: &PromptBacklog,
+        keep: usize,
+        arrived: u64,
+        now: Instant,
+    ) -> StoreResult<bool> {
         let ids = store.undecided_samples(backlog.prompt_id, backlog.sampled_through).await?;
-        let Some(&through) = ids.last() else { return Ok(()) };
+        let Some(&through) = ids.last() else { return Ok(false) };
         let keep = keep.min(ids.len());
         let mut skip_mask = vec![true; ids.len()];
         for kept in rand::seq::index::sample(&mut self.rng, ids.len(), keep) {
@@ -231,20 +286,21 @@ impl Sampler {
         let skip: Vec<i64> = ids.iter().zip(&skip_mask).filter(|(_, skip)| **skip).map(|(id, _)| *id).collect();
         let lowered = self.lowered.get_or_insert_with(HashMap::new);
         let passes = lowered.entry(backlog.prompt_id).or_default();
-        passes.push_back((now, keep as u64, ids.len() as u64));
+        passes.push_back((now, keep as u64, arrived.max(ids.len() as u64)));
         while passes.front().is_some_and(|(at, _, _)| now.duration_since(*at) > RATE_WINDOW) {
             passes.pop_front();
         }
         let (kept, seen) = passes.iter().fold((0, 0), |(k, s), (_, kept, seen)| (k + kept, s + seen));
         let rate = kept as f64 / seen.max(1) as f64;
-        if let Some(skipped) =
+        let Some(skipped) =
             store.thin_backlog(backlog.prompt_id, backlog.sampled_through, through, &skip, rate).await?
-        {
-            crate::observe::samples_skipped(skipped);
-            crate::observe::sampling_rate(backlog.prompt_id, rate);
-            tracing::debug!(prompt_id = backlog.prompt_id, kept = keep, skipped, rate, "thinned an overloaded backlog");
-        }
-        Ok(())
+        else {
+            return Ok(false);
+        };
+        crate::observe::samples_skipped(skipped);
+        crate::observe::sampling_rate(backlog.prompt_id, rate);
+        tracing::debug!(prompt_id = backlog.prompt_id, kept = keep, skipped, rate, "thinned an overloaded backlog");
+        Ok(true)
     }
 
     /// A prompt with no thinning for a whole [`RATE_WINDOW`] is back to full scoring.
@@ -279,6 +335,17 @@ mod tests {
         assert_eq!(keep_count(1000, 900, 500), 100);
         assert_eq!(keep_count(1000, 1000, 500), 0);
         assert_eq!(keep_count(1000, 1200, 500), 0);
+    }
+
+    #[test]
+    fn ingest_queues_a_few_times_the_workers_pace() {
+        // 40 a second scored, 10,000 arriving: 160 a second queued
+        assert!((ingest_keep(40.0, 10_000.0) - 0.016).abs() < 1e-12);
+        // arrivals within the headroom: everything queued
+        assert_eq!(ingest_keep(40.0, 150.0), 1.0);
+        assert_eq!(ingest_keep(40.0, 0.0), 1.0);
+        // never quite zero
+        assert_eq!(ingest_keep(0.0, 10_000.0), MIN_INGEST_KEEP);
     }
 
     #[test]
