@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod apikey;
 pub mod app;
 pub mod config;
+pub mod cost;
 pub mod decode;
 pub mod domain;
 pub mod drift;

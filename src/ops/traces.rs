@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::cost::{CostTotal, CostView, PriceTable};
 use crate::domain::{SpanSource, SpanStatus};
 use crate::store::KeyOwner;
 use crate::store::{LogRecordRow, SpanFilter, SpanRow, TraceStatus, TraceSummaryRow};
@@ -36,6 +37,8 @@ pub struct TraceSummary {
     /// Sums over the spans, saturating at 2^63 - 1.
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
+    /// The spans' cost at the current prices (docs/cost.md).
+    pub cost: CostView,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,6 +77,8 @@ pub struct SpanView {
     pub time_to_first_token_ms: Option<i64>,
     pub is_streaming: Option<bool>,
     pub usage: TokenUsageView,
+    /// The call's cost at the current prices: null `usd` when its model has no price.
+    pub cost: CostView,
     /// The request content (null when the project does not capture content).
     pub request: Option<String>,
     pub response_text: Option<String>,
@@ -103,6 +108,8 @@ pub struct TraceDetail {
     pub duration_ms: i64,
     /// All the trace's spans (the page may hold fewer).
     pub span_count: i64,
+    /// All the trace's spans' cost at the current prices.
+    pub cost: CostView,
     /// This page's spans, in start order.
     pub spans: Vec<SpanView>,
     /// The OTLP resources of this page's spans, each once, by the id its spans name in
@@ -254,8 +261,8 @@ impl FromQuery for TraceListParams {
     }
 }
 
-impl From<&TraceSummaryRow> for TraceSummary {
-    fn from(t: &TraceSummaryRow) -> Self {
+impl TraceSummary {
+    fn new(t: &TraceSummaryRow, cost: CostView) -> Self {
         TraceSummary {
             trace_id: t.trace_id.clone(),
             name: t.root_name.clone(),
@@ -270,8 +277,30 @@ impl From<&TraceSummaryRow> for TraceSummary {
             status: if t.error_count > 0 { SpanStatus::Error } else { SpanStatus::Ok },
             input_tokens: t.input_tokens,
             output_tokens: t.output_tokens,
+            cost,
         }
     }
+}
+
+/// Each trace's cost, by trace id (every id given has one).
+async fn trace_costs(state: &AppState, project_id: i64, trace_ids: &[&str]) -> ApiResult<BTreeMap<String, CostView>> {
+    let prices = PriceTable::shipped();
+    let mut totals: BTreeMap<String, CostTotal> =
+        trace_ids.iter().map(|id| (id.to_string(), CostTotal::default())).collect();
+    for u in state.store.usage_by_trace_and_model(project_id, trace_ids).await? {
+        if let Some(total) = totals.get_mut(&u.trace_id) {
+            total.add(prices, u.model.as_deref(), u.input_tokens, u.output_tokens, u.calls);
+        }
+    }
+    Ok(totals.into_iter().map(|(id, total)| (id, total.view())).collect())
+}
+
+/// One call's cost.
+fn span_cost(span: &crate::ingest::NewSpan) -> CostView {
+    let mut total = CostTotal::default();
+    let tokens = |n: Option<i64>| n.map(|n| n as f64);
+    total.add(PriceTable::shipped(), span.model.as_deref(), tokens(span.usage.input), tokens(span.usage.output), 1);
+    total.view()
 }
 
 /// Traces of the project, newest first, one row per trace.
@@ -292,7 +321,13 @@ pub async fn list(state: &AppState, owner: &KeyOwner, params: TraceListParams) -
     let traces = state.store.trace_summaries(owner.project_id, &filter).await?;
     let next_before =
         (traces.len() as i64 == limit).then(|| traces.last().map(|t| format!("{}.{}", t.start_ms, t.trace_id)));
-    Ok(TracePage { traces: traces.iter().map(TraceSummary::from).collect(), next_before: next_before.flatten() })
+    let ids: Vec<&str> = traces.iter().map(|t| t.trace_id.as_str()).collect();
+    let mut costs = trace_costs(state, owner.project_id, &ids).await?;
+    let traces = traces
+        .iter()
+        .map(|t| TraceSummary::new(t, costs.remove(&t.trace_id).unwrap_or_else(|| CostTotal::default().view())))
+        .collect();
+    Ok(TracePage { traces, next_before: next_before.flatten() })
 }
 
 impl From<&SpanRow> for SpanView {
@@ -321,6 +356,7 @@ impl From<&SpanRow> for SpanView {
                 output_tokens: s.usage.output,
                 total_tokens: s.usage.total,
             },
+            cost: span_cost(s),
             request: s.request_text.clone(),
             response_text: s.response_text.clone(),
             metadata: s.metadata.clone(),
@@ -377,7 +413,9 @@ pub async fn detail(
     let next_after =
         (spans.len() as i64 == limit).then(|| spans.last().map(|s| format!("{}.{}", s.span.start_ms, s.id))).flatten();
     let log_record_count = state.store.trace_log_record_count(owner.project_id, &trace_id).await?;
+    let cost = trace_costs(state, owner.project_id, &[trace_id.as_str()]).await?.remove(&trace_id);
     Ok(TraceDetail {
+        cost: cost.unwrap_or_else(|| CostTotal::default().view()),
         log_record_count,
         trace_id,
         start_ms: summary.start_ms,

@@ -29,6 +29,7 @@ mod spans;
 mod summary;
 mod templates;
 mod ui_sessions;
+mod usage;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -62,6 +63,7 @@ pub use spans::{SpanFilter, SpanRow, SpansStored, TraceStatus, TraceSummaryRow};
 pub use summary::VariantSummaryRow;
 pub use templates::{PromptAbTestRow, PromptTemplateRow};
 pub use ui_sessions::UiSession;
+pub use usage::ModelUsageRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -12,6 +12,7 @@ mod bad_input;
 mod behaviour;
 mod connections;
 mod contract;
+mod cost;
 mod drift;
 mod durability;
 mod error_shapes;

@@ -209,6 +209,9 @@ def check_traces(client, fallom_trace):
     assert (span["duration_ms"], span["time_to_first_token_ms"], span["is_streaming"]) == (1500, 300, True), span
     assert (span["metadata"], span["tags"], span["prompt_version"]) == ({"region": "eu"}, ["nightly"], 2), span
     assert span["sample_id"] is not None, "the response became a drift sample"
+    # its cost at the shipped gpt-4o-mini price (US dollars per million tokens: 0.15 in, 0.60 out)
+    assert span["cost"]["status"] == "priced", span["cost"]
+    assert abs(span["cost"]["usd"] - (12 * 0.15 + 5 * 0.60) / 1e6) < 1e-12, span["cost"]
 
     # A client wrapped by the SDK: the trace is sent in the background.
     session = fallom.session(config_key="support-bot", session_id="conv-1", customer_id="cust-9",
@@ -222,6 +225,10 @@ def check_traces(client, fallom_trace):
     assert span["kind"] == "llm" and span["model"] == "gpt-4o-2024-08-06", span  # fixed-date: a model id
     assert span["usage"]["total_tokens"] == 29 and span["customer_id"] == "cust-9", span
     assert span["response_text"] == "You can reset it under Settings.", span
+    # the dated snapshot finds gpt-4o's price (2.50 in, 10.00 out), in the span and the trace list
+    gpt_4o_usd = (21 * 2.50 + 8 * 10.00) / 1e6
+    assert abs(span["cost"]["usd"] - gpt_4o_usd) < 1e-12, span["cost"]
+    assert abs(listed["traces"][0]["cost"]["usd"] - gpt_4o_usd) < 1e-12, listed["traces"][0]["cost"]
     assert "How do I reset?" in span["request"], span
     sample = client.get("/api/v1/prompts/support-bot").json()
     assert sample["samples"]["total"] == 1, sample

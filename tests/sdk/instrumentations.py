@@ -46,6 +46,7 @@ CALLS = 3
 MODEL = "gpt-4o-mini"
 ANSWERED_MODEL = "gpt-4o-mini-2024-07-18"  # fixed-date: a dated model id, not a time
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+GPT_4O_MINI_PRICE = (0.15, 0.60)  # config/model-prices.toml, US dollars per million tokens
 API = httpx.Client(base_url=URL, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
 
 
@@ -176,6 +177,19 @@ def main():
         usage = s["usage"]
         assert (usage["input_tokens"], usage["output_tokens"]) == (11, 7), s
         assert usage["total_tokens"] == 18, s
+
+    # each call's cost at the shipped gpt-4o-mini price (the dated snapshot finds it too), in
+    # the span, its trace and the trace list
+    call_usd = (11 * GPT_4O_MINI_PRICE[0] + 7 * GPT_4O_MINI_PRICE[1]) / 1e6
+    calls_per_trace = {}
+    for s in llm_spans:
+        assert s["cost"]["status"] == "priced" and abs(s["cost"]["usd"] - call_usd) < 1e-12, s["cost"]
+        calls_per_trace[s["trace_id"]] = calls_per_trace.get(s["trace_id"], 0) + 1
+    listed = {t["trace_id"]: t for t in API.get("/api/v1/traces?limit=100").json()["traces"]}
+    for trace_id, calls in calls_per_trace.items():
+        detail = API.get(f"/api/v1/traces/{trace_id}").json()
+        for cost in (detail["cost"], listed[trace_id]["cost"]):
+            assert cost["status"] == "priced" and abs(cost["usd"] - calls * call_usd) < 1e-12, cost
 
     # the content events are stored with their call's trace (without a body when capture is off)
     event = {"openai-v2-events": "gen_ai.choice", "openai-v2-details": "gen_ai.client.inference.operation.details"}

@@ -1,0 +1,76 @@
+//! Costs at the shipped prices (config/model-prices.toml), read back over the API: a span's
+//! cost, its trace's and the trace list's; a dated snapshot finds its model's price; a model with
+//! no price is reported as such (no cost, never 0); a trace without token usage has no cost.
+//! The real instrumentations and the Fallom SDK check their spans' costs too
+//! (tests/sdk/instrumentations.py, tests/sdk/fallom_e2e.py).
+
+use crate::common::clock::base_nanos_text;
+use crate::common::{TestDb, TestServer};
+use serde_json::{json, Value};
+
+/// An OTLP/JSON span of trace `trace` (a hex byte repeated), with the model and token counts.
+fn span(trace: &str, n: u32, model: Option<&str>, tokens: Option<(i64, i64)>) -> Value {
+    let mut attributes = vec![];
+    if let Some(model) = model {
+        attributes.push(json!({"key": "gen_ai.request.model", "value": {"stringValue": model}}));
+    }
+    if let Some((input, output)) = tokens {
+        attributes.push(json!({"key": "gen_ai.usage.input_tokens", "value": {"intValue": input.to_string()}}));
+        attributes.push(json!({"key": "gen_ai.usage.output_tokens", "value": {"intValue": output.to_string()}}));
+    }
+    json!({
+        "traceId": trace.repeat(16),
+        "spanId": format!("{:016x}", n + 1),
+        "name": format!("call {n}"),
+        "kind": 3,
+        "startTimeUnixNano": base_nanos_text(n as i64 * 10),
+        "endTimeUnixNano": base_nanos_text(n as i64 * 10 + 5),
+        "attributes": attributes,
+    })
+}
+
+fn close(a: &Value, b: f64) -> bool {
+    a.as_f64().is_some_and(|a| (a - b).abs() < 1e-12)
+}
+
+both_backends!(costs_are_priced_by_model_and_unknown_models_have_no_price, |db: TestDb| async move {
+    let server = TestServer::start(&db, &[]);
+    let key = server.first_key.clone().unwrap();
+    let spans = vec![
+        // trace aa: a priced call (a dated snapshot of gpt-4o), an unpriced one, a tool step
+        span("aa", 0, Some("gpt-4o-2024-08-06"), Some((1000, 100))),
+        span("aa", 1, Some("my-finetune"), Some((50, 5))),
+        span("aa", 2, None, None),
+        // trace bb: only a model with no price; trace cc: no token usage at all
+        span("bb", 3, Some("my-finetune"), Some((50, 5))),
+        span("cc", 4, Some("gpt-4o"), None),
+    ];
+    let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]});
+    let resp = server.http.post(server.url("/v1/traces")).bearer_auth(&key).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+
+    let gpt_4o = (1000.0 * 2.50 + 100.0 * 10.00) / 1e6;
+    let (status, trace) = server.get(&key, &format!("/api/v1/traces/{}", "aa".repeat(16))).await;
+    assert_eq!(status, 200, "{trace}");
+    let cost = &trace["cost"];
+    assert!(close(&cost["usd"], gpt_4o), "{cost}");
+    assert_eq!(cost["status"], "partly_priced");
+    assert_eq!((&cost["unpriced_calls"], &cost["unpriced_models"]), (&json!(1), &json!(["my-finetune"])));
+    let by_span: Vec<&Value> = trace["spans"].as_array().unwrap().iter().map(|s| &s["cost"]).collect();
+    assert!(close(&by_span[0]["usd"], gpt_4o) && by_span[0]["status"] == "priced", "{by_span:?}");
+    assert_eq!((&by_span[1]["usd"], &by_span[1]["status"]), (&Value::Null, &json!("no_price")));
+    assert_eq!((&by_span[2]["usd"], &by_span[2]["status"]), (&Value::Null, &json!("no_usage")));
+
+    let (_, listed) = server.get(&key, "/api/v1/traces").await;
+    let cost_of = |prefix: &str| {
+        listed["traces"].as_array().unwrap().iter().find(|t| t["trace_id"] == prefix.repeat(16)).unwrap()["cost"]
+            .clone()
+    };
+    assert!(close(&cost_of("aa")["usd"], gpt_4o), "{listed}");
+    assert_eq!(
+        cost_of("bb"),
+        json!({"usd": null, "status": "no_price", "unpriced_calls": 1, "unpriced_models": ["my-finetune"]})
+    );
+    assert_eq!(cost_of("cc"), json!({"usd": null, "status": "no_usage", "unpriced_calls": 0, "unpriced_models": []}));
+    server.assert_no_server_errors();
+});
