@@ -38,6 +38,7 @@ both_backends!(costs_are_priced_by_model_and_unknown_models_have_no_price, |db: 
     let key = server.first_key.clone().unwrap();
     let spans = vec![
         // trace aa: a priced call (a dated snapshot of gpt-4o), an unpriced one, a tool step
+        // fixed-date: a model id with a date in its name, not a time
         span("aa", 0, Some("gpt-4o-2024-08-06"), Some((1000, 100))),
         span("aa", 1, Some("my-finetune"), Some((50, 5))),
         span("aa", 2, None, None),
