@@ -23,8 +23,8 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::http::{
-    alerts, config, health, keys, logs, metrics, model_configs, monitoring, openapi, otlp_logs, otlp_traces, project,
-    prompts, templates, traces,
+    alerts, config, health, keys, logs, metrics, model_configs, monitoring, openapi, otlp_logs, otlp_traces, prices,
+    project, prompts, templates, traces,
 };
 use crate::web::{error, limits, ApiError, AppState};
 
@@ -51,6 +51,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(templates::template_detail))
         .routes(routes!(templates::list_ab_tests, templates::publish_ab_test))
         .routes(routes!(templates::ab_test_detail))
+        .routes(routes!(prices::list))
+        .routes(routes!(prices::set, prices::delete))
         .routes(routes!(traces::list))
         .routes(routes!(traces::detail))
         .routes(routes!(traces::logs))
@@ -198,7 +200,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 50);
+        assert_eq!(operations, 53);
         // Every schema reference resolves.
         let text = doc.to_string();
         for reference in text.split("\"#/components/schemas/").skip(1) {

@@ -76,6 +76,11 @@ pub struct PriceMatch {
 
 const SHIPPED: &str = include_str!("../../config/model-prices.toml");
 
+/// A model id as the list keys it: trimmed, lower case.
+pub fn normalise_id(id: &str) -> String {
+    id.trim().to_ascii_lowercase()
+}
+
 impl PriceTable {
     /// The list shipped with the server (parsed once; a test keeps the file valid).
     pub fn shipped() -> &'static PriceTable {
@@ -85,7 +90,7 @@ impl PriceTable {
 
     fn parse(text: &str) -> Result<PriceTable, String> {
         let file: PriceFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        let lower = |s: &str| s.trim().to_ascii_lowercase();
+        let lower = |s: &str| normalise_id(s);
         let models: HashMap<String, Price> = file.models.into_iter().map(|(id, p)| (lower(&id), p)).collect();
         if let Some((id, problem)) = models.iter().find_map(|(id, p)| Some((id, p.problem()?))) {
             return Err(format!("model {id}: {problem}"));
@@ -106,6 +111,23 @@ impl PriceTable {
             let price = self.models[&id];
             Some(PriceMatch { id, price })
         })
+    }
+
+    /// This list with `overrides` (model id, price) replacing or adding entries: a project's
+    /// own prices. An override is found before the shipped entry or alias of the same id.
+    pub fn with_overrides(&self, overrides: impl IntoIterator<Item = (String, Price)>) -> PriceTable {
+        let mut table = self.clone();
+        for (id, price) in overrides {
+            let id = normalise_id(&id);
+            table.aliases.remove(&id);
+            table.models.insert(id, price);
+        }
+        table
+    }
+
+    /// Whether `id` (normalised) is in the shipped list itself.
+    pub fn has_model(&self, id: &str) -> bool {
+        self.models.contains_key(&normalise_id(id))
     }
 
     /// Every model with its price, sorted by id.
@@ -233,6 +255,18 @@ mod tests {
         assert_eq!(table.find("mistral-nemo-2407").unwrap().id, "open-mistral-nemo");
         assert_eq!(table.find("my-finetune"), None);
         assert_eq!(table.find("gpt-4o-mini-realtime"), None);
+    }
+
+    #[test]
+    fn a_projects_price_replaces_or_adds_to_the_shipped_list() {
+        let own = Price { input: 1.0, output: 2.0, cached_input: None };
+        let table = PriceTable::shipped().with_overrides([("GPT-4o".to_string(), own), ("my-finetune".into(), own)]);
+        assert_eq!(table.find("gpt-4o-2024-08-06").unwrap().price, own);
+        assert_eq!(table.find("my-finetune").unwrap().price, own);
+        assert_eq!(table.find("gpt-4o-mini").unwrap().price.input, 0.15);
+        // an override of an alias's name wins over the alias
+        let table = PriceTable::shipped().with_overrides([("claude-opus-4-0".to_string(), own)]);
+        assert_eq!(table.find("claude-opus-4-0").unwrap(), PriceMatch { id: "claude-opus-4-0".into(), price: own });
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod otlp;
 pub mod otlp_logs;
 pub mod otlp_traces;
+pub mod prices;
 pub mod project;
 pub mod prompts;
 pub mod templates;

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod model_configs;
+pub mod prices;
 pub mod project;
 pub mod prompts;
 pub mod templates;

@@ -283,8 +283,12 @@ impl TraceSummary {
 }
 
 /// Each trace's cost, by trace id (every id given has one).
-async fn trace_costs(state: &AppState, project_id: i64, trace_ids: &[&str]) -> ApiResult<BTreeMap<String, CostView>> {
-    let prices = PriceTable::shipped();
+async fn trace_costs(
+    state: &AppState,
+    prices: &PriceTable,
+    project_id: i64,
+    trace_ids: &[&str],
+) -> ApiResult<BTreeMap<String, CostView>> {
     let mut totals: BTreeMap<String, CostTotal> =
         trace_ids.iter().map(|id| (id.to_string(), CostTotal::default())).collect();
     for u in state.store.usage_by_trace_and_model(project_id, trace_ids).await? {
@@ -296,10 +300,10 @@ async fn trace_costs(state: &AppState, project_id: i64, trace_ids: &[&str]) -> A
 }
 
 /// One call's cost.
-fn span_cost(span: &crate::ingest::NewSpan) -> CostView {
+fn span_cost(prices: &PriceTable, span: &crate::ingest::NewSpan) -> CostView {
     let mut total = CostTotal::default();
     let tokens = |n: Option<i64>| n.map(|n| n as f64);
-    total.add(PriceTable::shipped(), span.model.as_deref(), tokens(span.usage.input), tokens(span.usage.output), 1);
+    total.add(prices, span.model.as_deref(), tokens(span.usage.input), tokens(span.usage.output), 1);
     total.view()
 }
 
@@ -322,7 +326,8 @@ pub async fn list(state: &AppState, owner: &KeyOwner, params: TraceListParams) -
     let next_before =
         (traces.len() as i64 == limit).then(|| traces.last().map(|t| format!("{}.{}", t.start_ms, t.trace_id)));
     let ids: Vec<&str> = traces.iter().map(|t| t.trace_id.as_str()).collect();
-    let mut costs = trace_costs(state, owner.project_id, &ids).await?;
+    let prices = super::prices::prices_for(state, owner.project_id).await?;
+    let mut costs = trace_costs(state, &prices, owner.project_id, &ids).await?;
     let traces = traces
         .iter()
         .map(|t| TraceSummary::new(t, costs.remove(&t.trace_id).unwrap_or_else(|| CostTotal::default().view())))
@@ -330,8 +335,8 @@ pub async fn list(state: &AppState, owner: &KeyOwner, params: TraceListParams) -
     Ok(TracePage { traces, next_before: next_before.flatten() })
 }
 
-impl From<&SpanRow> for SpanView {
-    fn from(row: &SpanRow) -> Self {
+impl SpanView {
+    fn new(row: &SpanRow, prices: &PriceTable) -> Self {
         let s = &row.span;
         SpanView {
             trace_id: s.trace_id.clone(),
@@ -356,7 +361,7 @@ impl From<&SpanRow> for SpanView {
                 output_tokens: s.usage.output,
                 total_tokens: s.usage.total,
             },
-            cost: span_cost(s),
+            cost: span_cost(prices, s),
             request: s.request_text.clone(),
             response_text: s.response_text.clone(),
             metadata: s.metadata.clone(),
@@ -413,7 +418,8 @@ pub async fn detail(
     let next_after =
         (spans.len() as i64 == limit).then(|| spans.last().map(|s| format!("{}.{}", s.span.start_ms, s.id))).flatten();
     let log_record_count = state.store.trace_log_record_count(owner.project_id, &trace_id).await?;
-    let cost = trace_costs(state, owner.project_id, &[trace_id.as_str()]).await?.remove(&trace_id);
+    let prices = super::prices::prices_for(state, owner.project_id).await?;
+    let cost = trace_costs(state, &prices, owner.project_id, &[trace_id.as_str()]).await?.remove(&trace_id);
     Ok(TraceDetail {
         cost: cost.unwrap_or_else(|| CostTotal::default().view()),
         log_record_count,
@@ -423,7 +429,7 @@ pub async fn detail(
         duration_ms: summary.end_ms.saturating_sub(summary.start_ms),
         span_count: summary.span_count,
         resources: resources_of(spans.iter().map(|s| (s.resource_id, s.span.resource.as_ref()))),
-        spans: spans.iter().map(SpanView::from).collect(),
+        spans: spans.iter().map(|s| SpanView::new(s, &prices)).collect(),
         next_after,
     })
 }

@@ -19,6 +19,7 @@ mod metrics;
 mod migrations;
 mod model_configs;
 mod new_samples;
+mod prices;
 mod prompts;
 mod retention;
 mod samples;
