@@ -12,6 +12,7 @@ use maud::{html, Markup};
 use super::layout::{api_error_page, layout, page, pager, time};
 use super::session::SignedIn;
 use super::{encode, owner};
+use crate::cost::{CostStatus, CostView};
 use crate::domain::SpanStatus;
 use crate::ops::traces::{self as op, SpanPageParams, SpanView, TraceDetail, TraceListParams, TraceLogPage};
 use crate::store::TraceStatus;
@@ -140,13 +141,14 @@ pub async fn list(
                 div.table-wrap { table #trace-list {
                     thead { tr {
                         th scope="col" { "Trace" } th scope="col" { "Started" } th scope="col" { "Duration" } th scope="col" { "Spans" }
-                        th scope="col" { "Status" } th scope="col" { "Tokens in / out" } th scope="col" { "Session" } th scope="col" { "Config" }
+                        th scope="col" { "Status" } th scope="col" { "Tokens in / out" } th scope="col" { "Cost" } th scope="col" { "Session" } th scope="col" { "Config" }
                     } }
                     tbody { @for t in &found.traces { tr {
                         th scope="row" { a href={ (NAV) "/" (encode(&t.trace_id)) } { (t.name.as_deref().unwrap_or(&t.trace_id)) } }
                         td { (time(t.start_ms)) } td { (t.duration_ms) " ms" } td { (t.span_count) }
                         td { span class={ "badge " @if t.error_count > 0 { "status-drifted" } } { (t.status.as_str()) } }
                         td { (t.input_tokens.unwrap_or(0)) " / " (t.output_tokens.unwrap_or(0)) }
+                        td { (cost_text(&t.cost)) }
                         td { (t.session_id.as_deref().unwrap_or("–")) } td { (t.config_key.as_deref().unwrap_or("–")) }
                     } } }
                 } }
@@ -155,6 +157,31 @@ pub async fn list(
         }
     };
     page(status, layout("Traces", Some(&signed_in.session), NAV, body))
+}
+
+/// A cost as the pages show it: dollars to four significant digits, and what has no price said
+/// in words (never a false 0).
+fn cost_text(cost: &CostView) -> String {
+    let dollars = cost.usd.map(usd);
+    match (cost.status, dollars) {
+        (CostStatus::Priced, Some(d)) => d,
+        (CostStatus::PartlyPriced, Some(d)) => format!("{d} + {} unpriced", cost.unpriced_calls),
+        (CostStatus::NoPrice, _) => "no price".into(),
+        _ => "–".into(),
+    }
+}
+
+fn usd(dollars: f64) -> String {
+    if dollars <= 0.0 {
+        return "$0".into();
+    }
+    if dollars >= 1.0 {
+        return format!("${dollars:.2}");
+    }
+    // four significant digits below a dollar, trailing zeros dropped
+    let decimals = ((-dollars.log10().floor()) as usize + 3).min(12);
+    let text = format!("{dollars:.decimals$}");
+    format!("${}", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// Spans in tree order (a parent before its children, siblings by start), with their depth.
@@ -232,16 +259,18 @@ pub async fn detail(
         p.crumbs { a href=(NAV) { "Traces" } " / " }
         h1 { "Trace " code { (trace.trace_id) } }
         p.muted { (trace.span_count) " spans · " (trace.duration_ms) " ms · started " (time(trace.start_ms))
-            @if trace.span_count > trace.spans.len() as i64 { " · " (trace.spans.len()) " on this page" } }
+            @if trace.span_count > trace.spans.len() as i64 { " · " (trace.spans.len()) " on this page" }
+            " · cost " (cost_text(&trace.cost)) }
         @if !capture { p.notice { "Content capture is off for this project: prompts and responses are not stored, so none are shown." } }
         div.table-wrap { table #waterfall {
             caption.visually-hidden { "The trace's spans on its time line" }
-            thead { tr { th scope="col" { "Span" } th scope="col" { "Model" } th scope="col" { "Duration" } th scope="col" { "Tokens in / out" } th scope="col" .wf-col { "Timeline" } } }
+            thead { tr { th scope="col" { "Span" } th scope="col" { "Model" } th scope="col" { "Duration" } th scope="col" { "Tokens in / out" } th scope="col" { "Cost" } th scope="col" .wf-col { "Timeline" } } }
             tbody { @for (depth, s) in &ordered { tr {
                 th scope="row" class={ "depth-" ((*depth).min(8)) } { a href={ "#span-" (s.span_id) } { (s.name) } }
                 td { (s.model.as_deref().unwrap_or("–")) }
                 td { (s.duration_ms) " ms" }
                 td { (s.usage.input_tokens.map_or("–".into(), |n| n.to_string())) " / " (s.usage.output_tokens.map_or("–".into(), |n| n.to_string())) }
+                td { (cost_text(&s.cost)) }
                 td.wf-col { (bar(s, trace.start_ms, trace.duration_ms)) }
             } } }
         } }
@@ -328,6 +357,22 @@ fn log_records(trace: &TraceDetail, logs: &TraceLogPage, href: &str, paged: bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn costs_show_four_significant_digits_and_never_a_false_zero() {
+        assert_eq!(usd(0.0000165), "$0.0000165");
+        assert_eq!(usd(0.0035), "$0.0035");
+        assert_eq!(usd(12.5), "$12.50");
+        let none = CostView { usd: None, status: CostStatus::NoPrice, unpriced_calls: 2, unpriced_models: vec![] };
+        assert_eq!(cost_text(&none), "no price");
+        let part = CostView {
+            usd: Some(0.0035),
+            status: CostStatus::PartlyPriced,
+            unpriced_calls: 1,
+            unpriced_models: vec![],
+        };
+        assert_eq!(cost_text(&part), "$0.0035 + 1 unpriced");
+    }
 
     #[test]
     fn local_times_are_utc_milliseconds() {

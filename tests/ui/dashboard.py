@@ -290,6 +290,8 @@ def main():
             page.get_by_role("link", name="handle request").click()
             expect(page.locator("#waterfall svg.waterfall")).to_have_count(2)
             expect(page.locator("#waterfall")).to_contain_text("gpt-4o-mini")
+            # 42 in, 17 out at gpt-4o-mini's shipped price (0.15 / 0.60 US dollars per million tokens)
+            expect(page.locator("#waterfall")).to_contain_text("$0.0000165")
             expect(page.locator("details.span").last).to_contain_text("rate limited once")
             page.locator("details.span").last.locator("details.attributes summary").click()
             expect(page.locator("details.span").last.locator("details.attributes pre")).to_contain_text("gen_ai.usage.input_tokens")
