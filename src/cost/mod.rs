@@ -199,6 +199,11 @@ impl CostTotal {
         }
     }
 
+    /// The priced calls' mean cost, or None when no call is priced.
+    pub fn per_priced_call(&self) -> Option<f64> {
+        (self.priced_calls > 0).then(|| self.usd / self.priced_calls as f64)
+    }
+
     pub fn view(self) -> CostView {
         let status = match (self.priced_calls > 0, self.unpriced_calls > 0) {
             (true, false) => CostStatus::Priced,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::cost::{CostTotal, CostView};
 use crate::domain::TargetingOperator;
 use crate::store::KeyOwner;
 use crate::store::{ModelConfigVersion, SessionAssignment, SessionMetricRow, VariantSummaryRow};
@@ -187,6 +188,11 @@ pub struct VariantSummary {
     pub error_rate: Option<f64>,
     /// Each numeric custom metric's latest value per session, averaged over the sessions.
     pub metrics: BTreeMap<String, f64>,
+    /// The variant's calls' cost at the current prices (priced by the model each span reported).
+    pub cost: CostView,
+    /// The mean cost of its priced calls: what a call of this variant costs, to compare with
+    /// the others. Null when none is priced.
+    pub cost_per_call_usd: Option<f64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -503,8 +509,12 @@ fn variant_summary(
     v: VariantSummaryRow,
     weight: Option<serde_json::Number>,
     metrics: Option<&BTreeMap<String, f64>>,
+    cost: Option<CostTotal>,
 ) -> VariantSummary {
+    let cost = cost.unwrap_or_default();
     VariantSummary {
+        cost_per_call_usd: cost.per_priced_call(),
+        cost: cost.view(),
         error_rate: (v.spans > 0).then(|| v.errors as f64 / v.spans as f64),
         model: v.model,
         weight,
@@ -555,6 +565,12 @@ pub async fn summary(
     let metrics = state.store.session_metrics(owner.project_id, &key, None).await?;
     let session_models = state.store.session_models(owner.project_id, &key, version).await?;
     let means = metric_means(&metrics, &session_models);
+    let prices = super::prices::prices_for(state, owner.project_id).await?;
+    let mut costs: HashMap<String, CostTotal> = HashMap::new();
+    for u in state.store.usage_by_variant_and_model(owner.project_id, &key, version).await? {
+        let total = costs.entry(u.group).or_default();
+        total.add(&prices, u.model.as_deref(), u.input_tokens, u.output_tokens, u.calls);
+    }
 
     // Variants of the shown version come first, in config order, even before any traffic.
     let mut variants = Vec::new();
@@ -563,12 +579,14 @@ pub async fn summary(
             Some(i) => rows.remove(i),
             None => VariantSummaryRow { model: v.model.clone(), ..Default::default() },
         };
-        variants.push(variant_summary(row, Some(v.weight), means.get(&v.model)));
+        let cost = costs.remove(&v.model);
+        variants.push(variant_summary(row, Some(v.weight), means.get(&v.model), cost));
     }
     // Models assigned under other versions (or a fallback) are listed after, without a weight.
     variants.extend(rows.into_iter().map(|r| {
         let metrics = means.get(&r.model).cloned();
-        variant_summary(r, None, metrics.as_ref())
+        let cost = costs.remove(&r.model);
+        variant_summary(r, None, metrics.as_ref(), cost)
     }));
     let latest_version = versions.last().map_or(0, |v| v.version);
     Ok(ModelConfigSummary { key, version, latest_version, variants })

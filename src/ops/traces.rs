@@ -292,7 +292,7 @@ async fn trace_costs(
     let mut totals: BTreeMap<String, CostTotal> =
         trace_ids.iter().map(|id| (id.to_string(), CostTotal::default())).collect();
     for u in state.store.usage_by_trace_and_model(project_id, trace_ids).await? {
-        if let Some(total) = totals.get_mut(&u.trace_id) {
+        if let Some(total) = totals.get_mut(&u.group) {
             total.add(prices, u.model.as_deref(), u.input_tokens, u.output_tokens, u.calls);
         }
     }

@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreResult};
+use super::{ModelUsageRow, Store, StoreResult};
 
 #[derive(Debug, Clone, Default)]
 pub struct VariantSummaryRow {
@@ -94,6 +94,37 @@ impl Store {
             row.output_tokens = r.try_get("output_tokens")?;
         }
         Ok(out)
+    }
+
+    /// The token usage of the spans of sessions assigned each variant (the assigned model), by
+    /// the model each span reported: what the variants' costs are priced from.
+    pub async fn usage_by_variant_and_model(
+        &self,
+        project_id: i64,
+        config_key: &str,
+        version: Option<i64>,
+    ) -> StoreResult<Vec<ModelUsageRow>> {
+        let sql = format!(
+            "SELECT a.assigned_model, s.model, SUM(CAST(s.input_tokens AS DOUBLE PRECISION)) AS input_tokens, \
+                    SUM(CAST(s.output_tokens AS DOUBLE PRECISION)) AS output_tokens, COUNT(*) AS calls \
+             FROM spans s JOIN (SELECT DISTINCT session_id, assigned_model FROM model_sessions WHERE {IN_SCOPE}) a \
+                  ON a.session_id = s.session_id \
+             WHERE s.project_id = $1 AND s.config_key = $2 \
+               AND (s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL) \
+             GROUP BY a.assigned_model, s.model"
+        );
+        let rows = sqlx::query(&sql).bind(project_id).bind(config_key).bind(version).fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ModelUsageRow {
+                    group: r.try_get("assigned_model")?,
+                    model: r.try_get("model")?,
+                    input_tokens: r.try_get("input_tokens")?,
+                    output_tokens: r.try_get("output_tokens")?,
+                    calls: r.try_get("calls")?,
+                })
+            })
+            .collect()
     }
 
     /// (session, model) pairs of one config's assignments, for joining custom metrics.

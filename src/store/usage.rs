@@ -5,10 +5,11 @@ use sqlx::Row;
 
 use super::{Params, Store, StoreResult};
 
-/// Token sums of one model's calls within a group (a trace).
+/// Token sums of one model's calls within a group (a trace, or a model-config variant).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelUsageRow {
-    pub trace_id: String,
+    /// The trace id, or the variant's model.
+    pub group: String,
     pub model: Option<String>,
     /// Sums of the calls' counts; None when no call reported one.
     pub input_tokens: Option<f64>,
@@ -48,7 +49,7 @@ impl Store {
             }
             for r in query.fetch_all(&self.read).await? {
                 out.push(ModelUsageRow {
-                    trace_id: r.try_get("trace_id")?,
+                    group: r.try_get("trace_id")?,
                     model: r.try_get("model")?,
                     input_tokens: r.try_get("input_tokens")?,
                     output_tokens: r.try_get("output_tokens")?,

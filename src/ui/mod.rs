@@ -5,6 +5,7 @@
 mod alerts;
 mod assets;
 mod charts;
+mod cost;
 mod forms;
 mod layout;
 mod model_configs;

@@ -9,6 +9,7 @@ use maud::{html, Markup};
 use serde_json::{json, Map, Value};
 
 use super::charts::{bar_chart, Bar};
+use super::cost::{cost_text, usd};
 use super::forms::{field, indexed_rows, number_or_text};
 use super::layout::{self, api_error_page, csrf_field, field_problems, layout, page, time};
 use super::session::{redirect, PostedForm, SignedIn};
@@ -202,6 +203,8 @@ fn summary_view(summary: &ModelConfigSummary) -> Markup {
                 tr { th scope="row" { "Traces" } @for s in v { td { (s.traces) } } }
                 tr { th scope="row" { "Mean latency" } @for s in v { td { (opt(s.mean_latency_ms, " ms")) } } }
                 tr { th scope="row" { "Tokens in / out" } @for s in v { td { (s.input_tokens) " / " (s.output_tokens) } } }
+                tr { th scope="row" { "Cost" } @for s in v { td { (cost_text(&s.cost)) } } }
+                tr { th scope="row" { "Cost per call" } @for s in v { td { (s.cost_per_call_usd.map_or("–".into(), usd)) } } }
                 tr { th scope="row" { "Error rate" } @for s in v { td { (opt(s.error_rate.map(|r| r * 100.0), "%")) } } }
                 @for m in &metric_names {
                     tr { th scope="row" { (m) } @for s in v { td { (opt(s.metrics.get(*m).copied(), "")) } } }

@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 
+use super::cost::cost_text;
 use super::layout::{api_error_page, layout, page, pager, time};
 use super::session::SignedIn;
 use super::{encode, owner};
-use crate::cost::{CostStatus, CostView};
 use crate::domain::SpanStatus;
 use crate::ops::traces::{self as op, SpanPageParams, SpanView, TraceDetail, TraceListParams, TraceLogPage};
 use crate::store::TraceStatus;
@@ -157,31 +157,6 @@ pub async fn list(
         }
     };
     page(status, layout("Traces", Some(&signed_in.session), NAV, body))
-}
-
-/// A cost as the pages show it: dollars to four significant digits, and what has no price said
-/// in words (never a false 0).
-fn cost_text(cost: &CostView) -> String {
-    let dollars = cost.usd.map(usd);
-    match (cost.status, dollars) {
-        (CostStatus::Priced, Some(d)) => d,
-        (CostStatus::PartlyPriced, Some(d)) => format!("{d} + {} unpriced", cost.unpriced_calls),
-        (CostStatus::NoPrice, _) => "no price".into(),
-        _ => "–".into(),
-    }
-}
-
-fn usd(dollars: f64) -> String {
-    if dollars <= 0.0 {
-        return "$0".into();
-    }
-    if dollars >= 1.0 {
-        return format!("${dollars:.2}");
-    }
-    // four significant digits below a dollar, trailing zeros dropped
-    let decimals = ((-dollars.log10().floor()) as usize + 3).min(12);
-    let text = format!("{dollars:.decimals$}");
-    format!("${}", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// Spans in tree order (a parent before its children, siblings by start), with their depth.
@@ -357,22 +332,6 @@ fn log_records(trace: &TraceDetail, logs: &TraceLogPage, href: &str, paged: bool
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn costs_show_four_significant_digits_and_never_a_false_zero() {
-        assert_eq!(usd(0.0000165), "$0.0000165");
-        assert_eq!(usd(0.0035), "$0.0035");
-        assert_eq!(usd(12.5), "$12.50");
-        let none = CostView { usd: None, status: CostStatus::NoPrice, unpriced_calls: 2, unpriced_models: vec![] };
-        assert_eq!(cost_text(&none), "no price");
-        let part = CostView {
-            usd: Some(0.0035),
-            status: CostStatus::PartlyPriced,
-            unpriced_calls: 1,
-            unpriced_models: vec![],
-        };
-        assert_eq!(cost_text(&part), "$0.0035 + 1 unpriced");
-    }
 
     #[test]
     fn local_times_are_utc_milliseconds() {

@@ -128,6 +128,21 @@ both_backends!(model_configs_rest_and_sdk_paths, |db: TestDb| async move {
     assert_eq!((mini["input_tokens"].clone(), mini["output_tokens"].clone()), (json!(9), json!(18)));
     assert!((mini["error_rate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9, "{mini}");
     assert_eq!(mini["metrics"], json!({"score": 3.0}), "numeric metrics averaged per variant");
+    // "mini" has no price: no cost, never 0; with the project's own price its calls are priced
+    assert_eq!(
+        mini["cost"],
+        json!({"usd": null, "status": "no_price", "unpriced_calls": 3, "unpriced_models": ["mini"]})
+    );
+    assert_eq!(mini["cost_per_call_usd"], Value::Null);
+    let url = server.url("/api/v1/prices/mini");
+    let resp = server.http.put(url).bearer_auth(&key).json(&json!({"input": 1.0, "output": 2.0})).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let (_, summary) = server.get(&key, "/api/v1/model-configs/summ/summary").await;
+    let mini = &summary["variants"][0];
+    let per_call = (3.0 * 1.0 + 6.0 * 2.0) / 1e6;
+    assert!((mini["cost"]["usd"].as_f64().unwrap() - 3.0 * per_call).abs() < 1e-12, "{mini}");
+    assert_eq!(mini["cost"]["status"], "priced");
+    assert!((mini["cost_per_call_usd"].as_f64().unwrap() - per_call).abs() < 1e-12, "{mini}");
     assert_eq!(server.get(&key, "/api/v1/model-configs/summ/summary?version=7").await.0, 404);
     let (status, err) = server.get(&key, "/api/v1/model-configs/summ/summary?version=x").await;
     assert_eq!((status, err["error"]["code"].clone()), (422, json!("validation_failed")));
