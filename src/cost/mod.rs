@@ -34,16 +34,17 @@ impl Price {
         })
     }
 
-    /// The cost of one call in US dollars, or None without any token count. `cached_input`
-    /// tokens are counted inside `input` (as OpenAI and the OpenTelemetry GenAI conventions
-    /// report them) and priced at `cached_input` when the model has that price.
-    pub fn cost_usd(&self, input: Option<i64>, output: Option<i64>, cached_input: Option<i64>) -> Option<f64> {
+    /// The cost in US dollars of these token counts (one call's, or sums over calls), or None
+    /// without any count. `cached_input` tokens are counted inside `input` (as OpenAI and the
+    /// OpenTelemetry GenAI conventions report them) and priced at `cached_input` when the model
+    /// has that price.
+    pub fn cost_usd(&self, input: Option<f64>, output: Option<f64>, cached_input: Option<f64>) -> Option<f64> {
         if input.is_none() && output.is_none() {
             return None;
         }
-        let input = input.unwrap_or(0).max(0) as f64;
-        let output = output.unwrap_or(0).max(0) as f64;
-        let cached = cached_input.unwrap_or(0).clamp(0, input as i64) as f64;
+        let input = input.unwrap_or(0.0).max(0.0);
+        let output = output.unwrap_or(0.0).max(0.0);
+        let cached = cached_input.unwrap_or(0.0).clamp(0.0, input);
         let cached_price = self.cached_input.unwrap_or(self.input);
         Some(((input - cached) * self.input + cached * cached_price + output * self.output) / 1_000_000.0)
     }
@@ -125,11 +126,6 @@ impl PriceTable {
         table
     }
 
-    /// Whether `id` (normalised) is in the shipped list itself.
-    pub fn has_model(&self, id: &str) -> bool {
-        self.models.contains_key(&normalise_id(id))
-    }
-
     /// Every model with its price, sorted by id.
     pub fn models(&self) -> Vec<(&str, Price)> {
         let mut all: Vec<(&str, Price)> = self.models.iter().map(|(id, p)| (id.as_str(), *p)).collect();
@@ -188,8 +184,8 @@ impl CostTotal {
         }
         match model.and_then(|m| prices.find(m)) {
             Some(found) => {
-                let p = found.price;
-                self.usd += (input.unwrap_or(0.0).max(0.0) * p.input + output.unwrap_or(0.0).max(0.0) * p.output) / 1e6;
+                // cached-input counts are not stored yet (docs/cost.md)
+                self.usd += found.price.cost_usd(input, output, None).unwrap_or(0.0);
                 self.priced_calls += calls;
             }
             None => {
@@ -278,13 +274,13 @@ mod tests {
     fn a_call_costs_its_tokens_at_their_prices() {
         let price = Price { input: 2.5, output: 10.0, cached_input: Some(1.25) };
         // 1,000 in (400 of them cached), 200 out
-        let cost = price.cost_usd(Some(1000), Some(200), Some(400)).unwrap();
+        let cost = price.cost_usd(Some(1000.0), Some(200.0), Some(400.0)).unwrap();
         assert!((cost - (600.0 * 2.5 + 400.0 * 1.25 + 200.0 * 10.0) / 1e6).abs() < 1e-15);
         assert_eq!(price.cost_usd(None, None, None), None);
-        assert_eq!(price.cost_usd(Some(0), Some(0), None), Some(0.0));
+        assert_eq!(price.cost_usd(Some(0.0), Some(0.0), None), Some(0.0));
         // no cached price: cached tokens cost the input price
         let plain = Price { cached_input: None, ..price };
-        assert_eq!(plain.cost_usd(Some(1000), None, Some(400)), plain.cost_usd(Some(1000), None, None));
+        assert_eq!(plain.cost_usd(Some(1000.0), None, Some(400.0)), plain.cost_usd(Some(1000.0), None, None));
     }
 
     #[test]

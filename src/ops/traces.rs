@@ -2,7 +2,7 @@
 //! filters and cursor, one trace with a page of its spans, and a trace's OTLP log records.
 //! Ingest (`POST /v1/traces`) is `http::otlp_traces`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -282,21 +282,21 @@ impl TraceSummary {
     }
 }
 
-/// Each trace's cost, by trace id (every id given has one).
+/// Each trace's cost, in the order of `trace_ids`.
 async fn trace_costs(
     state: &AppState,
     prices: &PriceTable,
     project_id: i64,
     trace_ids: &[&str],
-) -> ApiResult<BTreeMap<String, CostView>> {
-    let mut totals: BTreeMap<String, CostTotal> =
-        trace_ids.iter().map(|id| (id.to_string(), CostTotal::default())).collect();
+) -> ApiResult<Vec<CostView>> {
+    let mut totals: Vec<CostTotal> = trace_ids.iter().map(|_| CostTotal::default()).collect();
+    let position: HashMap<&str, usize> = trace_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     for u in state.store.usage_by_trace_and_model(project_id, trace_ids).await? {
-        if let Some(total) = totals.get_mut(&u.group) {
-            total.add(prices, u.model.as_deref(), u.input_tokens, u.output_tokens, u.calls);
+        if let Some(&i) = position.get(u.group.as_str()) {
+            totals[i].add(prices, u.model.as_deref(), u.input_tokens, u.output_tokens, u.calls);
         }
     }
-    Ok(totals.into_iter().map(|(id, total)| (id, total.view())).collect())
+    Ok(totals.into_iter().map(CostTotal::view).collect())
 }
 
 /// One call's cost.
@@ -327,11 +327,8 @@ pub async fn list(state: &AppState, owner: &KeyOwner, params: TraceListParams) -
         (traces.len() as i64 == limit).then(|| traces.last().map(|t| format!("{}.{}", t.start_ms, t.trace_id)));
     let ids: Vec<&str> = traces.iter().map(|t| t.trace_id.as_str()).collect();
     let prices = super::prices::prices_for(state, owner.project_id).await?;
-    let mut costs = trace_costs(state, &prices, owner.project_id, &ids).await?;
-    let traces = traces
-        .iter()
-        .map(|t| TraceSummary::new(t, costs.remove(&t.trace_id).unwrap_or_else(|| CostTotal::default().view())))
-        .collect();
+    let costs = trace_costs(state, &prices, owner.project_id, &ids).await?;
+    let traces = traces.iter().zip(costs).map(|(t, cost)| TraceSummary::new(t, cost)).collect();
     Ok(TracePage { traces, next_before: next_before.flatten() })
 }
 
@@ -419,9 +416,9 @@ pub async fn detail(
         (spans.len() as i64 == limit).then(|| spans.last().map(|s| format!("{}.{}", s.span.start_ms, s.id))).flatten();
     let log_record_count = state.store.trace_log_record_count(owner.project_id, &trace_id).await?;
     let prices = super::prices::prices_for(state, owner.project_id).await?;
-    let cost = trace_costs(state, &prices, owner.project_id, &[trace_id.as_str()]).await?.remove(&trace_id);
+    let cost = trace_costs(state, &prices, owner.project_id, &[trace_id.as_str()]).await?.remove(0);
     Ok(TraceDetail {
-        cost: cost.unwrap_or_else(|| CostTotal::default().view()),
+        cost,
         log_record_count,
         trace_id,
         start_ms: summary.start_ms,

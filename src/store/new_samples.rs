@@ -12,6 +12,7 @@ use super::prompts::{get_or_create_prompts, PromptHandle};
 use super::{
     now_ms, sqlite_inserted_rows, values_placeholders, Backend, Params, Store, StoreResult, SQLITE_INSERT_ANSWER,
 };
+use crate::domain::SampleState;
 use crate::ingest::NewSample;
 
 /// Columns of one sample row and rows per INSERT statement: 10 x 250 = 2,500 parameters, far
@@ -88,8 +89,8 @@ impl SampleInserter {
                     .bind(log.model.as_deref())
                     .bind(log.response_text.chars().count() as i64)
                     .bind(self.received_at)
-                    .bind(if queued { "pending" } else { "skipped" })
-                    .bind(if queued { None } else { Some(self.received_at) });
+                    .bind(if queued { SampleState::Pending } else { SampleState::Skipped }.as_str())
+                    .bind((!queued).then_some(self.received_at));
             }
             // counted when decided: a batch that then fails is decided again when it is retried
             crate::observe::samples_skipped(skipped);

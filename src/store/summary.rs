@@ -5,6 +5,7 @@
 
 use sqlx::Row;
 
+use super::usage::{usage_from_row, HAS_USAGE, USAGE_SUMS};
 use super::{ModelUsageRow, Store, StoreResult};
 
 #[derive(Debug, Clone, Default)]
@@ -105,26 +106,14 @@ impl Store {
         version: Option<i64>,
     ) -> StoreResult<Vec<ModelUsageRow>> {
         let sql = format!(
-            "SELECT a.assigned_model, s.model, SUM(CAST(s.input_tokens AS DOUBLE PRECISION)) AS input_tokens, \
-                    SUM(CAST(s.output_tokens AS DOUBLE PRECISION)) AS output_tokens, COUNT(*) AS calls \
+            "SELECT a.assigned_model AS usage_group, s.model, {USAGE_SUMS} \
              FROM spans s JOIN (SELECT DISTINCT session_id, assigned_model FROM model_sessions WHERE {IN_SCOPE}) a \
                   ON a.session_id = s.session_id \
-             WHERE s.project_id = $1 AND s.config_key = $2 \
-               AND (s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL) \
+             WHERE s.project_id = $1 AND s.config_key = $2 AND {HAS_USAGE} \
              GROUP BY a.assigned_model, s.model"
         );
         let rows = sqlx::query(&sql).bind(project_id).bind(config_key).bind(version).fetch_all(&self.read).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ModelUsageRow {
-                    group: r.try_get("assigned_model")?,
-                    model: r.try_get("model")?,
-                    input_tokens: r.try_get("input_tokens")?,
-                    output_tokens: r.try_get("output_tokens")?,
-                    calls: r.try_get("calls")?,
-                })
-            })
-            .collect()
+        rows.iter().map(usage_from_row).collect()
     }
 
     /// (session, model) pairs of one config's assignments, for joining custom metrics.

@@ -1,6 +1,7 @@
 //! Token usage summed by model, what costs are computed from (`crate::cost`). Costs are priced
 //! when read, so a price change applies to past spans as well (docs/cost.md).
 
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{Params, Store, StoreResult};
@@ -16,6 +17,24 @@ pub struct ModelUsageRow {
     pub output_tokens: Option<f64>,
     /// Spans with any token count.
     pub calls: i64,
+}
+
+/// The token sums and call count of spans `s` with usage, summed as DOUBLE PRECISION: cannot
+/// overflow on either backend, and prices are applied in floating point anyway. A query
+/// selects `{group} AS usage_group, s.model, {USAGE_SUMS}` and filters on [`HAS_USAGE`].
+pub(super) const USAGE_SUMS: &str = "SUM(CAST(s.input_tokens AS DOUBLE PRECISION)) AS input_tokens, \
+     SUM(CAST(s.output_tokens AS DOUBLE PRECISION)) AS output_tokens, COUNT(*) AS calls";
+pub(super) const HAS_USAGE: &str = "(s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL)";
+
+/// One row of a query built from [`USAGE_SUMS`].
+pub(super) fn usage_from_row(r: &AnyRow) -> StoreResult<ModelUsageRow> {
+    Ok(ModelUsageRow {
+        group: r.try_get("usage_group")?,
+        model: r.try_get("model")?,
+        input_tokens: r.try_get("input_tokens")?,
+        output_tokens: r.try_get("output_tokens")?,
+        calls: r.try_get("calls")?,
+    })
 }
 
 /// Traces per statement: a page of traces is at most this long.
@@ -34,27 +53,17 @@ impl Store {
             let mut params = Params::new(self.backend);
             let project = params.next();
             let list = params.list(chunk.len());
-            // summed as DOUBLE PRECISION: cannot overflow on either backend, and prices are
-            // applied in floating point anyway
             let sql = format!(
-                "SELECT trace_id, model, SUM(CAST(input_tokens AS DOUBLE PRECISION)) AS input_tokens, \
-                        SUM(CAST(output_tokens AS DOUBLE PRECISION)) AS output_tokens, COUNT(*) AS calls \
-                 FROM spans WHERE project_id = {project} AND trace_id IN ({list}) \
-                   AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL) \
-                 GROUP BY trace_id, model"
+                "SELECT s.trace_id AS usage_group, s.model, {USAGE_SUMS} \
+                 FROM spans s WHERE s.project_id = {project} AND s.trace_id IN ({list}) AND {HAS_USAGE} \
+                 GROUP BY s.trace_id, s.model"
             );
             let mut query = sqlx::query(&sql).bind(project_id);
             for id in chunk {
                 query = query.bind(*id);
             }
             for r in query.fetch_all(&self.read).await? {
-                out.push(ModelUsageRow {
-                    group: r.try_get("trace_id")?,
-                    model: r.try_get("model")?,
-                    input_tokens: r.try_get("input_tokens")?,
-                    output_tokens: r.try_get("output_tokens")?,
-                    calls: r.try_get("calls")?,
-                });
+                out.push(usage_from_row(&r)?);
             }
         }
         Ok(out)

@@ -230,11 +230,12 @@ impl Sampler {
         let ingest = store.ingest_keep();
         for (backlog, target) in backlogs.iter().zip(targets) {
             let (queued, undecided) = (backlog.queued.max(0) as usize, backlog.undecided.max(0) as usize);
-            if (undecided == 0 && queued == 0) || (undecided > 0 && queued + undecided <= target) {
+            if undecided == 0 {
+                continue;
+            }
+            if queued + undecided <= target {
                 // room for every new arrival: queue them all again
                 ingest.set(backlog.prompt_id, 1.0);
-            }
-            if undecided == 0 || queued + undecided <= target {
                 continue;
             }
             // the prompt's share of the worker's pace, in samples a second
@@ -259,8 +260,8 @@ impl Sampler {
         let waiting: std::collections::HashSet<i64> = backlogs.iter().map(|b| b.prompt_id).collect();
         for prompt_id in ingest.lowered().into_iter().filter(|id| !waiting.contains(id)) {
             ingest.set(prompt_id, 1.0);
-            self.last_thinned.remove(&prompt_id);
         }
+        self.last_thinned.retain(|id, _| waiting.contains(id));
         self.restore_full_rates(store, now).await
     }
 
